@@ -1,0 +1,207 @@
+"""SIP header names and an ordered, case-insensitive multi-valued header list.
+
+Pure: no I/O.  Header names are canonicalised on the way in (compact forms such as
+``v`` and ``i`` become ``Via`` and ``Call-ID``), values are kept exactly as received so
+a message can be forwarded or round-tripped without damage.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+#: RFC 3261 section 7.3.3 and later RFCs' compact forms.
+COMPACT_FORMS = {
+    "a": "Accept-Contact",
+    "b": "Referred-By",
+    "c": "Content-Type",
+    "d": "Request-Disposition",
+    "e": "Content-Encoding",
+    "f": "From",
+    "i": "Call-ID",
+    "j": "Reject-Contact",
+    "k": "Supported",
+    "l": "Content-Length",
+    "m": "Contact",
+    "n": "Identity-Info",
+    "o": "Event",
+    "r": "Refer-To",
+    "s": "Subject",
+    "t": "To",
+    "u": "Allow-Events",
+    "v": "Via",
+    "x": "Session-Expires",
+    "y": "Identity",
+}
+
+_SPECIAL_CASE = [
+    "Call-ID", "CSeq", "WWW-Authenticate", "MIME-Version", "RSeq", "RAck",
+    "P-Asserted-Identity", "P-Preferred-Identity", "P-Called-Party-ID", "SIP-ETag",
+    "SIP-If-Match", "Alert-Info", "Call-Info", "Error-Info",
+]
+_CANONICAL = {name.lower(): name for name in _SPECIAL_CASE}
+
+#: Headers whose value is a comma-separated list (RFC 3261 7.3.1).  Authorization-style
+#: headers are *not* list headers: commas separate their parameters.
+LIST_HEADERS = frozenset(
+    name.lower()
+    for name in (
+        "Via", "Contact", "Route", "Record-Route", "Allow", "Supported", "Require",
+        "Proxy-Require", "Unsupported", "Accept", "Accept-Encoding", "Accept-Language",
+        "Content-Encoding", "Content-Language", "In-Reply-To", "Allow-Events",
+        "P-Asserted-Identity", "Diversion", "Path", "Service-Route", "Reason",
+        "Warning", "Call-Info", "Alert-Info", "Error-Info",
+    )
+)
+
+#: Headers that must appear at most once in a request (RFC 3261 7.3.1 / 20).
+SINGLE_HEADERS = frozenset(
+    name.lower()
+    for name in ("Call-ID", "CSeq", "From", "To", "Max-Forwards", "Content-Length",
+                 "Content-Type", "Expires")
+)
+
+
+def canonical_name(name: str) -> str:
+    """``'v'`` -> ``'Via'``, ``'call-id'`` -> ``'Call-ID'``, ``'x-foo'`` -> ``'X-Foo'``."""
+    lower = name.lower()
+    if len(lower) == 1 and lower in COMPACT_FORMS:
+        return COMPACT_FORMS[lower]
+    special = _CANONICAL.get(lower)
+    if special is not None:
+        return special
+    return "-".join(part[:1].upper() + part[1:] for part in lower.split("-"))
+
+
+def split_list(value: str) -> list[str]:
+    """Split a comma-separated header value, respecting quotes and ``<...>``."""
+    items: list[str] = []
+    current: list[str] = []
+    in_quotes = False
+    in_angle = False
+    escaped = False
+    for ch in value:
+        if escaped:
+            current.append(ch)
+            escaped = False
+            continue
+        if in_quotes:
+            if ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_quotes = False
+            current.append(ch)
+            continue
+        if ch == '"':
+            in_quotes = True
+        elif ch == "<":
+            in_angle = True
+        elif ch == ">":
+            in_angle = False
+        elif ch == "," and not in_angle:
+            items.append("".join(current).strip())
+            current = []
+            continue
+        current.append(ch)
+    items.append("".join(current).strip())
+    return [item for item in items if item]
+
+
+class Headers:
+    """Ordered list of ``(canonical name, raw value)`` pairs with case-insensitive lookup."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self._items: list[tuple[str, str]] = [(canonical_name(n), v) for n, v in items]
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, name: str) -> bool:
+        key = canonical_name(name)
+        return any(n == key for n, _ in self._items)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Headers) and self._items == other._items
+
+    def __repr__(self) -> str:
+        return f"Headers({self._items!r})"
+
+    def copy(self) -> "Headers":
+        new = Headers()
+        new._items = list(self._items)
+        return new
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first value of ``name`` (the first list element for list headers)."""
+        key = canonical_name(name)
+        for n, v in self._items:
+            if n == key:
+                if key.lower() in LIST_HEADERS:
+                    parts = split_list(v)
+                    return parts[0] if parts else v
+                return v
+        return default
+
+    def get_raw(self, name: str) -> list[str]:
+        """Every header line's raw value for ``name``, in order."""
+        key = canonical_name(name)
+        return [v for n, v in self._items if n == key]
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of ``name``; list headers are split at their commas."""
+        key = canonical_name(name)
+        values: list[str] = []
+        for n, v in self._items:
+            if n == key:
+                if key.lower() in LIST_HEADERS:
+                    values.extend(split_list(v))
+                else:
+                    values.append(v)
+        return values
+
+    def add(self, name: str, value: str) -> None:
+        self._items.append((canonical_name(name), str(value)))
+
+    def prepend(self, name: str, value: str) -> None:
+        """Insert before the first header of that name (a new top Via), else at the top."""
+        key = canonical_name(name)
+        for index, (n, _) in enumerate(self._items):
+            if n == key:
+                self._items.insert(index, (key, str(value)))
+                return
+        self._items.insert(0, (key, str(value)))
+
+    def set(self, name: str, value: str) -> None:
+        """Replace every ``name`` header by one with ``value`` (kept at the first position)."""
+        key = canonical_name(name)
+        for index, (n, _) in enumerate(self._items):
+            if n == key:
+                self._items[index] = (key, str(value))
+                self._items = [
+                    item for i, item in enumerate(self._items) if i <= index or item[0] != key
+                ]
+                return
+        self._items.append((key, str(value)))
+
+    def remove(self, name: str) -> None:
+        key = canonical_name(name)
+        self._items = [item for item in self._items if item[0] != key]
+
+    def pop_first(self, name: str) -> str | None:
+        """Remove and return the first list element of ``name`` (a proxy pops its Via)."""
+        key = canonical_name(name)
+        for index, (n, v) in enumerate(self._items):
+            if n == key:
+                parts = split_list(v) if key.lower() in LIST_HEADERS else [v]
+                if len(parts) > 1:
+                    self._items[index] = (key, ", ".join(parts[1:]))
+                else:
+                    del self._items[index]
+                return parts[0] if parts else v
+        return None
+
+    def count(self, name: str) -> int:
+        return len(self.get_all(name))
