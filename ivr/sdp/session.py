@@ -77,7 +77,9 @@ STATIC_PAYLOAD_TYPES: dict[int, RtpMap] = {
     8: RtpMap("PCMA", 8000), 9: RtpMap("G722", 8000), 10: RtpMap("L16", 44100, 2),
     11: RtpMap("L16", 44100), 12: RtpMap("QCELP", 8000), 13: RtpMap("CN", 8000),
     14: RtpMap("MPA", 90000), 15: RtpMap("G728", 8000), 16: RtpMap("DVI4", 11025),
-    17: RtpMap("DVI4", 22050), 18: RtpMap("G729", 8000),
+    17: RtpMap("DVI4", 22050), 18: RtpMap("G729", 8000), 25: RtpMap("CelB", 90000),
+    26: RtpMap("JPEG", 90000), 28: RtpMap("nv", 90000), 31: RtpMap("H261", 90000),
+    32: RtpMap("MPV", 90000), 33: RtpMap("MP2T", 90000), 34: RtpMap("H263", 90000),
 }
 
 Attribute = tuple[str, "str | None"]
@@ -116,6 +118,10 @@ class Timing:
     start: int = 0
     stop: int = 0
     repeats: tuple[str, ...] = ()
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 def _find(attributes: tuple[Attribute, ...], name: str) -> list[str | None]:
@@ -158,7 +164,7 @@ class MediaDescription:
 
     @property
     def payload_types(self) -> tuple[int, ...]:
-        return tuple(int(f) for f in self.formats if f.isdigit() and int(f) < 128)
+        return tuple(int(f) for f in self.formats if _digits(f) and int(f) < 128)
 
     @property
     def rtpmap(self) -> dict[int, RtpMap]:
@@ -167,9 +173,9 @@ class MediaDescription:
         for value in _find(self.attributes, "rtpmap"):
             pt, _, rest = (value or "").partition(" ")
             parts = rest.strip().split("/")
-            if not pt.isdigit() or len(parts) < 2 or not parts[1].isdigit():
+            if not _digits(pt) or len(parts) < 2 or not _digits(parts[1]):
                 continue
-            channels = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else 1
+            channels = int(parts[2]) if len(parts) > 2 and _digits(parts[2]) else 1
             out.setdefault(int(pt), RtpMap(parts[0], int(parts[1]), channels))
         return out
 
@@ -189,7 +195,7 @@ class MediaDescription:
         out: dict[int, str] = {}
         for value in _find(self.attributes, "fmtp"):
             pt, _, params = (value or "").partition(" ")
-            if pt.isdigit():
+            if _digits(pt):
                 out.setdefault(int(pt), params.strip())
         return out
 
@@ -267,7 +273,7 @@ def _split(value: str, n: int, what: str, line: str) -> list[str]:
 
 
 def _int(text: str, what: str, line: str, limit: int | None = None) -> int:
-    if not text.isdigit() or not text.isascii():
+    if not _digits(text):
         raise SdpError(f"non-numeric {what} in {line!r}")
     value = int(text)
     if limit is not None and value > limit:
@@ -317,7 +323,9 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
     text = _decode(data)
     if "\x00" in text:
         raise SdpError("NUL byte in SDP")
-    lines = [ln.rstrip("\r") for ln in text.split("\n")]
+    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in text.split("\n")]
+    if any("\r" in ln for ln in lines):
+        raise SdpError("bare CR inside an SDP line")
     lines = [ln for ln in lines if ln.strip()]
     if not lines or not lines[0].startswith("v="):
         raise SdpError("SDP must start with a v= line")
