@@ -1,0 +1,99 @@
+"""Audio sources for RTP playback: 160-sample (20 ms at 8 kHz) int16 frames, pulled one per tick.
+
+Pure.  A source is any object with ``read_frame() -> numpy.ndarray | None``; ``None`` means it
+is finished (and stays finished).  Frames are 1-D int16 arrays of ``FRAME_SAMPLES`` samples.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Protocol
+
+import numpy as np
+
+__all__ = ["FRAME_SAMPLES", "SAMPLE_RATE", "Source", "PcmSource", "SilenceSource", "SequenceSource"]
+
+SAMPLE_RATE = 8000
+FRAME_SAMPLES = 160
+
+
+class Source(Protocol):
+    def read_frame(self) -> np.ndarray | None: ...
+
+
+class PcmSource:
+    """Plays an int16 array ``loop`` times (``loop=0``: forever).
+
+    Loops are joined seamlessly (frames straddle the loop point); only the very last frame is
+    zero-padded to a full 160 samples.
+    """
+
+    def __init__(self, samples: np.ndarray, loop: int = 1) -> None:
+        arr = np.asarray(samples)
+        if arr.ndim != 1:
+            raise ValueError("PcmSource needs mono (1-D) samples")
+        if arr.dtype != np.int16:
+            if not np.issubdtype(arr.dtype, np.integer):
+                raise TypeError(f"PcmSource needs int16 samples, got {arr.dtype}")
+            arr = np.clip(arr, -32768, 32767).astype(np.int16)
+        if loop < 0:
+            raise ValueError("loop must be >= 0 (0 = forever)")
+        self.samples = arr
+        self.loop = loop
+        self._pos = 0  # absolute sample position over all loops
+        self._total = None if loop == 0 else len(arr) * loop
+        if len(arr) == 0:
+            self._total = 0
+
+    @property
+    def frames_total(self) -> int | None:
+        """Number of frames this source will produce (None when looping forever)."""
+        return None if self._total is None else -(-self._total // FRAME_SAMPLES)
+
+    def read_frame(self) -> np.ndarray | None:
+        total = self._total
+        if total is not None and self._pos >= total:
+            return None
+        n = len(self.samples)
+        want = FRAME_SAMPLES if total is None else min(FRAME_SAMPLES, total - self._pos)
+        start = self._pos % n
+        if start + want <= n:
+            chunk = self.samples[start:start + want]
+        else:  # wraps the loop point
+            idx = (np.arange(self._pos, self._pos + want)) % n
+            chunk = self.samples[idx]
+        self._pos += want
+        if want < FRAME_SAMPLES:
+            frame = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+            frame[:want] = chunk
+            return frame
+        return chunk.copy()
+
+
+class SilenceSource:
+    """``seconds`` of digital silence, rounded up to whole frames."""
+
+    def __init__(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("seconds must be >= 0")
+        self.remaining = int(np.ceil(round(seconds * SAMPLE_RATE / FRAME_SAMPLES, 6)))
+
+    def read_frame(self) -> np.ndarray | None:
+        if self.remaining <= 0:
+            return None
+        self.remaining -= 1
+        return np.zeros(FRAME_SAMPLES, dtype=np.int16)
+
+
+class SequenceSource:
+    """Plays sources one after another (no gap between them)."""
+
+    def __init__(self, sources: Iterable[Source]) -> None:
+        self._sources = list(sources)
+        self._index = 0
+
+    def read_frame(self) -> np.ndarray | None:
+        while self._index < len(self._sources):
+            frame = self._sources[self._index].read_frame()
+            if frame is not None:
+                return frame
+            self._index += 1
+        return None

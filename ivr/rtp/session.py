@@ -1,0 +1,487 @@
+"""RtpSession: one RTP/RTCP port pair and one G.711 stream each way, driven by the MediaClock.
+
+Outgoing: on every media-clock tick the session sends exactly one packet while sending is
+allowed: a DTMF event packet, else the next frame of the current ``play()`` source, else
+comfort silence (carriers expect a continuous stream, and sequence numbers never gap).  Late
+ticks advance the timestamp by ``160 * count`` (see ``clock.py``).
+
+Direction (RFC 3264): ``set_direction`` takes OUR direction from the negotiated SDP.  When it
+excludes sending (the peer put us on hold with ``sendonly``/``inactive``), or after ``hold()``,
+no packets are sent, playback and DTMF pause, and the timestamp keeps running; the first packet
+after resuming carries the marker bit.  When it excludes receiving, the media timeout is off.
+
+Incoming: symmetric RTP — the remote address latches onto the source of received packets
+(carrying a negotiated payload type) and re-latches whenever it changes (NAT rebinding).
+Packets are decoded to int16 and handed to audio listeners in arrival order (no jitter buffer;
+duplicates are dropped).  RFC 4733 events go to a DtmfReceiver, digits to ``on_dtmf`` callbacks.
+
+RTCP: a compound SR (or RR when we have not sent) + SDES CNAME about every ``rtcp_interval``
+seconds (randomised 0.5..1.5x, RFC 3550 6.2), checked on the media tick; BYE on ``close()``.
+RTCP arriving on the RTP port (rtcp-mux) is handled too.
+"""
+from __future__ import annotations
+
+import ipaddress
+import random
+import struct
+from collections import deque
+
+import numpy as np
+from twisted.internet import defer
+from twisted.internet.protocol import DatagramProtocol
+from twisted.python import log
+
+from ..media import g711
+from ..media.player import FRAME_SAMPLES
+from .dtmf import DtmfReceiver, DtmfSender, event_code
+from .packet import (Bye, ReceiverReport, RtpError, RtpPacket, SenderReport, SourceDescription,
+                     build_compound, is_rtcp, ntp_from_unix, ntp_middle32, parse_rtcp)
+from .ports import EphemeralPorts
+from .stats import ReceiveStats
+
+__all__ = ["RtpSession", "PlaybackStopped", "DtmfNotNegotiated", "SessionClosed", "DIRECTIONS"]
+
+DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+_HEADER = struct.Struct("!BBHII")
+_MASK32 = 0xFFFFFFFF
+_STATIC_DECODERS = {0: g711.ulaw_decode, 8: g711.alaw_decode}
+_CN_PT = 13
+
+
+class PlaybackStopped(Exception):
+    """play()'s Deferred: playback was stopped (stop_playback, a new play(), or close())."""
+
+
+class DtmfNotNegotiated(Exception):
+    """send_dtmf() without a telephone-event payload type in set_remote() (our misuse)."""
+
+
+class SessionClosed(Exception):
+    """The session was closed before the operation finished."""
+
+
+class _Port(DatagramProtocol):
+    def __init__(self, session: "RtpSession", rtcp: bool) -> None:
+        self.session = session
+        self.rtcp = rtcp
+
+    def datagramReceived(self, data, addr):  # noqa: N802 (Twisted callback name)
+        try:
+            if self.rtcp:
+                self.session._rtcp_received(data, addr)
+            else:
+                self.session._rtp_received(data, addr)
+        except Exception:  # bad input is never fatal to the reactor
+            log.err(None, "RtpSession: error handling datagram")
+
+
+class RtpSession:
+    def __init__(self, reactor, media_clock, host: str = "127.0.0.1", ports=None,
+                 media_timeout: float = 30.0, rtcp_interval: float = 5.0, cname: str | None = None,
+                 rng: random.Random | None = None, dtmf_end_timeout: float = 0.5,
+                 dtmf_gap_ms: int = 60) -> None:
+        self.reactor = reactor
+        self.clock = media_clock
+        self.host = host
+        self.media_timeout = media_timeout
+        self.rtcp_interval = rtcp_interval
+        self._rng = rng or random.SystemRandom()
+        self._ports = ports or EphemeralPorts(reactor)
+        self._pair = self._ports.allocate(lambda: _Port(self, False), lambda: _Port(self, True),
+                                          interface=host, reactor=reactor)
+        self.local_port = self._pair.number
+        self.ssrc = self._rng.getrandbits(32)
+        self.cname = cname or f"ivr-{self.ssrc:08x}@{host}"
+        self._seq = self._rng.getrandbits(16)
+        self._ts = self._rng.getrandbits(32)
+        self._ticked = False
+        self._remote: tuple[str, int] | None = None
+        self._rtcp_remote: tuple[str, int] | None = None
+        self._rtcp_latched = False
+        self._pt = 0
+        self._te_pt: int | None = None
+        self._encode = g711.ulaw_encode
+        self._silence = bytes([g711.ULAW_SILENCE]) * FRAME_SAMPLES
+        self._decoders: dict[int, object] = {}
+        self.direction = "sendrecv"
+        self._held = False
+        self._marker_next = True
+        self._closed = False
+        # playback / DTMF out
+        self._source = None
+        self._play_d: defer.Deferred | None = None
+        self._played = 0
+        self._dtmf_queue: deque = deque()
+        self._dtmf_packets: list | None = None
+        self._dtmf_index = 0
+        self._dtmf_event_ts = 0
+        self._dtmf_done: defer.Deferred | None = None
+        self._dtmf_gap_ticks = max(0, dtmf_gap_ms // 20)
+        self._dtmf_gap = 0
+        # receive side
+        self._rx = ReceiveStats()
+        self._dtmf_rx = DtmfReceiver(end_timeout=dtmf_end_timeout)
+        self._audio_listeners: list = []
+        self._dtmf_callbacks: list = []
+        self._timeout_callbacks: list = []
+        self._rx_reference = reactor.seconds()
+        self._timed_out = False
+        self._next_rtcp: float | None = None
+        self.peer_bye = False
+        self._remote_view: dict = {}
+        self._counters = dict(packets_sent=0, octets_sent=0, dtmf_sent=0, dtmf_received=0,
+                              bad_packets=0, unexpected_payload_type=0, send_errors=0,
+                              rtcp_sent=0, rtcp_received=0, bad_rtcp=0, relatches=0,
+                              media_timeouts=0)
+        self._sent_since_report = False
+
+    # ------------------------------------------------------------------ configuration
+    def set_remote(self, ip: str, port: int, payload_type: int = 0, codec: str = "PCMU",
+                   telephone_event_pt: int | None = None, rtcp_port: int | None = None) -> None:
+        """Where to send (from the peer's SDP); starts the outgoing stream on the media clock."""
+        ipaddress.ip_address(ip)  # ValueError for hostnames: resolve before calling
+        if not 0 < port < 65536 or not 0 <= payload_type < 128:
+            raise ValueError("bad port or payload type")
+        self._remote = (ip, port)
+        if not self._rtcp_latched:
+            self._rtcp_remote = (ip, rtcp_port or port + 1)
+        self._pt = payload_type
+        self._encode = g711.encoder_for(codec)
+        self._silence = bytes([g711.silence_byte(codec)]) * FRAME_SAMPLES
+        self._te_pt = telephone_event_pt
+        self._decoders = dict(_STATIC_DECODERS)
+        self._decoders[payload_type] = g711.decoder_for(codec)
+        if self._closed:
+            return
+        if self._next_rtcp is None:
+            self._rx_reference = self.reactor.seconds()
+            self._schedule_rtcp(self.reactor.seconds())
+        self.clock.register(self)
+
+    @property
+    def remote_address(self) -> tuple[str, int] | None:
+        return self._remote
+
+    def set_direction(self, direction: str) -> None:
+        """Our RFC 3264 direction after offer/answer: sendrecv, sendonly, recvonly or inactive."""
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}")
+        if direction in ("sendrecv", "recvonly") and self.direction not in ("sendrecv", "recvonly"):
+            self._rx_reference = self.reactor.seconds()  # media timeout restarts
+        self.direction = direction
+
+    def hold(self) -> None:
+        """Stop sending (as if the peer offered sendonly/inactive); the clock keeps running."""
+        self._held = True
+
+    def unhold(self) -> None:
+        self._held = False
+
+    @property
+    def sending(self) -> bool:
+        return (not self._held and self.direction in ("sendrecv", "sendonly")
+                and self._remote is not None and not self._closed)
+
+    def _receiving(self) -> bool:
+        return self.direction in ("sendrecv", "recvonly")
+
+    # ------------------------------------------------------------------ listeners
+    def add_audio_listener(self, cb) -> None:
+        """cb(frame: int16 ndarray) for every decoded incoming audio packet."""
+        self._audio_listeners.append(cb)
+
+    def remove_audio_listener(self, cb) -> None:
+        if cb in self._audio_listeners:
+            self._audio_listeners.remove(cb)
+
+    def on_dtmf(self, cb) -> None:
+        """cb(digit, source='rfc4733') once per received RFC 4733 event."""
+        self._dtmf_callbacks.append(cb)
+
+    def on_timeout(self, cb) -> None:
+        """cb() when no RTP arrived for ``media_timeout`` seconds (once per silent spell)."""
+        self._timeout_callbacks.append(cb)
+
+    # ------------------------------------------------------------------ playback / DTMF
+    def play(self, source) -> defer.Deferred:
+        """Play a source (``read_frame() -> ndarray | None``); fires with the frame count when
+        exhausted, errbacks PlaybackStopped when stopped; cancelling the Deferred stops it."""
+        if self._closed:
+            return defer.fail(SessionClosed("session closed"))
+        self.stop_playback("replaced by a new play()")
+        d = defer.Deferred(canceller=self._cancel_play)
+        self._source, self._play_d, self._played = source, d, 0
+        return d
+
+    def _cancel_play(self, d) -> None:
+        if self._play_d is d:
+            self._source = self._play_d = None
+
+    def stop_playback(self, reason: str = "stopped") -> bool:
+        d = self._play_d
+        self._source = self._play_d = None
+        if d is None:
+            return False
+        d.errback(PlaybackStopped(reason))
+        return True
+
+    @property
+    def playing(self) -> bool:
+        return self._play_d is not None
+
+    def send_dtmf(self, digits: str, duration_ms: int = 100) -> defer.Deferred:
+        """Queue RFC 4733 events; fires when the last end packet of these digits was sent."""
+        if self._te_pt is None:
+            return defer.fail(DtmfNotNegotiated("telephone-event was not negotiated"))
+        if self._closed:
+            return defer.fail(SessionClosed("session closed"))
+        codes = [event_code(ch) for ch in digits]  # ValueError on a bad digit, before queuing
+        d = defer.Deferred()
+        if not codes:
+            d.callback(0)
+            return d
+        for i, code in enumerate(codes):
+            self._dtmf_queue.append((code, duration_ms, d if i == len(codes) - 1 else None))
+        return d
+
+    # ------------------------------------------------------------------ the tick
+    def tick(self, count: int) -> None:
+        if self._closed:
+            return
+        if self._ticked:
+            self._ts = (self._ts + FRAME_SAMPLES * count) & _MASK32
+        self._ticked = True
+        now = self.reactor.seconds()
+        self._housekeeping(now)
+        if not self.sending:
+            self._marker_next = True
+            return
+        dtmf = self._next_dtmf_packet()
+        if dtmf is not None:
+            payload, marker, ts = dtmf
+            self._send_rtp(self._te_pt, marker or self._marker_next, ts, payload)
+            self._after_dtmf_packet()
+        else:
+            frame = self._next_audio_frame()
+            payload = self._silence if frame is None else self._encode(_fit(frame)).tobytes()
+            self._send_rtp(self._pt, self._marker_next, self._ts, payload)
+        self._marker_next = False
+
+    def _next_audio_frame(self):
+        for _ in range(4):  # a finished source's callback may start the next one (gapless)
+            src = self._source
+            if src is None:
+                return None
+            try:
+                frame = src.read_frame()
+            except Exception as e:
+                d, self._source, self._play_d = self._play_d, None, None
+                d.errback(e)
+                return None
+            if frame is not None:
+                self._played += 1
+                return frame
+            d, self._source, self._play_d = self._play_d, None, None
+            d.callback(self._played)
+        return None
+
+    def _next_dtmf_packet(self):
+        if self._te_pt is None:  # renegotiated away mid-queue: digits wait, nothing is sent
+            return None
+        if self._dtmf_packets is None:
+            if self._dtmf_gap > 0:
+                self._dtmf_gap -= 1
+                return None
+            if not self._dtmf_queue:
+                return None
+            code, duration_ms, d = self._dtmf_queue.popleft()
+            self._dtmf_packets = list(DtmfSender(code, duration_ms=duration_ms))
+            self._dtmf_index = 0
+            self._dtmf_event_ts = self._ts
+            self._dtmf_done = d
+        pkt = self._dtmf_packets[self._dtmf_index]
+        return pkt.payload, pkt.marker, (self._dtmf_event_ts + pkt.timestamp_offset) & _MASK32
+
+    def _after_dtmf_packet(self) -> None:
+        self._dtmf_index += 1
+        if self._dtmf_index < len(self._dtmf_packets):
+            return
+        self._dtmf_packets = None
+        self._dtmf_gap = self._dtmf_gap_ticks
+        self._counters["dtmf_sent"] += 1
+        d, self._dtmf_done = self._dtmf_done, None
+        if d is not None:
+            d.callback(None)
+
+    def _send_rtp(self, pt: int, marker: bool, ts: int, payload: bytes) -> None:
+        data = _HEADER.pack(0x80, (0x80 if marker else 0) | pt, self._seq, ts, self.ssrc) + payload
+        self._seq = (self._seq + 1) & 0xFFFF
+        self._counters["packets_sent"] += 1
+        self._counters["octets_sent"] += len(payload)
+        self._sent_since_report = True
+        self._write(self._pair.rtp, data, self._remote)
+
+    def _write(self, port, data: bytes, addr) -> None:
+        try:
+            port.write(data, addr)
+        except Exception:  # unreachable network, message too long: count, never raise
+            self._counters["send_errors"] += 1
+
+    def _housekeeping(self, now: float) -> None:
+        for digit in self._dtmf_rx.poll(now):
+            self._deliver_dtmf(digit.digit)
+        if (self.media_timeout and self._receiving() and not self._timed_out
+                and now - self._rx_reference >= self.media_timeout):
+            self._timed_out = True
+            self._counters["media_timeouts"] += 1
+            for cb in list(self._timeout_callbacks):
+                _safe(cb)
+        if self._next_rtcp is not None and now >= self._next_rtcp:
+            self._send_rtcp(now)
+            self._schedule_rtcp(now)
+
+    # ------------------------------------------------------------------ receive
+    def _rtp_received(self, data: bytes, addr) -> None:
+        if self._closed:
+            return
+        if is_rtcp(data):  # rtcp-mux (RFC 5761)
+            self._rtcp_received(data, addr)
+            return
+        try:
+            pkt = RtpPacket.parse(data)
+        except RtpError:
+            self._counters["bad_packets"] += 1
+            return
+        pt = pkt.payload_type
+        if self._remote is None or (pt not in self._decoders and pt != self._te_pt and pt != _CN_PT):
+            self._counters["unexpected_payload_type"] += 1
+            return
+        addr = (addr[0], addr[1])
+        if addr != self._remote:
+            self._counters["relatches"] += 1
+            log.msg(f"RtpSession {self.local_port}: latching RTP to {addr[0]}:{addr[1]}")
+            self._remote = addr
+            if not self._rtcp_latched:
+                self._rtcp_remote = (addr[0], addr[1] + 1)
+        now = self.reactor.seconds()
+        verdict = self._rx.update(pkt.ssrc, pkt.sequence, pkt.timestamp, now, len(pkt.payload))
+        self._rx_reference = now
+        self._timed_out = False
+        if not verdict.accepted or verdict.duplicate:
+            return
+        if pt == self._te_pt:
+            for digit in self._dtmf_rx.feed(pkt.timestamp, pkt.sequence, pkt.payload, now):
+                self._deliver_dtmf(digit.digit)
+        elif pt in self._decoders and pkt.payload:
+            frame = self._decoders[pt](pkt.payload)
+            for cb in list(self._audio_listeners):
+                _safe(cb, frame)
+
+    def _deliver_dtmf(self, digit: str) -> None:
+        self._counters["dtmf_received"] += 1
+        for cb in list(self._dtmf_callbacks):
+            _safe(cb, digit, source="rfc4733")
+
+    # ------------------------------------------------------------------ RTCP
+    def _schedule_rtcp(self, now: float) -> None:
+        self._next_rtcp = now + self.rtcp_interval * self._rng.uniform(0.5, 1.5)
+
+    def _report(self, now: float) -> list:
+        block = self._rx.report_block(now)
+        blocks = (block,) if block is not None else ()
+        if self._sent_since_report:
+            report = SenderReport(self.ssrc, ntp_from_unix(now), self._ts,
+                                  self._counters["packets_sent"] & _MASK32,
+                                  self._counters["octets_sent"] & _MASK32, blocks)
+        else:
+            report = ReceiverReport(self.ssrc, blocks)
+        self._sent_since_report = False
+        return [report, SourceDescription.cname(self.ssrc, self.cname)]
+
+    def _send_rtcp(self, now: float, bye: bool = False) -> None:
+        if self._rtcp_remote is None:
+            return
+        packets = self._report(now)
+        if bye:
+            packets.append(Bye((self.ssrc,)))
+        self._counters["rtcp_sent"] += 1
+        self._write(self._pair.rtcp, build_compound(packets), self._rtcp_remote)
+
+    def _rtcp_received(self, data: bytes, addr) -> None:
+        if self._closed:
+            return
+        try:
+            packets = parse_rtcp(data)
+        except RtpError:
+            self._counters["bad_rtcp"] += 1
+            return
+        self._counters["rtcp_received"] += 1
+        self._rtcp_remote = (addr[0], addr[1])
+        self._rtcp_latched = True
+        now = self.reactor.seconds()
+        for p in packets:
+            if isinstance(p, SenderReport):
+                self._rx.on_sender_report(p.ntp_timestamp, now)
+            if isinstance(p, (SenderReport, ReceiverReport)):
+                for block in p.reports:
+                    if block.ssrc == self.ssrc:
+                        self._remote_view = _peer_view(block, now)
+            elif isinstance(p, Bye):
+                self.peer_bye = True
+
+    # ------------------------------------------------------------------ stats / close
+    def stats(self) -> dict:
+        rx = self._rx.as_dict()
+        out = dict(self._counters)
+        out.update(ssrc=self.ssrc, local_port=self.local_port, remote=self._remote,
+                   packets_received=rx["packets_received"], octets_received=rx["octets_received"],
+                   lost=rx["lost"], duplicates=rx["duplicates"], reordered=rx["reordered"],
+                   jitter_ms=rx["jitter_ms"], remote_ssrc=rx["ssrc"], peer=dict(self._remote_view),
+                   peer_bye=self.peer_bye, direction=self.direction, held=self._held)
+        return out
+
+    def close(self) -> defer.Deferred:
+        """Send RTCP BYE, stop the stream, fail pending operations, release the ports."""
+        if self._closed:
+            return defer.succeed(None)
+        if self._remote is not None:
+            self._send_rtcp(self.reactor.seconds(), bye=True)
+        self._closed = True
+        self.clock.unregister(self)
+        self.stop_playback("session closed")
+        pending = [d for _code, _ms, d in self._dtmf_queue if d is not None]
+        if self._dtmf_done is not None:
+            pending.append(self._dtmf_done)
+        self._dtmf_queue.clear()
+        self._dtmf_packets = self._dtmf_done = None
+        for d in pending:
+            d.errback(SessionClosed("session closed"))
+        return defer.maybeDeferred(self._ports.release, self._pair)
+
+
+def _fit(frame) -> np.ndarray:
+    arr = np.asarray(frame)
+    if arr.dtype != np.int16:
+        arr = np.clip(arr, -32768, 32767).astype(np.int16)
+    if arr.shape != (FRAME_SAMPLES,):
+        arr = arr.ravel()[:FRAME_SAMPLES]
+        if len(arr) < FRAME_SAMPLES:
+            arr = np.concatenate([arr, np.zeros(FRAME_SAMPLES - len(arr), dtype=np.int16)])
+    return arr
+
+
+def _peer_view(block, now: float) -> dict:
+    view = {"fraction_lost": block.fraction_lost / 256.0, "cumulative_lost": block.cumulative_lost,
+            "jitter_ms": block.jitter / 8.0, "highest_seq": block.highest_seq}
+    if block.lsr:
+        rtt = (ntp_middle32(ntp_from_unix(now)) - block.lsr - block.dlsr) & _MASK32
+        if rtt < 0x80000000:
+            view["rtt_ms"] = rtt * 1000.0 / 65536
+    return view
+
+
+def _safe(cb, *args, **kwargs) -> None:
+    try:
+        cb(*args, **kwargs)
+    except Exception:
+        log.err(None, f"RtpSession: callback {cb!r} failed")
