@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator
 
+from .uri import SipSyntaxError
+
 #: RFC 3261 section 7.3.3 and later RFCs' compact forms.
 COMPACT_FORMS = {
     "a": "Accept-Contact",
@@ -71,8 +73,13 @@ def canonical_name(name: str) -> str:
     return "-".join(part[:1].upper() + part[1:] for part in lower.split("-"))
 
 
-def split_list(value: str) -> list[str]:
-    """Split a comma-separated header value, respecting quotes and ``<...>``."""
+def split_list(value: str, strict: bool = False) -> list[str]:
+    """Split a comma-separated header value, respecting quotes and ``<...>``.
+
+    Lenient by default (empty elements are skipped).  With ``strict=True`` an empty
+    element (``a,,b`` or a trailing comma), an unterminated quote or ``<`` raises
+    :class:`SipSyntaxError`: the RFC 3261 list grammar has no null elements.
+    """
     items: list[str] = []
     current: list[str] = []
     in_quotes = False
@@ -97,11 +104,16 @@ def split_list(value: str) -> list[str]:
         elif ch == ">":
             in_angle = False
         elif ch == "," and not in_angle:
-            items.append("".join(current).strip())
+            items.append("".join(current).strip(" \t"))
             current = []
             continue
         current.append(ch)
-    items.append("".join(current).strip())
+    items.append("".join(current).strip(" \t"))
+    if strict:
+        if in_quotes or in_angle or escaped:
+            raise SipSyntaxError(f"unbalanced quote or <> in {value!r}")
+        if any(not item for item in items):
+            raise SipSyntaxError(f"empty list element in {value!r}")
     return [item for item in items if item]
 
 

@@ -15,6 +15,8 @@ from .uri import (
     NameAddr,
     SipSyntaxError,
     Via,
+    is_digits,
+    is_rfc3261_branch,
     is_token,
     parse_cseq,
     parse_name_addr,
@@ -50,18 +52,27 @@ class SipParseError(ValueError):
     ``status`` is the response the RFC asks for (400, 505, 513), or ``None`` when the
     message must be silently dropped (a malformed response, unreadable garbage).
     ``request`` is the partially parsed request when one could be read, so a response
-    can be built from its headers.
+    can be built from its headers.  ``headers`` are whatever header lines could be read
+    (also for responses), which lets a stream still find the next message.
     """
 
-    def __init__(self, reason: str, status: int | None = 400, request: "Request | None" = None):
+    def __init__(self, reason: str, status: int | None = 400, request: "Request | None" = None,
+                 headers: Headers | None = None):
         super().__init__(reason)
         self.reason = reason
         self.status = status
         self.request = request
+        self.headers = headers if headers is not None else (
+            request.headers if request is not None else None)
 
 
 class FramingError(SipParseError):
-    """A stream can no longer be framed (bad Content-Length): close the connection."""
+    """A stream can no longer be framed (bad Content-Length): close the connection.
+
+    ``messages`` holds what the same ``feed`` call framed before the error.
+    """
+
+    messages: list = []
 
 
 @dataclass(eq=False)
@@ -163,19 +174,29 @@ Message = Request | Response
 
 
 def serialize(message: Message) -> bytes:
-    """Wire form with CRLF line ends and a Content-Length that matches the body."""
+    """Wire form with CRLF line ends and a Content-Length that matches the body.
+
+    Content-Length keeps its position when the message has one (so a parsed message
+    round-trips byte for byte), else it is appended.
+    """
     lines = [message.start_line()]
+    length = f"Content-Length: {len(message.body)}"
     for name, value in message.headers:
         if name == "Content-Length":
+            if length:
+                lines.append(length)
+                length = ""
             continue
-        lines.append(f"{name}: {value}")
-    lines.append(f"Content-Length: {len(message.body)}")
+        lines.append(f"{name}: {value}" if value else f"{name}:")
+    if length:
+        lines.append(length)
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape") + message.body
 
 
 # -- parsing ---------------------------------------------------------------------------
 
-_RESPONSE_RE = re.compile(r"^SIP/(\d+\.\d+) (\d{3}) (.*)$", re.S)
+_RESPONSE_RE = re.compile(r"(SIP/[0-9]+\.[0-9]+) ([0-9]{3})(?: (.*))?", re.S | re.I)
+_VERSION_RE = re.compile(r"SIP/[0-9]+\.[0-9]+", re.I)
 _HEADER_END = re.compile(rb"\r\n\r\n|\n\n")
 
 
@@ -190,73 +211,79 @@ def _unfold(head: str) -> list[str]:
     """Split into lines and join continuation lines (RFC 3261 7.3.1 folding)."""
     lines: list[str] = []
     for line in re.split(r"\r\n|\n", head):
-        if line[:1] in (" ", "\t") and lines:
+        if line[:1] in (" ", "\t") and len(lines) > 1:
             lines[-1] = lines[-1].rstrip(" \t") + " " + line.strip(" \t")
         else:
             lines.append(line)
     return lines
 
 
+def _parse_headers(lines: list[str]) -> tuple[Headers, str | None]:
+    headers = Headers()
+    bad_header: str | None = None
+    for line in lines:
+        name, colon, value = line.partition(":")
+        name = name.rstrip(" \t")
+        if not colon or not is_token(name):
+            if bad_header is None:
+                bad_header = line
+            continue
+        headers.add(canonical_name(name), value.strip(" \t"))
+    return headers, bad_header
+
+
 def parse_head(head: bytes) -> Request | Response:
     """Parse the start line and headers (no body).  Raises SipParseError."""
-    text = head.decode("utf-8", "surrogateescape")
-    lines = _unfold(text)
+    lines = _unfold(head.decode("utf-8", "surrogateescape"))
     while lines and lines[0] == "":
         lines.pop(0)  # stray CRLFs before a message are allowed (RFC 3261 7.5)
     if not lines:
         raise SipParseError("empty message", status=None)
-    start, header_lines = lines[0], lines[1:]
-    headers = Headers()
-    bad_header: str | None = None
-    for line in header_lines:
-        name, colon, value = line.partition(":")
-        name = name.rstrip(" \t")
-        if not colon or not is_token(name):
-            bad_header = line
-            continue
-        headers.add(canonical_name(name), value.strip(" \t"))
-    if start.startswith("SIP/"):
-        match = _RESPONSE_RE.match(start)
+    start = lines[0]
+    headers, bad_header = _parse_headers(lines[1:])
+    if start[:4].upper() == "SIP/":
+        match = _RESPONSE_RE.fullmatch(start)
         if not match:
-            raise SipParseError(f"bad status line {start!r}", status=None)
+            raise SipParseError(f"bad status line {start[:80]!r}", status=None, headers=headers)
         version, code, reason = match.groups()
-        message: Request | Response = Response(int(code), reason, headers, b"", f"SIP/{version}")
+        response = Response(int(code), reason or "", headers, b"", version.upper())
         if bad_header is not None:
-            raise SipParseError(f"bad header line {bad_header!r}", status=None)
-        if message.version != SIP_VERSION or not 100 <= message.status <= 699:
-            raise SipParseError(f"unsupported status line {start!r}", status=None)
-        return message
+            raise SipParseError(f"bad header line {bad_header[:80]!r}", status=None, headers=headers)
+        if response.version != SIP_VERSION or not 100 <= response.status <= 699:
+            raise SipParseError(f"unsupported status line {start[:80]!r}", status=None,
+                                headers=headers)
+        return response
     parts = start.split(" ")
     if len(parts) != 3 or not all(parts):
-        partial = None
-        if len(parts) >= 3:
-            partial = Request(parts[0], parts[1], headers)
-        raise SipParseError(f"bad request line {start!r}", request=partial)
+        words = [part for part in parts if part]
+        partial = Request(words[0], words[1], headers) if len(words) >= 2 else None
+        raise SipParseError(f"bad request line {start[:80]!r}", request=partial, headers=headers)
     method, uri, version = parts
     request = Request(method, uri, headers, b"", version)
     if not is_token(method):
-        raise SipParseError(f"bad method {method!r}", request=request)
+        raise SipParseError(f"bad method {method[:40]!r}", request=request)
     if bad_header is not None:
-        raise SipParseError(f"bad header line {bad_header!r}", request=request)
-    if not re.fullmatch(r"SIP/\d+\.\d+", version):
-        raise SipParseError(f"bad SIP version {version!r}", request=request)
-    if version != SIP_VERSION:
+        raise SipParseError(f"bad header line {bad_header[:80]!r}", request=request)
+    if not _VERSION_RE.fullmatch(version):
+        raise SipParseError(f"bad SIP version {version[:20]!r}", request=request)
+    request.version = version.upper()
+    if request.version != SIP_VERSION:
         raise SipParseError(f"SIP version {version} not supported", status=505, request=request)
     return request
 
 
-def _content_length(message: Request | Response) -> int | None:
-    values = message.headers.get_raw("Content-Length")
+def _content_length(headers: Headers, request: Request | None) -> int | None:
+    values = headers.get_raw("Content-Length")
     if not values:
         return None
     parsed = set()
     for value in values:
-        value = value.strip()
-        if not value.isdigit():
-            raise SipParseError(f"bad Content-Length {value!r}", request=_req(message))
+        if not is_digits(value):
+            raise SipParseError(f"bad Content-Length {value[:20]!r}", request=request,
+                                headers=headers)
         parsed.add(int(value))
     if len(parsed) > 1:
-        raise SipParseError("conflicting Content-Length values", request=_req(message))
+        raise SipParseError("conflicting Content-Length values", request=request, headers=headers)
     return parsed.pop()
 
 
@@ -266,24 +293,25 @@ def _req(message) -> Request | None:
 
 def _fail(message, reason: str, status: int | None = 400):
     if isinstance(message, Response):
-        raise SipParseError(reason, status=None)
+        raise SipParseError(reason, status=None, headers=message.headers)
     raise SipParseError(reason, status=status, request=message)
 
 
 def parse_datagram(data: bytes) -> Request | Response:
     """Parse one UDP datagram (RFC 3261 18.3: the body is framed by Content-Length if
-    present, else by the end of the datagram; octets past Content-Length are ignored)."""
+    present, else by the end of the datagram; octets past Content-Length are ignored).
+    CRLFs before the start line are skipped (RFC 3261 7.5)."""
+    data = data.lstrip(b"\r\n")
     split = _split_head(data)
-    if split is None:
-        if len(data) > MAX_HEADER_BYTES:
-            raise SipParseError("header section too large", status=None)
-        message = parse_head(data.rstrip(b"\r\n"))
-        _fail(message, "header section not terminated by an empty line")
-    head, rest = split
+    head = data if split is None else split[0]
     if len(head) > MAX_HEADER_BYTES:
         raise SipParseError("header section too large", status=None)
+    if split is None:
+        message = parse_head(data.rstrip(b"\r\n"))
+        _fail(message, "header section not terminated by an empty line")
+    rest = split[1]
     message = parse_head(head)
-    length = _content_length(message)
+    length = _content_length(message.headers, _req(message))
     if length is None:
         message.body = rest
     elif length > len(rest):
@@ -296,10 +324,12 @@ def parse_datagram(data: bytes) -> Request | Response:
 class StreamParser:
     """Frames messages on a stream transport (TCP).  Feed bytes, collect messages.
 
-    Content-Length is mandatory on streams (RFC 3261 18.3; absent means 0).  A framing
-    error raises :class:`FramingError`: the connection cannot be resynchronised and
-    must be closed.  A bare CRLFCRLF keep-alive (RFC 5626 4.4.1) is reported as the
-    string ``"ping"`` so the transport can answer with CRLF.
+    Content-Length is mandatory on streams (RFC 3261 18.3; absent means 0).  A message
+    whose start line or headers are bad but whose Content-Length is readable is returned
+    as a :class:`SipParseError` (answer it, keep the connection).  A framing error raises
+    :class:`FramingError`: the connection cannot be resynchronised and must be closed.
+    A bare CRLFCRLF keep-alive (RFC 5626 4.4.1) is reported as the string ``"ping"``
+    so the transport can answer with CRLF.
     """
 
     def __init__(self, max_header_bytes: int = MAX_HEADER_BYTES,
@@ -307,56 +337,88 @@ class StreamParser:
         self._buffer = bytearray()
         self._max_header = max_header_bytes
         self._max_body = max_body_bytes
-        self._pending: Request | Response | None = None
+        self._scan = 0  # where the search for the end of the header section resumes
+        self._crlfs = 0  # CRLFs seen between messages; two make a keep-alive ping
+        self._pending: Request | Response | SipParseError | None = None
         self._pending_length = 0
 
     @property
     def buffered(self) -> int:
         return len(self._buffer)
 
+    @property
+    def waiting_for_body(self) -> bool:
+        """A header section was framed and its body has not fully arrived yet."""
+        return self._pending is not None
+
     def feed(self, data: bytes) -> list[Request | Response | str | SipParseError]:
         """Return complete messages, ``"ping"`` keep-alives, and per-message parse errors
         (answerable with a status).  Raises FramingError when the stream is unusable."""
         self._buffer += data
         out: list = []
+        try:
+            self._drain(out)
+        except FramingError as exc:
+            exc.messages = out
+            raise
+        return out
+
+    def _drain(self, out: list) -> None:
         while True:
-            if self._pending is None:
-                # Skip CRLFs between messages; a double CRLF is a keep-alive ping.
-                stripped = 0
-                while self._buffer[stripped : stripped + 2] == b"\r\n":
-                    stripped += 2
-                if stripped:
-                    if stripped >= 4:
-                        out.append("ping")
-                    del self._buffer[:stripped]
-                match = _HEADER_END.search(self._buffer)
-                if match is None:
-                    if len(self._buffer) > self._max_header:
-                        raise FramingError("header section too large", status=None)
-                    return out
-                head = bytes(self._buffer[: match.start()])
-                del self._buffer[: match.end()]
-                try:
-                    message = parse_head(head)
-                except SipParseError as exc:
-                    # The head was framed; without a trustworthy Content-Length we
-                    # cannot find the next message.
-                    raise FramingError(str(exc), status=exc.status, request=exc.request)
-                try:
-                    length = _content_length(message) or 0
-                except SipParseError as exc:
-                    raise FramingError(str(exc), status=exc.status, request=exc.request)
-                if length > self._max_body:
-                    raise FramingError("body too large", status=413 if _req(message) else None,
-                                       request=_req(message))
-                self._pending, self._pending_length = message, length
+            if self._pending is None and not self._frame_head(out):
+                return
             if len(self._buffer) < self._pending_length:
-                return out
-            message, length = self._pending, self._pending_length
-            message.body = bytes(self._buffer[:length])
+                return
+            item, length = self._pending, self._pending_length
+            body = bytes(self._buffer[:length])
             del self._buffer[:length]
+            if isinstance(item, SipParseError):
+                if item.request is not None:
+                    item.request.body = body
+            else:
+                item.body = body
             self._pending = None
-            out.append(message)
+            out.append(item)
+
+    def _frame_head(self, out: list) -> bool:
+        buf = self._buffer
+        while buf[:1] == b"\n" or buf[:2] == b"\r\n":
+            if buf[:1] == b"\n":
+                del buf[:1]
+                continue
+            del buf[:2]
+            self._crlfs += 1
+            if self._crlfs == 2:
+                out.append("ping")
+                self._crlfs = 0
+        match = _HEADER_END.search(buf, max(0, self._scan - 3))
+        if match is None:
+            self._scan = len(buf)
+            if len(buf) > self._max_header:
+                raise FramingError("header section too large", status=None)
+            return False
+        if match.start() > self._max_header:
+            raise FramingError("header section too large", status=None)
+        head = bytes(buf[: match.start()])
+        del buf[: match.end()]
+        self._scan = self._crlfs = 0
+        item: Request | Response | SipParseError
+        try:
+            item = parse_head(head)
+            headers, request = item.headers, _req(item)
+        except SipParseError as exc:
+            if exc.headers is None:
+                raise FramingError(exc.reason, status=None) from None
+            item, headers, request = exc, exc.headers, exc.request
+        try:
+            length = _content_length(headers, request) or 0
+        except SipParseError as exc:
+            raise FramingError(exc.reason, status=400 if request else None,
+                               request=request) from None
+        if length > self._max_body:
+            raise FramingError("body too large", status=413 if request else None, request=request)
+        self._pending, self._pending_length = item, length
+        return True
 
 
 def make_response(request: Request, status: int, reason: str | None = None,

@@ -1,12 +1,14 @@
 """SIP URIs (RFC 3261 19.1), name-addr / addr-spec (20.10) and Via (20.42).
 
 Pure: no I/O.  Parsers raise :class:`SipSyntaxError` (peer's garbage); values are kept
-escaped as received so nothing is unescaped twice (RFC 4475 3.1.1.3).
+escaped as received so nothing is unescaped twice (RFC 4475 3.1.1.3).  IPv6 references
+follow RFC 5118 (including its tolerated ``:::`` ABNF bug, section 4.10).
 """
 from __future__ import annotations
 
+import ipaddress
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from urllib.parse import unquote
 
 
@@ -14,46 +16,105 @@ class SipSyntaxError(ValueError):
     """The peer sent something that does not follow the SIP grammar."""
 
 
-_TOKEN_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
-_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*$")
-_HOSTNAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*\.?$")
-_IPV4_RE = re.compile(r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$")
-_IPV6_CHARS = set("0123456789abcdefABCDEF:.")
+_TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
+_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?"
+_HOSTNAME_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
+_IPV4_RE = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}")
+_ESC = r"%[0-9A-Fa-f]{2}"
+_UNRESERVED = r"A-Za-z0-9\-_.!~*'()"
+# user = 1*( unreserved / escaped / user-unreserved ); '#' is not legal but widely sent
+# by phones for feature codes, so it is tolerated.
+_USER_RE = re.compile(rf"(?:[{_UNRESERVED}&=+$,;?/#]|{_ESC})+")
+_PASSWORD_RE = re.compile(rf"(?:[{_UNRESERVED}&=+$,]|{_ESC})*")
+_PARAMCHARS_RE = re.compile(rf"(?:[{_UNRESERVED}\[\]/:&+$]|{_ESC})+")
+_HNV_RE = re.compile(rf"(?:[{_UNRESERVED}\[\]/?:+$]|{_ESC})*")
+_DIGITS_RE = re.compile(r"[0-9]+")
+_OPAQUE_BAD = frozenset(' \t\r\n<>"\\^`{|}')
+
+#: Largest value of a 32-bit unsigned scalar (CSeq, Expires: RFC 3261 8.1.1.5, 20.19).
+MAX_UINT32 = 2**32 - 1
+MAGIC_COOKIE = "z9hG4bK"
 
 
 def is_token(text: str) -> bool:
     return bool(text) and all(ch in _TOKEN_CHARS for ch in text)
 
 
+def is_digits(text: str) -> bool:
+    """ASCII digits only (``str.isdigit`` also accepts '²' and other Unicode digits)."""
+    return _DIGITS_RE.fullmatch(text) is not None
+
+
+def is_rfc3261_branch(branch: str | None) -> bool:
+    """True when ``branch`` carries the magic cookie *and* an identifier after it
+    (RFC 3261 8.1.1.7).  Otherwise RFC 2543 transaction matching applies (17.2.3)."""
+    return branch is not None and branch.startswith(MAGIC_COOKIE) and len(branch) > len(MAGIC_COOKIE)
+
+
+def _ipv6(inner: str) -> bool:
+    try:
+        ipaddress.IPv6Address(inner)
+        return True
+    except ValueError:
+        pass
+    # RFC 5118 4.10: tolerate the RFC 3261 ABNF bug that allows "2001:db8:::192.0.2.1".
+    if ":::" in inner and inner.count(":::") == 1 and "::" not in inner.replace(":::", ""):
+        try:
+            ipaddress.IPv6Address(inner.replace(":::", "::"))
+            return True
+        except ValueError:
+            return False
+    return False
+
+
+def is_ip_address(text: str) -> bool:
+    """IPv4, IPv6 or an IPv6 reference ``[...]`` (received= per RFC 5118 4.5)."""
+    if text.startswith("[") and text.endswith("]"):
+        return _ipv6(text[1:-1])
+    if _IPV4_RE.fullmatch(text):
+        return all(int(part) <= 255 for part in text.split("."))
+    return ":" in text and _ipv6(text)
+
+
 def _check_host(host: str) -> str:
     if host.startswith("["):
-        if not host.endswith("]") or len(host) < 4:
-            raise SipSyntaxError(f"bad IPv6 reference {host!r}")
-        inner = host[1:-1]
-        if not set(inner) <= _IPV6_CHARS or ":" not in inner:
+        if not host.endswith("]") or not _ipv6(host[1:-1]):
             raise SipSyntaxError(f"bad IPv6 reference {host!r}")
         return host
-    if _IPV4_RE.match(host):
+    if _IPV4_RE.fullmatch(host):
         if any(int(part) > 255 for part in host.split(".")):
             raise SipSyntaxError(f"bad IPv4 address {host!r}")
         return host
     if ":" in host:
         raise SipSyntaxError(f"IPv6 address {host!r} must be enclosed in [ ] (RFC 5118 4.2)")
-    if not _HOSTNAME_RE.match(host):
+    if not _HOSTNAME_RE.fullmatch(host):
         raise SipSyntaxError(f"bad host {host!r}")
     return host
 
 
+def _parse_port(text: str, context: str) -> int:
+    if not is_digits(text) or int(text) > 65535:
+        raise SipSyntaxError(f"bad port in {context!r}")
+    return int(text)
+
+
 def _parse_params(text: str) -> tuple[tuple[str, str | None], ...]:
+    """URI parameters (``;lr;transport=tcp``): no LWS, paramchars only."""
     params = []
     for part in text.split(";"):
-        if part == "":
-            raise SipSyntaxError("empty parameter")
         name, sep, value = part.partition("=")
-        if not name or any(ch in " \t" for ch in name):
-            raise SipSyntaxError(f"bad parameter {part!r}")
+        if not _PARAMCHARS_RE.fullmatch(name) or (sep and not _PARAMCHARS_RE.fullmatch(value)):
+            raise SipSyntaxError(f"bad URI parameter {part!r}")
         params.append((name, value if sep else None))
     return tuple(params)
+
+
+def _check_uri_headers(text: str) -> None:
+    for item in text.split("&"):
+        name, sep, value = item.partition("=")
+        if not sep or not name or not _HNV_RE.fullmatch(name) or not _HNV_RE.fullmatch(value):
+            raise SipSyntaxError(f"bad URI header {item!r}")
 
 
 def _format_params(params: tuple[tuple[str, str | None], ...]) -> str:
@@ -85,7 +146,7 @@ class SipUri:
     host: str = ""
     port: int | None = None
     params: tuple[tuple[str, str | None], ...] = ()
-    headers: str | None = None  # the raw ``?h=v&...`` part, unparsed
+    headers: str | None = None  # the raw ``?h=v&...`` part, still escaped
 
     def param(self, name: str, default=None):
         return param(self.params, name, default)
@@ -123,7 +184,7 @@ class SipUri:
 
 @dataclass(frozen=True)
 class AbsoluteUri:
-    """Any other scheme (``tel:``, ``im:``, ``mailto:``, ``soap.beep:``)."""
+    """Any other scheme (``tel:``, ``im:``, ``mailto:``, ``soap.beep:``), kept opaque."""
 
     scheme: str
     rest: str
@@ -136,48 +197,50 @@ class AbsoluteUri:
 
 
 def parse_uri(text: str) -> SipUri | AbsoluteUri:
-    """Parse an absolute URI; ``sip``/``sips`` get the full grammar."""
-    if not text or any(ch in " \t\r\n<>" for ch in text):
+    """Parse an absolute URI; ``sip``/``sips`` get the full RFC 3261 19.1 grammar."""
+    if not text or any(ch in _OPAQUE_BAD or ord(ch) < 32 or ord(ch) > 126 for ch in text):
         raise SipSyntaxError(f"bad URI {text!r}")
     scheme, colon, rest = text.partition(":")
-    if not colon or not _SCHEME_RE.match(scheme) or not rest:
+    if not colon or not _SCHEME_RE.fullmatch(scheme) or not rest:
         raise SipSyntaxError(f"bad URI {text!r}")
     lower = scheme.lower()
     if lower not in ("sip", "sips"):
         return AbsoluteUri(lower, rest)
+    user = password = None
+    if "@" in rest:
+        # userinfo may hold ';', '?', '/', ',' (RFC 4475 3.1.1.2, 3.1.1.9); no later part
+        # of the URI may hold '@', so the last '@' ends it.
+        userinfo, _, rest = rest.rpartition("@")
+        user, sep, pw = userinfo.partition(":")
+        if not _USER_RE.fullmatch(user):
+            raise SipSyntaxError(f"bad user part in {text!r}")
+        if sep:
+            if not _PASSWORD_RE.fullmatch(pw):
+                raise SipSyntaxError(f"bad password in {text!r}")
+            password = pw
     headers = None
     if "?" in rest:
         rest, _, headers = rest.partition("?")
-    user = password = None
-    if "@" in rest:
-        # The user part may contain ';' (RFC 4475 3.1.1.9) but not an unescaped '@'.
-        userinfo, _, rest = rest.rpartition("@")
-        user, sep, pw = userinfo.partition(":")
-        if sep:
-            password = pw
-        if user == "":
-            raise SipSyntaxError("empty user part")
-    hostport, _, param_text = rest.partition(";")
-    params = _parse_params(param_text) if param_text else ()
+        _check_uri_headers(headers)
+    hostport, semi, param_text = rest.partition(";")
+    params = _parse_params(param_text) if semi else ()
+    port_text: str | None = None
     if hostport.startswith("["):
         end = hostport.find("]")
         if end < 0:
             raise SipSyntaxError(f"unterminated IPv6 reference in {text!r}")
         host, after = hostport[: end + 1], hostport[end + 1 :]
-        port_text = after[1:] if after.startswith(":") else None
-        if after and port_text is None:
-            raise SipSyntaxError(f"bad host in {text!r}")
+        if after:
+            if not after.startswith(":"):
+                raise SipSyntaxError(f"bad host in {text!r}")
+            port_text = after[1:]
     else:
         host, sep, port_text = hostport.partition(":")
         if not sep:
             port_text = None
         elif ":" in port_text:
             raise SipSyntaxError(f"IPv6 address must be enclosed in [ ] in {text!r}")
-    port = None
-    if port_text is not None:
-        if not port_text.isdigit() or int(port_text) > 65535:
-            raise SipSyntaxError(f"bad port in {text!r}")
-        port = int(port_text)
+    port = _parse_port(port_text, text) if port_text is not None else None
     return SipUri(lower, user, password, _check_host(host), port, params, headers)
 
 
@@ -190,6 +253,8 @@ def read_quoted(text: str, start: int) -> tuple[str, int]:
     while i < len(text):
         ch = text[i]
         if ch == "\\":
+            if i + 1 >= len(text) or text[i + 1] in "\r\n":
+                raise SipSyntaxError("bad quoted-pair")
             i += 2
             continue
         if ch == '"':
@@ -206,34 +271,34 @@ def quote_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _skip_lws(text: str, i: int) -> int:
+    while i < len(text) and text[i] in " \t":
+        i += 1
+    return i
+
+
 def _parse_header_params(text: str) -> tuple[tuple[str, str | None], ...]:
     """``;tag=x;expires=3`` with LWS tolerated around ``;`` and ``=``; quoted values allowed."""
     params = []
     i = 0
     n = len(text)
-    while i < n:
-        while i < n and text[i] in " \t":
-            i += 1
+    while True:
+        i = _skip_lws(text, i)
         if i >= n:
             break
         if text[i] != ";":
             raise SipSyntaxError(f"unexpected {text[i:]!r} in parameters")
-        i += 1
-        while i < n and text[i] in " \t":
-            i += 1
+        i = _skip_lws(text, i + 1)
         start = i
         while i < n and text[i] not in "=; \t":
             i += 1
         name = text[start:i]
         if not is_token(name):
             raise SipSyntaxError(f"bad parameter name {name!r}")
-        while i < n and text[i] in " \t":
-            i += 1
+        i = _skip_lws(text, i)
         value = None
         if i < n and text[i] == "=":
-            i += 1
-            while i < n and text[i] in " \t":
-                i += 1
+            i = _skip_lws(text, i + 1)
             if i < n and text[i] == '"':
                 raw, i = read_quoted(text, i)
                 value = '"' + raw + '"'
@@ -245,8 +310,9 @@ def _parse_header_params(text: str) -> tuple[tuple[str, str | None], ...]:
                 if not value:
                     raise SipSyntaxError(f"empty value for parameter {name!r}")
                 if value.startswith("[") and value.endswith("]"):
-                    pass  # IPv6 reference, e.g. received=[::1] (RFC 5118 4.5)
-                elif not all(ch in _TOKEN_CHARS or ch in ":[]" for ch in value):
+                    if not _ipv6(value[1:-1]):  # IPv6 reference (RFC 5118 4.5)
+                        raise SipSyntaxError(f"bad IPv6 reference in parameter {name!r}")
+                elif not all(ch in _TOKEN_CHARS or ch == ":" for ch in value):
                     raise SipSyntaxError(f"bad value for parameter {name!r}")
         params.append((name, value))
     return tuple(params)
@@ -280,7 +346,7 @@ class NameAddr:
 
 def parse_name_addr(text: str) -> NameAddr:
     """Parse ``"Name" <sip:u@h>;tag=1``, ``Name <sip:u@h>``, or a bare ``sip:u@h;tag=1``."""
-    text = text.strip()
+    text = text.strip(" \t")
     if text == "*":
         return NameAddr(AbsoluteUri("*", ""), wildcard=True)
     display = None
@@ -288,14 +354,13 @@ def parse_name_addr(text: str) -> NameAddr:
     if text.startswith('"'):
         raw, i = read_quoted(text, 0)
         display = unquote_string(raw)
-        while i < len(text) and text[i] in " \t":
-            i += 1
+        i = _skip_lws(text, i)
         if i >= len(text) or text[i] != "<":
             raise SipSyntaxError("quoted display name not followed by <uri>")
     lt = text.find("<", i)
     if lt >= 0:
         if display is None:
-            token_part = text[:lt].strip()
+            token_part = text[:lt].strip(" \t")
             if token_part:
                 words = token_part.split()
                 if not all(is_token(w) for w in words):
@@ -304,15 +369,17 @@ def parse_name_addr(text: str) -> NameAddr:
         gt = text.find(">", lt)
         if gt < 0:
             raise SipSyntaxError("unterminated <uri>")
-        uri = parse_uri(text[lt + 1 : gt])
+        uri = parse_uri(text[lt + 1 : gt])  # LAQUOT/RAQUOT allow no LWS inside (badaspec)
         params = _parse_header_params(text[gt + 1 :])
         return NameAddr(uri, display, params)
     # addr-spec: URI parameters cannot be told from header parameters, so per RFC 3261
-    # 20.10 everything after the first ';' is a header parameter.
+    # 20.10 everything after the first ';' is a header parameter (RFC 4475 3.3.12).
     uri_text, sep, rest = text.partition(";")
-    uri = parse_uri(uri_text.strip())
+    uri = parse_uri(uri_text.strip(" \t"))
     if isinstance(uri, SipUri) and uri.headers is not None:
         raise SipSyntaxError("URI with headers must be enclosed in <>")
+    if any(ch in uri_text for ch in ",?"):
+        raise SipSyntaxError("URI with ',' or '?' must be enclosed in <>")
     params = _parse_header_params(";" + rest) if sep else ()
     return NameAddr(uri, None, params)
 
@@ -339,6 +406,10 @@ class Via:
         return self.param("branch")
 
     @property
+    def is_rfc3261(self) -> bool:
+        return is_rfc3261_branch(self.branch)
+
+    @property
     def host_no_brackets(self) -> str:
         return self.host[1:-1] if self.host.startswith("[") else self.host
 
@@ -348,47 +419,55 @@ class Via:
 
 
 _VIA_RE = re.compile(
-    r"^\s*([A-Za-z0-9.\-!%*_+`'~]+)\s*/\s*([0-9.]+)\s*/\s*([A-Za-z0-9.\-!%*_+`'~]+)\s+(.*)$", re.S
+    r"[ \t]*([A-Za-z0-9.\-!%*_+`'~]+)[ \t]*/[ \t]*([A-Za-z0-9.\-!%*_+`'~]+)[ \t]*/[ \t]*"
+    r"([A-Za-z0-9.\-!%*_+`'~]+)[ \t]+(.*)", re.S
 )
 
 
 def parse_via(text: str) -> Via:
-    match = _VIA_RE.match(text)
+    match = _VIA_RE.fullmatch(text)
     if not match:
         raise SipSyntaxError(f"bad Via {text!r}")
     name, version, transport, rest = match.groups()
-    rest = rest.strip()
+    rest = rest.strip(" \t")
     if rest.startswith("["):
         end = rest.find("]")
         if end < 0:
             raise SipSyntaxError(f"bad Via host {text!r}")
         host, rest = rest[: end + 1], rest[end + 1 :]
     else:
-        m = re.match(r"[^\s:;]+", rest)
+        m = re.match(r"[^ \t:;]+", rest)
         if not m:
             raise SipSyntaxError(f"bad Via host {text!r}")
         host, rest = m.group(0), rest[m.end() :]
     _check_host(host)
-    rest = rest.lstrip()
+    rest = rest.lstrip(" \t")
     port = None
     if rest.startswith(":"):
-        m = re.match(r":\s*(\d+)", rest)
-        if not m or int(m.group(1)) > 65535:
+        m = re.match(r":[ \t]*([0-9]+)", rest)
+        if not m:
             raise SipSyntaxError(f"bad Via port {text!r}")
-        port = int(m.group(1))
+        port = _parse_port(m.group(1), text)
         rest = rest[m.end() :]
     params = _parse_header_params(rest)
     for key, value in params:
-        if key.lower() == "branch" and value is None:
+        lower = key.lower()
+        if lower == "branch" and not value:
             raise SipSyntaxError("branch without value")
+        if lower == "received" and (value is None or not is_ip_address(value)):
+            raise SipSyntaxError(f"received={value!r} is not an IP address")
+        if lower == "rport" and value is not None:
+            _parse_port(value, text)
+        if lower == "ttl" and (value is None or not is_digits(value) or int(value) > 255):
+            raise SipSyntaxError(f"bad ttl {value!r}")
     return Via(transport.upper(), host, port, params, f"{name.upper()}/{version}")
 
 
 def parse_cseq(text: str) -> tuple[int, str]:
     parts = text.split()
-    if len(parts) != 2 or not parts[0].isdigit() or not is_token(parts[1]):
+    if len(parts) != 2 or not is_digits(parts[0]) or not is_token(parts[1]):
         raise SipSyntaxError(f"bad CSeq {text!r}")
     number = int(parts[0])
-    if number > 2**31 - 1:
+    if number > MAX_UINT32:
         raise SipSyntaxError(f"CSeq number {parts[0]} out of range (RFC 3261 8.1.1.5)")
     return number, parts[1]
