@@ -61,6 +61,7 @@ class SessionClosed(Exception):
 
 
 class _Port(DatagramProtocol):
+    noisy = False  # no "starting on port" log line per call
     def __init__(self, session: "RtpSession", rtcp: bool) -> None:
         self.session = session
         self.rtcp = rtcp

@@ -1,0 +1,413 @@
+"""A call leg: one SIP INVITE session plus its RTP session, as dialplan verbs see it.
+
+DTMF arrives three ways and is buffered once: RFC 4733 from the RTP session, SIP INFO
+(application/dtmf-relay, application/dtmf) and in-band tones.  In-band detection runs
+only when telephone-event was not negotiated, so a phone that sends both RFC 4733 and
+tones never produces a digit twice.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from ..media.player import PcmSource
+from ..rtp.session import PlaybackStopped, RtpSession, SessionClosed
+from ..sdp import NoCommonCodec, SdpError, make_answer, make_offer, make_reanswer, negotiate_answer, parse_sdp, serialize_sdp
+from ..sip.session import InviteSession, OfferRejected
+from .interface import CallEnded, CallerId, PlaybackResult
+from . import media_ops
+
+log = Logger(namespace="ivr.call")
+
+DIGITS = set("0123456789*#ABCD")
+
+
+@dataclass
+class MediaContext:
+    """Shared, per-server media services a call uses."""
+
+    reactor: object
+    media_clock: object
+    ports: object
+    advertise: str
+    bind_host: str
+    tts: object = None
+    prompts: object = None
+    inband: object = None
+    media_timeout: float = 30.0
+    recordings_dir: str = "."
+
+
+class Call:
+    def __init__(self, ctx: MediaContext, session: InviteSession, caller: CallerId,
+                 called: str, variables: dict | None = None) -> None:
+        self.ctx = ctx
+        self.clock = ctx.reactor
+        self.session = session
+        if session is not None:
+            session.listener = self
+        self.call_id = session.call_id if session is not None else ""
+        self.caller = caller
+        self.called = called
+        self.variables: dict[str, str] = dict(variables or {})
+        self.answered = False
+        self.ended = False
+        self.end_reason: str | None = None
+        self.started_at = time.time()
+        self.answered_at: float | None = None
+        self.ended_at: float | None = None
+        self.rtp: RtpSession | None = None
+        self.negotiated = None
+        self._local_sdp = None
+        self._sdp_version = 1
+        self._session_id = secrets.randbelow(2**31)
+        self._digits: deque[str] = deque()
+        self._digit_waiter: defer.Deferred | None = None
+        self._digit_timer = None
+        self._barge_in: Callable[[str], None] | None = None
+        self._answer_d: defer.Deferred | None = None
+        self._ended_waiters: list[defer.Deferred] = []
+        self._inband = None
+        self.digits_by_mode = {"rfc4733": 0, "info": 0, "inband": 0}
+        self.path: list[str] = []
+        self.on_end: list[Callable[["Call"], None]] = []
+
+    # -- path log ----------------------------------------------------------------------
+    def log_event(self, event: str, **fields) -> None:
+        detail = " ".join(f"{k}={v!r}" for k, v in fields.items())
+        self.path.append(f"{event} {detail}".strip())
+        log.info("call {cid} {event} {detail}", cid=self.call_id, event=event, detail=detail)
+
+    # -- media setup -------------------------------------------------------------------
+    def _ensure_rtp(self) -> RtpSession:
+        if self.rtp is None:
+            self.rtp = RtpSession(self.ctx.reactor, self.ctx.media_clock, host=self.ctx.bind_host,
+                                  ports=self.ctx.ports, media_timeout=self.ctx.media_timeout)
+            self.rtp.on_dtmf(lambda digit, source="rfc4733": self._digit(digit, "rfc4733"))
+            self.rtp.on_timeout(self._media_timeout)
+        return self.rtp
+
+    def _apply(self, negotiated) -> None:
+        self.negotiated = negotiated
+        rtp = self._ensure_rtp()
+        rtp.set_remote(negotiated.remote_ip, negotiated.remote_port, negotiated.payload_type,
+                       negotiated.codec, negotiated.telephone_event_pt)
+        rtp.set_direction(negotiated.direction.value)
+        if negotiated.telephone_event_pt is None and self.ctx.inband is not None:
+            if self._inband is None:
+                self._inband = self.ctx.inband.open(lambda d: self._digit(d, "inband"))
+                rtp.add_audio_listener(self._inband)
+        elif self._inband is not None:
+            rtp.remove_audio_listener(self._inband)
+            self._inband.close()
+            self._inband = None
+
+    def _answer_sdp(self) -> bytes | None:
+        """Our SDP for a 18x/200: an answer to the INVITE's offer, or a (late) offer."""
+        if self._local_sdp is not None:
+            return serialize_sdp(self._local_sdp)
+        rtp = self._ensure_rtp()
+        offer = self.session.remote_sdp
+        if offer:
+            answer, negotiated = make_answer(parse_sdp(offer), self.ctx.advertise, rtp.local_port,
+                                             session_id=self._session_id, version=self._sdp_version)
+            self._local_sdp = answer
+            self._apply(negotiated)
+        else:
+            self._local_sdp = make_offer(self.ctx.advertise, rtp.local_port,
+                                         session_id=self._session_id, version=self._sdp_version)
+        return serialize_sdp(self._local_sdp)
+
+    def _sdp_or_reject(self) -> bytes | None:
+        try:
+            return self._answer_sdp()
+        except NoCommonCodec as exc:
+            self.log_event("reject", status=488, why=str(exc))
+            self.session.reject(488)
+        except SdpError as exc:
+            self.log_event("reject", status=400, why=f"bad SDP: {exc}")
+            self.session.reject(400, "Bad SDP")
+        self._end("rejected")
+        return None
+
+    # -- CallLeg: call control -----------------------------------------------------------
+    def answer(self) -> defer.Deferred:
+        if self.ended:
+            return defer.fail(CallEnded(self.end_reason))
+        if self.answered:
+            return defer.succeed(None)
+        sdp = self._sdp_or_reject()
+        if sdp is None:
+            return defer.fail(CallEnded("rejected"))
+        self.session.accept(sdp)
+        self.answered = True
+        self.answered_at = time.time()
+        self._answer_d = defer.Deferred()
+        return self._answer_d
+
+    def ring(self, early_media: bool = False) -> None:
+        if self.ended or self.answered:
+            return
+        if early_media:
+            sdp = self._sdp_or_reject()
+            if sdp is not None:
+                self.session.ring(183, sdp)
+                self.log_event("early_media")
+        else:
+            self.session.ring(180)
+            self.log_event("ring")
+
+    def reject(self, status: int, reason: str | None = None) -> None:
+        if self.ended:
+            return
+        self.log_event("reject", status=status)
+        self.session.reject(status, reason)
+        self._end(f"rejected-{status}")
+
+    def hangup(self, reason: str = "normal") -> None:
+        if self.ended:
+            return
+        self.log_event("hangup", reason=reason)
+        if self.answered:
+            self.session.bye(reason)
+        else:
+            self.session.reject(480 if reason == "normal" else 500)
+        self._end(reason, side="local")
+
+    def when_ended(self) -> defer.Deferred:
+        if self.ended:
+            return defer.succeed(self.end_reason)
+        d = defer.Deferred()
+        self._ended_waiters.append(d)
+        return d
+
+    # -- playback ----------------------------------------------------------------------
+    def play_audio(self, audio: np.ndarray, barge_in: bool = False) -> defer.Deferred:
+        if self.ended:
+            return defer.fail(CallEnded(self.end_reason))
+        if barge_in and self._digits:
+            return defer.succeed(PlaybackResult(False, self._digits[0]))
+        rtp = self._ensure_rtp()
+        result = defer.Deferred()
+        interrupted: list[str] = []
+
+        def on_digit(digit: str) -> None:
+            interrupted.append(digit)
+            rtp.stop_playback("barge-in")
+
+        if barge_in:
+            self._barge_in = on_digit
+
+        def done(_):
+            self._barge_in = None
+            result.callback(PlaybackResult(True))
+
+        def stopped(failure):
+            self._barge_in = None
+            if self.ended:
+                result.errback(CallEnded(self.end_reason))
+            elif failure.check(PlaybackStopped) and interrupted:
+                result.callback(PlaybackResult(False, interrupted[0]))
+            elif failure.check(PlaybackStopped, SessionClosed):
+                result.callback(PlaybackResult(False))
+            else:
+                result.errback(failure)
+
+        rtp.play(PcmSource(audio)).addCallbacks(done, stopped)
+        return result
+
+    def say(self, text: str, voice: str | None = None, language: str | None = None,
+            rate: int | None = None, barge_in: bool = False) -> defer.Deferred:
+        tts = self.ctx.tts
+        audio = tts.cached(text, voice, language, rate)
+        if audio is not None:
+            return self.play_audio(audio, barge_in)
+        d = tts.render_or_fallback(text, voice, language, rate)
+        d.addCallback(lambda audio: self.play_audio(audio, barge_in))
+        return d
+
+    def play_file(self, name: str, barge_in: bool = False) -> defer.Deferred:
+        audio = self.ctx.prompts.cached(name)
+        if audio is not None:
+            return self.play_audio(audio, barge_in)
+        d = self.ctx.prompts.load(name)
+        d.addCallback(lambda audio: self.play_audio(audio, barge_in))
+        return d
+
+    def stop_playback(self) -> None:
+        if self.rtp is not None:
+            self.rtp.stop_playback("stopped")
+
+    # -- digits ------------------------------------------------------------------------
+    def _digit(self, digit: str, mode: str) -> None:
+        if self.ended or digit not in DIGITS:
+            return
+        self.digits_by_mode[mode] += 1
+        self.log_event("dtmf", digit=digit, mode=mode)
+        for listener in list(getattr(self, "_digit_listeners", ())):
+            listener(digit)
+        if self._digit_waiter is not None:
+            waiter, self._digit_waiter = self._digit_waiter, None
+            if self._digit_timer is not None and self._digit_timer.active():
+                self._digit_timer.cancel()
+            waiter.callback(digit)
+        else:
+            self._digits.append(digit)
+        if self._barge_in is not None:
+            self._barge_in(digit)
+
+    def add_digit_listener(self, cb: Callable[[str], None]) -> None:
+        self.__dict__.setdefault("_digit_listeners", []).append(cb)
+
+    def remove_digit_listener(self, cb) -> None:
+        listeners = self.__dict__.get("_digit_listeners", [])
+        if cb in listeners:
+            listeners.remove(cb)
+
+    def next_digit(self, timeout: float) -> defer.Deferred:
+        if self._digits:
+            return defer.succeed(self._digits.popleft())
+        if self.ended:
+            return defer.fail(CallEnded(self.end_reason))
+        d = defer.Deferred()
+        self._digit_waiter = d
+
+        def expire():
+            if self._digit_waiter is d:
+                self._digit_waiter = None
+                d.callback(None)
+
+        self._digit_timer = self.clock.callLater(timeout, expire)
+        return d
+
+    def flush_digits(self) -> None:
+        self._digits.clear()
+
+    def send_digits(self, digits: str) -> defer.Deferred:
+        """RFC 4733 digits to the far end (``,`` or ``w`` waits half a second)."""
+        return media_ops.send_digits(self, digits)
+
+    def start_recording(self, path: str, max_seconds: float = 4 * 3600) -> None:
+        """Record what this leg hears from its far end until the call ends."""
+        media_ops.record_until_end(self, path, max_seconds)
+
+    def info(self):
+        from .control import leg_info
+        return leg_info(self)
+
+    # -- recording and echo (see media_ops) --------------------------------------------
+    def record(self, path: str, max_seconds: float, finish_on_key: str = "#",
+               beep: bool = True) -> defer.Deferred:
+        return media_ops.record(self, path, max_seconds, finish_on_key, beep)
+
+    def echo(self, seconds: float) -> defer.Deferred:
+        return media_ops.echo(self, seconds)
+
+    # -- InviteSession listener ----------------------------------------------------------
+    def on_confirmed(self, session, ack) -> None:
+        if ack.body and self._local_sdp is not None and self.negotiated is None:
+            try:
+                self._apply(negotiate_answer(self._local_sdp, parse_sdp(ack.body)))
+            except SdpError as exc:
+                self.log_event("bad_ack_sdp", why=str(exc))
+                self.hangup("bad-sdp")
+                return
+        d, self._answer_d = self._answer_d, None
+        if d is not None:
+            d.callback(None)
+
+    def on_offer(self, session, sdp: bytes | None) -> bytes:
+        """A re-INVITE or UPDATE: hold, unhold, or a new address."""
+        rtp = self._ensure_rtp()
+        if sdp is None:  # re-INVITE without SDP: we offer, the answer comes in the ACK
+            self._local_sdp = make_offer(self.ctx.advertise, rtp.local_port,
+                                         session_id=self._session_id,
+                                         version=self._local_sdp.origin.sess_version + 1
+                                         if self._local_sdp else 1)
+            self.negotiated = None
+            return serialize_sdp(self._local_sdp)
+        try:
+            offer = parse_sdp(sdp)
+            if self._local_sdp is not None:
+                answer, negotiated = make_reanswer(offer, self._local_sdp, self.ctx.advertise,
+                                                   rtp.local_port)
+            else:
+                answer, negotiated = make_answer(offer, self.ctx.advertise, rtp.local_port,
+                                                 session_id=self._session_id, version=1)
+        except SdpError as exc:
+            self.log_event("offer_rejected", why=str(exc))
+            raise OfferRejected(str(exc))
+        self._local_sdp = answer
+        self._apply(negotiated)
+        self.log_event("hold" if negotiated.on_hold else "media_update",
+                       remote=f"{negotiated.remote_ip}:{negotiated.remote_port}")
+        return serialize_sdp(answer)
+
+    def on_answer(self, session, sdp: bytes) -> None:
+        if self._local_sdp is None:
+            return
+        try:
+            self._apply(negotiate_answer(self._local_sdp, parse_sdp(sdp)))
+        except SdpError as exc:
+            self.log_event("bad_answer", why=str(exc))
+
+    def on_info(self, session, request) -> int:
+        digit = media_ops.digit_from_info(request.content_type, request.body)
+        if digit is None:
+            return 415 if request.content_type not in (None, "application/dtmf-relay",
+                                                       "application/dtmf") else 200
+        self._digit(digit, "info")
+        return 200
+
+    def on_terminated(self, session, reason: str) -> None:
+        self._end(reason, side="remote")
+
+    # UAC-side callbacks are not used for inbound legs
+    def on_progress(self, session, response) -> None: ...
+    def on_answered(self, session, response): return None
+    def on_failed(self, session, status, reason) -> None:
+        self._end(f"failed-{status}", side="remote")
+
+    # -- ending ------------------------------------------------------------------------
+    def _media_timeout(self) -> None:
+        self.log_event("media_timeout", seconds=self.ctx.media_timeout)
+        self.hangup("media-timeout")
+
+    def _end(self, reason: str, side: str = "local") -> None:
+        if self.ended:
+            return
+        self.ended = True
+        self.end_reason = reason
+        self.hangup_side = side
+        self.ended_at = time.time()
+        if reason != "normal" or side == "remote":
+            self.path.append(f"end reason={reason} side={side}")
+        log.info("call {cid} ended: {reason} ({side})", cid=self.call_id, reason=reason, side=side)
+        if self._digit_timer is not None and self._digit_timer.active():
+            self._digit_timer.cancel()
+        if self._inband is not None:
+            self._inband.close()
+            self._inband = None
+        self.rtp_stats = self.rtp.stats() if self.rtp is not None else {}
+        if self.rtp is not None:
+            self.rtp.close()
+        for d in [self._digit_waiter, self._answer_d]:
+            if d is not None and not d.called:
+                d.errback(CallEnded(reason))
+        self._digit_waiter = self._answer_d = None
+        waiters, self._ended_waiters = self._ended_waiters, []
+        for d in waiters:
+            d.callback(reason)
+        for hook in self.on_end:
+            try:
+                hook(self)
+            except Exception:
+                log.failure("call end hook failed")

@@ -1,0 +1,128 @@
+"""The telephony core behind the HTTP API and the dial verb (``ivr.api.telephony.Telephony``).
+
+Targets resolve in this order: a SIP URI is called as is; an extension is called at its
+registered contacts (where it registered from, for phones behind NAT) or its static
+contact; anything that parses as a phone number goes out through the configured trunk.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from ..api.telephony import LegFailed, LegInfo, UnknownTarget
+from ..sip.transport import Destination
+from .bridge import Bridge
+from .interface import CallerId
+from .outbound import OutboundCall
+
+log = Logger(namespace="ivr.call.control")
+
+
+class CallControl:
+    def __init__(self, server) -> None:
+        self.server = server
+        self.outbound: dict[str, OutboundCall] = {}
+
+    # -- targets -----------------------------------------------------------------------
+    def resolve(self, target: str) -> str:
+        return self._route(target)[0]
+
+    def _route(self, target: str) -> tuple[str, Destination | None, tuple | None]:
+        """(request URI, destination override, trunk credentials)."""
+        target = target.strip()
+        if target.startswith(("sip:", "sips:")):
+            return target, None, None
+        extensions = getattr(self.server, "extensions", None)
+        if extensions is not None and target in extensions.extensions:
+            registrar = getattr(self.server, "registrar", None)
+            bindings = registrar.lookup(target) if registrar is not None else []
+            if bindings:
+                binding = bindings[0]
+                src = binding.received
+                dest = Destination(src.transport, src.host, src.port) if src else None
+                return str(binding.uri), dest, None
+            static = extensions.extensions[target].static_contacts
+            if static:
+                return static[0], None, None
+            raise UnknownTarget(f"extension {target} is not registered")
+        trunk = self._trunk()
+        number = target
+        if trunk is not None and _looks_like_number(number):
+            host, port = trunk.host, trunk.port
+            creds = trunk.credentials() if hasattr(trunk, "credentials") else None
+            return (f"sip:{number}@{host}:{port}",
+                    Destination(trunk.transport.upper(), host, port), creds)
+        raise UnknownTarget(f"cannot reach {target!r}: not a SIP URI, a known extension, "
+                            "or a number with a trunk configured")
+
+    def _trunk(self):
+        extensions = getattr(self.server, "extensions", None)
+        trunks = getattr(extensions, "trunks", None) or {}
+        return next(iter(trunks.values()), None)
+
+    # -- legs --------------------------------------------------------------------------
+    def originate(self, target: str, *, caller_id: str | None = None, timeout: float = 30.0,
+                  on_event: Callable[[str, dict], None] | None = None) -> OutboundCall:
+        uri, dest, creds = self._route(target)
+        caller = CallerId(caller_id, None, caller_id or "")
+        leg = OutboundCall(self.server.media, uri, caller, {"target": target})
+        emit = on_event or (lambda name, data: None)
+        leg.dial(self.server.ua, timeout=timeout, from_user=caller_id or "ivr", dest=dest,
+                 credentials=creds)
+        self.outbound[leg.call_id] = leg
+        self.server.track_call(leg)
+        emit("initiated", {"call_id": leg.call_id, "to": target})
+
+        original_progress = leg.on_progress
+
+        def on_progress(session, response):
+            was_ringing = leg.ringing
+            original_progress(session, response)
+            if not was_ringing and leg.ringing:
+                emit("ringing", {"call_id": leg.call_id})
+
+        leg.on_progress = on_progress
+        leg.when_answered().addCallbacks(
+            lambda _: emit("answered", {"call_id": leg.call_id}),
+            lambda f: emit("failed", {"call_id": leg.call_id,
+                                      "reason": getattr(f.value, "reason", "failed")}))
+        leg.when_ended().addCallback(
+            lambda reason: (self.outbound.pop(leg.call_id, None),
+                            emit("completed", {"call_id": leg.call_id, "reason": reason})))
+        return leg
+
+    def run_flow(self, leg, flow: str, variables: dict | None = None) -> defer.Deferred:
+        leg.variables.update(variables or {})
+        return self.server.dialplan.run_flow(leg, flow)
+
+    def bridge(self, a, b) -> defer.Deferred:
+        return Bridge(a, b).start()
+
+    def legs(self) -> list[LegInfo]:
+        return [leg_info(c) for c in self.server.calls.values()]
+
+    def leg(self, leg_id: str):
+        return self.server.calls.get(leg_id)
+
+
+def leg_info(call) -> LegInfo:
+    if call.ended:
+        state = "ended"
+    elif call.answered:
+        state = "answered"
+    else:
+        state = "ringing"
+    return LegInfo(id=call.call_id, direction=getattr(call, "direction", "inbound"),
+                   remote=call.called if getattr(call, "direction", "") == "outbound"
+                   else (call.caller.number or ""),
+                   state=state, started_at=call.started_at, answered_at=call.answered_at,
+                   ended_at=call.ended_at, end_reason=call.end_reason,
+                   flow=call.variables.get("flow"), variables=dict(call.variables))
+
+
+def _looks_like_number(text: str) -> bool:
+    digits = text.lstrip("+")
+    return digits.isdigit() and 3 <= len(digits) <= 16

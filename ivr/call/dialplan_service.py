@@ -1,0 +1,98 @@
+"""Runs the dialplans on real calls: routing, caller ID, the flow runner, live reload and
+pre-rendering of every static prompt when a plan loads.
+
+A call keeps the plan that was live when it arrived; a reload swaps the plan for new calls
+only.  A reload with errors logs them and leaves the previous plan in force.
+"""
+from __future__ import annotations
+
+from twisted.logger import Logger
+
+from ..dialplan.http import TreqHttpClient
+from ..dialplan.numbers import caller_id
+from ..dialplan.reload import DialplanStore
+from ..dialplan.router import Router
+from ..dialplan.runner import FlowRunner
+from ..dialplan.static import static_prompts
+from ..sip.message import Request
+from .call import Call
+
+log = Logger(namespace="ivr.dialplan")
+
+
+class DialplanInvalid(Exception):
+    def __init__(self, errors) -> None:
+        super().__init__(f"{len(errors)} dialplan error(s)")
+        self.errors = errors
+
+
+class DialplanService:
+    def __init__(self, reactor, dialplans_dir, prompts_dir, media) -> None:
+        self.reactor = reactor
+        self.media = media
+        self.store = DialplanStore(dialplans_dir, prompts_dir, reactor=reactor)
+        self.router: Router | None = None
+        self.http = TreqHttpClient(reactor=reactor)
+        self.runners: dict[str, FlowRunner] = {}
+
+    def start(self) -> None:
+        self.store.on_reload(self._loaded)
+        errors = self.store.reload()
+        if self.store.current is None:
+            raise DialplanInvalid(errors)
+        mode = self.store.start()
+        log.info("dialplans loaded from {d} ({n} routes, {f} flows); watching with {m}",
+                 d=self.store.directory if hasattr(self.store, "directory") else "?",
+                 n=len(self.store.current.routes), f=len(self.store.current.flows), m=mode)
+
+    def stop(self) -> None:
+        self.store.stop()
+
+    def _loaded(self, plan) -> None:
+        self.router = Router(plan)
+        prompts = static_prompts(plan)
+        if self.media.tts is not None and prompts:
+            d = self.media.tts.prerender(prompts)
+            d.addCallback(lambda failures: log.info(
+                "pre-rendered {n} static prompt(s), {f} failed", n=len(prompts), f=failures))
+            d.addErrback(lambda f: log.failure("pre-rendering failed", f))
+
+    # -- calls -------------------------------------------------------------------------
+    def start_call(self, session, request: Request) -> Call | None:
+        plan, router = self.store.current, self.router
+        headers = request.headers
+        try:
+            request_user = request.uri
+            match = router.route(request_user, headers.get("To"), headers.get("Diversion"),
+                                 headers.get("P-Called-Party-ID"))
+        except Exception:
+            log.failure("routing failed for {uri}", uri=request.uri)
+            match = None
+        if match is None:
+            log.info("call {cid} to {uri}: no route, 404", cid=request.call_id, uri=request.uri)
+            session.reject(404)
+            return None
+        caller = caller_id(headers.get("From") or "", headers.get("P-Asserted-Identity"),
+                           headers.get("Privacy"), region=plan.settings.default_region)
+        call = Call(self.media, session, caller, match.called,
+                    {"flow": match.flow, "route_source": match.source})
+        call.log_event("route", called=match.called, flow=match.flow, source=match.source,
+                       caller=caller.number or "anonymous")
+        self._run(call, plan, match.flow)
+        return call
+
+    def run_flow(self, call, flow: str):
+        """Run ``flow`` on an existing (for example outbound) leg with the live plan."""
+        return self._run(call, self.store.current, flow)
+
+    def _run(self, call, plan, flow: str):
+        runner = FlowRunner(plan, call, http=self.http)
+        self.runners[call.call_id] = runner
+        d = runner.run(flow)
+
+        def finished(reason):
+            self.runners.pop(call.call_id, None)
+            return reason
+
+        d.addBoth(finished)
+        return d

@@ -1,0 +1,162 @@
+"""Longer media operations on a call: record (voicemail) and echo; SIP INFO digits."""
+from __future__ import annotations
+
+import os
+import re
+from collections import deque
+
+import numpy as np
+from twisted.internet import defer
+
+from ..media.audio import tone
+from ..media.recorder import WavRecorder
+from .interface import CallEnded, RecordingResult
+
+BEEP = tone(1000, 0.25)
+_SIGNAL_RE = re.compile(r"^\s*Signal\s*=\s*(\S)", re.I | re.M)
+
+
+def digit_from_info(content_type: str | None, body: bytes) -> str | None:
+    """The digit in an INFO body: ``application/dtmf-relay`` (``Signal=5``) or
+    ``application/dtmf`` (just ``5``)."""
+    text = body.decode("utf-8", "replace")
+    if content_type == "application/dtmf-relay":
+        match = _SIGNAL_RE.search(text)
+        return match.group(1).upper() if match else None
+    if content_type == "application/dtmf":
+        text = text.strip()
+        if text.isdigit() and int(text) in (10, 11):
+            return "*" if text == "10" else "#"
+        return text.upper()[:1] if text else None
+    return None
+
+
+def record(call, path: str, max_seconds: float, finish_on_key: str, beep: bool) -> defer.Deferred:
+    """Beep, then record the caller until ``finish_on_key``, ``max_seconds`` or hang-up."""
+    if call.ended:
+        return defer.fail(CallEnded(call.end_reason))
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    result = defer.Deferred()
+    state = {"done": False}
+
+    def start(_=None):
+        if call.ended:
+            result.errback(CallEnded(call.end_reason))
+            return
+        call.flush_digits()
+        recorder = WavRecorder(path, max_seconds, reactor=call.clock,
+                               on_full=lambda: finish("max_length"))
+        rtp = call._ensure_rtp()
+        rtp.add_audio_listener(recorder)
+        state["recorder"] = recorder
+        timer = call.clock.callLater(max_seconds + 0.5, finish, "max_length")
+        state["timer"] = timer
+
+        def on_digit(digit):
+            if finish_on_key and digit in finish_on_key:
+                finish("key", digit)
+
+        call.add_digit_listener(on_digit)
+        state["listener"] = on_digit
+        call.when_ended().addCallback(lambda _: finish("hangup"))
+
+    def finish(how: str, digit: str | None = None):
+        if state["done"] or "recorder" not in state:
+            return
+        state["done"] = True
+        if state["timer"].active():
+            state["timer"].cancel()
+        call.remove_digit_listener(state["listener"])
+        if digit is not None:
+            call.flush_digits()
+        recorder = state["recorder"]
+        if call.rtp is not None:
+            call.rtp.remove_audio_listener(recorder)
+        d = recorder.close()
+        d.addCallback(lambda seconds: RecordingResult(path, seconds, how, digit))
+        d.chainDeferred(result)
+
+    if beep:
+        call.play_audio(BEEP).addCallbacks(start, result.errback)
+    else:
+        start()
+    return result
+
+
+class _EchoSource:
+    """Plays back what the caller said, about 100 ms later."""
+
+    def __init__(self, frames: deque, seconds: float) -> None:
+        self.frames = frames
+        self.remaining = int(seconds * 50)
+
+    def read_frame(self):
+        if self.remaining <= 0:
+            return None
+        self.remaining -= 1
+        if len(self.frames) > 5:
+            return self.frames.popleft()
+        return np.zeros(160, dtype=np.int16)
+
+
+def echo(call, seconds: float) -> defer.Deferred:
+    """The caller's audio (and RFC 4733 digits, when negotiated) sent straight back."""
+    if call.ended:
+        return defer.fail(CallEnded(call.end_reason))
+    rtp = call._ensure_rtp()
+    frames: deque = deque(maxlen=50)
+    listener = frames.append
+
+    def digit_back(digit):
+        if call.negotiated is not None and call.negotiated.telephone_event_pt is not None:
+            rtp.send_dtmf(digit).addErrback(lambda f: None)
+
+    rtp.add_audio_listener(listener)
+    call.add_digit_listener(digit_back)
+    d = rtp.play(_EchoSource(frames, seconds))
+    result = defer.Deferred()
+
+    def cleanup(outcome):
+        rtp.remove_audio_listener(listener)
+        call.remove_digit_listener(digit_back)
+        call.flush_digits()
+        if call.ended:
+            result.errback(CallEnded(call.end_reason))
+        else:
+            result.callback(None)
+
+    d.addBoth(cleanup)
+    return result
+
+
+def send_digits(call, digits: str) -> defer.Deferred:
+    """Send digits as RFC 4733 events; ``,`` or ``w`` pauses 500 ms between groups."""
+    rtp = call._ensure_rtp()
+    groups = re.split(r"[,wW]", digits)
+    d = defer.succeed(None)
+    for index, group in enumerate(groups):
+        if index:
+            d.addCallback(lambda _: _sleep(call.clock, 0.5))
+        if group:
+            d.addCallback(lambda _, g=group: rtp.send_dtmf(g))
+    return d
+
+
+def _sleep(clock, seconds: float) -> defer.Deferred:
+    d = defer.Deferred()
+    clock.callLater(seconds, d.callback, None)
+    return d
+
+
+def record_until_end(call, path: str, max_seconds: float) -> None:
+    """Keep the caller's audio in a WAV file written when the call ends (or fills up)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    recorder = WavRecorder(path, max_seconds, reactor=call.clock)
+    rtp = call._ensure_rtp()
+    rtp.add_audio_listener(recorder)
+
+    def finish(_):
+        rtp.remove_audio_listener(recorder)
+        return recorder.close()
+
+    call.when_ended().addCallback(finish)

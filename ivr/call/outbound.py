@@ -1,0 +1,152 @@
+"""An outbound call leg: we send the INVITE (with our SDP offer) and wait for an answer.
+
+Failure reasons follow what a dialplan or the API branches on: ``busy`` (486, 600),
+``no-answer`` (ring timeout, 408, 480), ``rejected`` (603, 403), ``cancelled`` (we gave
+up), ``failed`` (anything else: 404, 5xx, transport errors).
+"""
+from __future__ import annotations
+
+import secrets
+import time
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from ..api.telephony import LegFailed
+from ..sdp import SdpError, make_offer, negotiate_answer, parse_sdp, serialize_sdp
+from ..sip.transport import Destination
+from .call import Call, MediaContext
+from .interface import CallEnded, CallerId
+
+log = Logger(namespace="ivr.call.outbound")
+
+
+def failure_reason(status: int) -> str:
+    if status in (486, 600):
+        return "busy"
+    if status in (408, 480):
+        return "no-answer"
+    if status in (403, 603):
+        return "rejected"
+    if status == 487:
+        return "cancelled"
+    return "failed"
+
+
+class OutboundCall(Call):
+    direction = "outbound"
+
+    def __init__(self, ctx: MediaContext, target: str, caller: CallerId | None = None,
+                 variables: dict | None = None) -> None:
+        self.target = target
+        self._answer_outcome = None  # the OutboundCall, or a Failure(LegFailed)
+        self._answer_waiters: list[defer.Deferred] = []
+        self._ring_timer = None
+        self.ringing = False
+        super().__init__(ctx, None, caller or CallerId(None, None, ""), target, variables)
+
+    def dial(self, ua, *, timeout: float = 30.0, from_user: str = "ivr",
+             from_display: str | None = None, dest: Destination | None = None,
+             credentials: tuple[str, str] | None = None,
+             extra: list[tuple[str, str]] | None = None) -> "OutboundCall":
+        rtp = self._ensure_rtp()
+        self._local_sdp = make_offer(self.ctx.advertise, rtp.local_port,
+                                     session_id=self._session_id, version=1)
+        self.session = ua.invite(self.target, self, serialize_sdp(self._local_sdp),
+                                 from_user=from_user, from_display=from_display, dest=dest,
+                                 credentials=credentials, extra=extra)
+        self.call_id = self.session.call_id
+        self.log_event("dial", target=self.target, timeout=timeout)
+        self._ring_timer = self.clock.callLater(timeout, self._ring_timeout)
+        return self
+
+    def when_answered(self) -> defer.Deferred:
+        """Fires with this leg once answered; errbacks LegFailed if it never is."""
+        if self._answer_outcome is not None:
+            if isinstance(self._answer_outcome, Failure):
+                return defer.fail(self._answer_outcome)
+            return defer.succeed(self._answer_outcome)
+        d = defer.Deferred()
+        self._answer_waiters.append(d)
+        return d
+
+    def _settle(self, outcome) -> None:
+        if self._answer_outcome is not None:
+            return
+        self._answer_outcome = outcome
+        waiters, self._answer_waiters = self._answer_waiters, []
+        for d in waiters:
+            if isinstance(outcome, Failure):
+                d.errback(outcome)
+            else:
+                d.callback(outcome)
+
+    def _ring_timeout(self) -> None:
+        self._ring_timer = None
+        if not self.answered and not self.ended:
+            self.log_event("ring_timeout")
+            self.session.cancel()
+            self._fail(LegFailed("no-answer", 408, "ring timeout"))
+
+    def _cancel_ring_timer(self) -> None:
+        if self._ring_timer is not None and self._ring_timer.active():
+            self._ring_timer.cancel()
+        self._ring_timer = None
+
+    def _fail(self, failure: LegFailed) -> None:
+        self._cancel_ring_timer()
+        self._settle(Failure(failure))
+        self._end(failure.reason, side="remote" if failure.status else "local")
+
+    # -- SessionListener (UAC) ----------------------------------------------------------
+    def on_progress(self, session, response) -> None:
+        if not self.ringing:
+            self.ringing = True
+            self.log_event("ringing", status=response.status)
+        if response.body and response.content_type == "application/sdp" and self.negotiated is None:
+            try:
+                self._apply(negotiate_answer(self._local_sdp, parse_sdp(response.body)))
+                self.log_event("early_media")
+            except SdpError as exc:
+                self.log_event("bad_early_sdp", why=str(exc))
+
+    def on_answered(self, session, response):
+        self._cancel_ring_timer()
+        if self.ended:
+            return None
+        if response.body:
+            try:
+                self._apply(negotiate_answer(self._local_sdp, parse_sdp(response.body)))
+            except SdpError as exc:
+                self.log_event("bad_answer_sdp", why=str(exc))
+                self.clock.callLater(0, self.hangup, "bad-sdp")
+                return None
+        self.answered = True
+        self.answered_at = time.time()
+        self.log_event("answered")
+        self._settle(self)
+        return None
+
+    def on_failed(self, session, status: int, reason: str) -> None:
+        self.log_event("failed", status=status, reason=reason)
+        self._fail(LegFailed(failure_reason(status), status, reason))
+
+    def on_confirmed(self, session, ack) -> None:  # UAS-only
+        pass
+
+    def hangup(self, reason: str = "normal") -> None:
+        if self.ended:
+            return
+        if not self.answered:
+            self.log_event("cancel", reason=reason)
+            self.session.cancel()
+            self._fail(LegFailed("cancelled", None, reason))
+            return
+        super().hangup(reason)
+
+    def _end(self, reason: str, side: str = "local") -> None:
+        self._cancel_ring_timer()
+        known = ("busy", "no-answer", "rejected", "cancelled")
+        self._settle(Failure(LegFailed(reason if reason in known else "failed", None, reason)))
+        super()._end(reason, side)

@@ -1,0 +1,75 @@
+"""The ``ivr`` command: ``serve``, ``check`` (and more as features land)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def port_range(text: str) -> tuple[int, int]:
+    low, sep, high = text.partition("-")
+    if not sep or not low.isdigit() or not high.isdigit():
+        raise argparse.ArgumentTypeError(f"expected LOW-HIGH, got {text!r}")
+    low_i, high_i = int(low), int(high)
+    if not 1024 <= low_i < high_i <= 65535 or high_i - low_i < 2:
+        raise argparse.ArgumentTypeError(f"bad RTP port range {text!r}")
+    return low_i, high_i
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ivr", description="Open telephony IVR and voice server")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the SIP/RTP server on the dialplans")
+    serve.add_argument("--sip", type=host_port, default=("127.0.0.1", 5060), metavar="HOST:PORT",
+                       help="SIP address, UDP and TCP (default 127.0.0.1:5060; use 0.0.0.0:5060 "
+                            "to take calls from the network)")
+    serve.add_argument("--http", type=host_port, default=("127.0.0.1", 8080), metavar="HOST:PORT",
+                       help="HTTP API address (default 127.0.0.1:8080)")
+    serve.add_argument("--rtp-ports", type=port_range, default=(10000, 20000), metavar="LOW-HIGH",
+                       help="UDP port range for RTP/RTCP (default 10000-20000)")
+    serve.add_argument("--advertise", default=None, metavar="IP",
+                       help="address put in SDP and Contact (default: the SIP host, or this "
+                            "machine's primary address when bound to 0.0.0.0)")
+    serve.add_argument("--dialplans", default="dialplans", metavar="DIR")
+    serve.add_argument("--prompts", default="prompts", metavar="DIR")
+    serve.add_argument("--data", default="data", metavar="DIR",
+                       help="state, CDRs and caches (default ./data)")
+    serve.add_argument("--t1", type=float, default=0.5, help=argparse.SUPPRESS)
+    serve.add_argument("--media-timeout", type=float, default=30.0,
+                       help="hang up after this many seconds without RTP (0: never)")
+    serve.add_argument("--drain-timeout", type=float, default=3600.0,
+                       help="on SIGTERM, wait at most this long for calls to finish")
+
+    check = sub.add_parser("check", help="validate dialplan files")
+    check.add_argument("paths", nargs="*", default=["dialplans"])
+    check.add_argument("--prompts", default="prompts", metavar="DIR")
+
+    from .local import cli_phone, cli_say
+    for local in (cli_say, cli_phone):
+        local.add_parser(sub).set_defaults(local_run=local.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        from .server import run_server
+        return run_server(args)
+    if args.command == "check":
+        from .dialplan.check import main as check_main
+        return check_main(args.paths, prompts_dir=args.prompts)
+    if getattr(args, "local_run", None) is not None:
+        return args.local_run(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

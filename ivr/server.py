@@ -1,0 +1,189 @@
+"""``ivr serve``: wires the SIP stack, the media engine, the dialplans and HTTP together.
+
+This is the only module that uses the global reactor; everything below takes it injected.
+Shutdown: the first SIGINT/SIGTERM stops taking calls (new INVITEs get 503 with
+Retry-After) and exits once the calls in progress have ended (or after
+``--drain-timeout``); a second signal exits at once.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from twisted.logger import Logger
+from twisted.web import resource, server as web_server
+
+from .call.call import Call, MediaContext
+from .call.inband import InbandDtmfService
+from .logging import start_logging
+from .rtp.clock import MediaClock
+from .rtp.ports import PortAllocator
+from .sip.message import Request
+from .sip.timers import TimerConfig
+from .sip.transport import SipTransport
+from .sip.ua import UserAgent
+
+log = Logger(namespace="ivr.server")
+
+
+def primary_address() -> str:
+    """This machine's outward address (no packet is sent), or 127.0.0.1."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.connect(("192.0.2.1", 9))  # TEST-NET-1: never routed anywhere
+        return s.getsockname()[0]
+    except OSError:
+        return "127.0.0.1"
+    finally:
+        s.close()
+
+
+class IvrServer:
+    def __init__(self, reactor, *, sip=("127.0.0.1", 5060), http=("127.0.0.1", 8080),
+                 rtp_ports=(10000, 20000), advertise=None, dialplans="dialplans",
+                 prompts="prompts", data="data", timers=TimerConfig(), media_timeout=30.0,
+                 drain_timeout=3600.0, tts=None) -> None:
+        self.reactor = reactor
+        self.sip_addr, self.http_addr = sip, http
+        self.data = Path(data)
+        self.drain_timeout = drain_timeout
+        host = sip[0]
+        self.advertise = advertise or (primary_address() if host in ("0.0.0.0", "") else host)
+        self.media_clock = MediaClock(reactor)
+        self.ports = PortAllocator(rtp_ports[0], rtp_ports[1], reactor=reactor)
+        self.inband = InbandDtmfService(self.media_clock)
+        self.prompts_dir = Path(prompts)
+        self.dialplans_dir = Path(dialplans)
+        self._tts = tts
+        self.media = MediaContext(reactor=reactor, media_clock=self.media_clock, ports=self.ports,
+                                  advertise=self.advertise, bind_host=host if host else "0.0.0.0",
+                                  inband=self.inband, media_timeout=media_timeout,
+                                  recordings_dir=str(self.data / "recordings"))
+        self.transport = SipTransport(reactor, host, sip[1], self._on_sip)
+        self.ua: UserAgent | None = None
+        self.timers = timers
+        self.calls: dict[str, Call] = {}
+        self.dialplan = None  # set by start()
+        self._stopping = False
+        self._http_port = None
+
+    # -- startup -----------------------------------------------------------------------
+    def start(self) -> None:
+        self.data.mkdir(parents=True, exist_ok=True)
+        (self.data / "recordings").mkdir(exist_ok=True)
+        from .media.prompts import PromptCache
+        from .media.tts import TtsEngine
+        self.media.prompts = PromptCache(self.prompts_dir, self.data / "cache" / "prompts",
+                                         reactor=self.reactor)
+        self.media.tts = self._tts or TtsEngine(self.data / "cache" / "tts", reactor=self.reactor)
+        from .call.dialplan_service import DialplanService
+        self.dialplan = DialplanService(self.reactor, self.dialplans_dir, self.prompts_dir,
+                                        self.media)
+        self.dialplan.start()  # raises DialplanInvalid with file:line:col errors
+        self.transport.start()
+        self.ua = UserAgent(self.reactor, self.transport, self, self.advertise,
+                            self.transport.port, self.timers)
+        site = web_server.Site(self._http_root())
+        site.noisy = False
+        self._http_port = self.reactor.listenTCP(self.http_addr[1], site,
+                                                 interface=self.http_addr[0])
+        log.info("server ready: SIP udp+tcp {h}:{p}, HTTP {hh}:{hp}, RTP {lo}-{hi}, "
+                 "advertising {adv}", h=self.transport.host, p=self.transport.port,
+                 hh=self.http_addr[0], hp=self._http_port.getHost().port,
+                 lo=self.ports.low, hi=self.ports.high, adv=self.advertise)
+
+    def _on_sip(self, message, source) -> None:
+        self.ua.receive(message, source)
+
+    def _http_root(self):
+        root = resource.Resource()
+        root.putChild(b"health", _Health(self))
+        return root
+
+    # -- calls -------------------------------------------------------------------------
+    def incoming_call(self, session) -> None:
+        request: Request = session.invite
+        call = self.dialplan.start_call(session, request)
+        if call is not None:
+            self.track_call(call)
+
+    def track_call(self, call) -> None:
+        self.calls[call.call_id] = call
+        call.on_end.append(lambda c: self.calls.pop(c.call_id, None))
+
+    # -- shutdown ----------------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        def handler(signum, frame):
+            self.reactor.callFromThread(self.request_stop, signum)
+
+        signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGTERM, handler)
+
+    def request_stop(self, signum=None) -> None:
+        if self._stopping:
+            log.info("second signal: exiting now with {n} call(s) up", n=len(self.calls))
+            self.reactor.stop()
+            return
+        self._stopping = True
+        self.ua.draining = True
+        log.info("draining: refusing new calls (503), waiting for {n} call(s) to end",
+                 n=len(self.calls))
+        self._deadline = self.reactor.seconds() + self.drain_timeout
+        self._check_drained()
+
+    def _check_drained(self) -> None:
+        if not self.calls and self.ua.active_sessions() == 0:
+            log.info("all calls ended; stopping")
+            self.reactor.stop()
+        elif self.reactor.seconds() >= self._deadline:
+            log.info("drain timeout: stopping with {n} call(s) up", n=len(self.calls))
+            for call in list(self.calls.values()):
+                call.hangup("shutdown")
+            self.reactor.callLater(0.5, self.reactor.stop)
+        else:
+            self.reactor.callLater(0.2, self._check_drained)
+
+
+class _Health(resource.Resource):
+    isLeaf = True
+
+    def __init__(self, server: IvrServer) -> None:
+        super().__init__()
+        self.server = server
+
+    def render_GET(self, request):
+        request.setHeader(b"content-type", b"application/json")
+        body = {"status": "draining" if self.server._stopping else "ok",
+                "calls": len(self.server.calls),
+                "late_ticks": self.server.media_clock.late_ticks}
+        return json.dumps(body).encode()
+
+
+def run_server(args) -> int:
+    from twisted.internet import reactor
+
+    start_logging()
+    srv = IvrServer(reactor, sip=args.sip, http=args.http, rtp_ports=args.rtp_ports,
+                    advertise=args.advertise, dialplans=args.dialplans, prompts=args.prompts,
+                    data=args.data, timers=TimerConfig(t1=args.t1),
+                    media_timeout=args.media_timeout, drain_timeout=args.drain_timeout)
+    from .call.dialplan_service import DialplanInvalid
+    try:
+        srv.start()
+    except DialplanInvalid as exc:
+        for error in exc.errors:
+            print(error, file=sys.stderr)
+        print(f"ivr: not starting: {len(exc.errors)} error(s) in the dialplans", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"ivr: cannot start: {exc}", file=sys.stderr)
+        return 1
+    # Twisted's own handlers stay (SIGCHLD reaps the TTS worker); ours replace its
+    # SIGINT/SIGTERM ones once the reactor runs.
+    reactor.callWhenRunning(srv.install_signal_handlers)
+    reactor.run()
+    return 0
