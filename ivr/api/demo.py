@@ -1,0 +1,89 @@
+"""The click-to-call demo page and its server-side endpoints.
+
+The browser never sees an API key: ``POST /demo/api/click-to-call`` runs inside the
+server with the configured agent (``demo_agent``) and is rate limited per visitor IP
+(``demo_rate_calls`` per ``demo_rate_period`` seconds).  Session ids are unguessable, so
+``GET /demo/api/sessions/{id}`` only shows a visitor the session they started.
+"""
+from __future__ import annotations
+
+from importlib import resources
+
+from .errors import ApiError, RateLimiter
+
+#: What the visitor sees for each session state.
+STATUS_LABELS = {
+    "initiated": "Ringing the agent…",
+    "ringing_agent": "Ringing the agent…",
+    "agent_answered": "Connecting you…",
+    "whisper": "Connecting you…",
+    "ringing_customer": "Connecting you…",
+    "bridged": "Connected",
+    "completed": "Ended",
+    "failed": "Ended",
+}
+_VISITOR_REASONS = {
+    "agent-busy": "all agents are busy", "agent-no-answer": "no agent is available",
+    "agent-rejected": "no agent is available", "agent-failed": "no agent is available",
+    "customer-busy": "your line was busy", "customer-no-answer": "you did not answer",
+    "customer-rejected": "the call was declined", "customer-failed": "we could not reach you",
+}
+
+
+def _asset(name: str) -> bytes:
+    return resources.files("ivr.api").joinpath("web", name).read_bytes()
+
+
+def visitor_status(session) -> dict:
+    state = session.state.value
+    out = {"id": session.id, "state": state, "status": STATUS_LABELS[state],
+           "reason": session.reason}
+    if state == "failed":
+        out["detail"] = _VISITOR_REASONS.get(session.reason or "", "the call could not be made")
+    return out
+
+
+def demo_routes(app, api) -> None:
+    cfg = api.config
+    page, script = _asset("demo.html"), _asset("click-to-call.js")
+    limiter = RateLimiter(cfg.demo_rate_calls / cfg.demo_rate_period, cfg.demo_rate_calls,
+                          api.clock)
+
+    def visitor(request) -> str:
+        if cfg.trust_forwarded_for:
+            fwd = request.getHeader(b"x-forwarded-for")
+            if fwd:
+                return fwd.decode("latin-1").split(",")[0].strip()
+        addr = request.getClientAddress()
+        return getattr(addr, "host", None) or "unknown"
+
+    @app.route("/demo/click-to-call", methods=["GET"])
+    def demo_page(request):
+        request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
+        request.setHeader(b"Content-Security-Policy",
+                          b"default-src 'self'; style-src 'self' 'unsafe-inline'")
+        return page
+
+    @app.route("/demo/click-to-call.js", methods=["GET"])
+    def demo_script(request):
+        request.setHeader(b"Content-Type", b"text/javascript; charset=utf-8")
+        request.setHeader(b"Cache-Control", b"public, max-age=300")
+        return script
+
+    @app.route("/demo/api/click-to-call", methods=["POST"])
+    def demo_call(request):
+        from .app import json_body
+        body = json_body(request)
+        number = body.get("number")
+        if not isinstance(number, str) or not number.strip():
+            raise ApiError(400, "missing_field", "please enter your phone number")
+        limiter.check(visitor(request))
+        req = api.click_to_call_request({
+            "agent": cfg.demo_agent, "customer": number, "caller_id": cfg.demo_caller_id,
+            "whisper": cfg.demo_whisper})
+        session = api.sessions.start(req)
+        return api.respond(request, 201, visitor_status(session))
+
+    @app.route("/demo/api/sessions/<session_id>", methods=["GET"])
+    def demo_session(request, session_id):
+        return api.respond(request, 200, visitor_status(api.sessions.get(session_id)))

@@ -1,0 +1,171 @@
+"""Call detail records: one row per call leg, in SQLite.
+
+A record is written (and committed) when a leg ends.  Legs of one click-to-call session
+share a ``session_id``.  Several writers may contribute to the same leg's row -- the call
+core writes numbers, times and RTP statistics, the click-to-call session writes its
+``session_id`` and ``role`` -- so :meth:`CdrStore.record` is an upsert keyed by ``leg_id``
+that keeps existing values where the new record has none.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+from typing import Any, Iterable
+
+from twisted.internet.defer import Deferred
+
+from .db import Database
+
+#: Column name -> SQL type.  ``digits`` and ``extra`` hold JSON.
+COLUMNS: dict[str, str] = {
+    "leg_id": "TEXT PRIMARY KEY",
+    "session_id": "TEXT",
+    "role": "TEXT",              # agent | customer | inbound | outbound
+    "direction": "TEXT",         # inbound | outbound
+    "from_number": "TEXT",
+    "to_number": "TEXT",
+    "caller_id": "TEXT",
+    "setup_at": "REAL",          # unix seconds
+    "answer_at": "REAL",
+    "end_at": "REAL",
+    "duration": "REAL",          # end - setup
+    "billsec": "REAL",           # end - answer (0 if never answered)
+    "outcome": "TEXT",           # answered | busy | no-answer | rejected | failed | cancelled
+    "end_reason": "TEXT",
+    "hangup_side": "TEXT",       # caller | callee | local | remote | system
+    "route": "TEXT",
+    "flow": "TEXT",
+    "digits": "TEXT",            # JSON list of gathered digit strings
+    "rtp_packets_lost": "INTEGER",
+    "rtp_loss_pct": "REAL",
+    "rtp_jitter_ms": "REAL",
+    "recording": "TEXT",
+    "extra": "TEXT",             # JSON object for anything else
+}
+FIELDS = list(COLUMNS)
+OUTCOMES = ("answered", "busy", "no-answer", "rejected", "failed", "cancelled")
+
+SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS cdrs ("
+    + ", ".join(f"{name} {kind}" for name, kind in COLUMNS.items()) + ")",
+    "CREATE INDEX IF NOT EXISTS cdrs_setup ON cdrs(setup_at)",
+    "CREATE INDEX IF NOT EXISTS cdrs_session ON cdrs(session_id)",
+    "CREATE INDEX IF NOT EXISTS cdrs_from ON cdrs(from_number)",
+    "CREATE INDEX IF NOT EXISTS cdrs_to ON cdrs(to_number)",
+]
+
+_FILL = (
+    f"INSERT INTO cdrs ({', '.join(FIELDS)}) VALUES ({', '.join('?' for _ in FIELDS)}) "
+    "ON CONFLICT(leg_id) DO UPDATE SET "
+    + ", ".join(f"{f} = COALESCE(cdrs.{f}, excluded.{f})" for f in FIELDS if f != "leg_id")
+)
+_UPSERT = (
+    f"INSERT INTO cdrs ({', '.join(FIELDS)}) VALUES ({', '.join('?' for _ in FIELDS)}) "
+    "ON CONFLICT(leg_id) DO UPDATE SET "
+    + ", ".join(f"{f} = COALESCE(excluded.{f}, cdrs.{f})" for f in FIELDS if f != "leg_id")
+)
+
+
+class InvalidCdr(ValueError):
+    """A record the caller built wrongly (no leg_id, unknown field types)."""
+
+
+def normalise(cdr: dict) -> list[Any]:
+    """A CDR dict -> the row values in FIELDS order.  Unknown keys go to ``extra``."""
+    if not cdr.get("leg_id"):
+        raise InvalidCdr("a CDR needs a leg_id")
+    row = dict(cdr)
+    extra = {k: row.pop(k) for k in list(row) if k not in COLUMNS}
+    if isinstance(row.get("extra"), dict):
+        extra = {**row["extra"], **extra}
+    row["extra"] = json.dumps(extra, sort_keys=True) if extra else None
+    digits = row.get("digits")
+    if digits is not None:
+        row["digits"] = json.dumps([digits] if isinstance(digits, str) else
+                                   [str(d) for d in digits])
+    setup, answer, end = row.get("setup_at"), row.get("answer_at"), row.get("end_at")
+    if row.get("duration") is None and setup is not None and end is not None:
+        row["duration"] = round(max(0.0, end - setup), 3)
+    if row.get("billsec") is None and end is not None and setup is not None:
+        row["billsec"] = round(max(0.0, end - answer), 3) if answer is not None else 0.0
+    return [row.get(f) for f in FIELDS]
+
+
+def row_to_dict(row: sqlite3.Row) -> dict:
+    out = {k: row[k] for k in row.keys()}
+    out["digits"] = json.loads(out["digits"]) if out.get("digits") else []
+    out["extra"] = json.loads(out["extra"]) if out.get("extra") else {}
+    return out
+
+
+class CdrStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        db.ensure_schema(SCHEMA)
+
+    def record(self, cdr: dict, overwrite: bool = True) -> Deferred:
+        """Upsert one leg's record; fires (with the leg_id) once committed.
+
+        With ``overwrite`` (the call core, authoritative) the new non-null values replace
+        stored ones; without it (click-to-call, API bookkeeping) they only fill gaps."""
+        values = normalise(cdr)
+        sql = _UPSERT if overwrite else _FILL
+
+        def work(conn: sqlite3.Connection) -> str:
+            conn.execute(sql, values)
+            return values[0]
+        return self.db.run(work)
+
+    def query(self, since: float | None = None, until: float | None = None,
+              number: str | None = None, outcome: str | None = None,
+              session_id: str | None = None, limit: int = 100,
+              offset: int = 0) -> Deferred:
+        """Records newest first.  ``number`` matches from, to or caller id."""
+        where, args = [], []
+        if since is not None:
+            where.append("setup_at >= ?")
+            args.append(since)
+        if until is not None:
+            where.append("setup_at < ?")
+            args.append(until)
+        if number:
+            where.append("(from_number = ? OR to_number = ? OR caller_id = ?)")
+            args += [number] * 3
+        if outcome:
+            where.append("outcome = ?")
+            args.append(outcome)
+        if session_id:
+            where.append("session_id = ?")
+            args.append(session_id)
+        sql = "SELECT * FROM cdrs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY setup_at DESC, leg_id LIMIT ? OFFSET ?"
+        args += [int(limit), int(offset)]
+
+        def work(conn: sqlite3.Connection) -> list[dict]:
+            return [row_to_dict(r) for r in conn.execute(sql, args)]
+        return self.db.run(work)
+
+    def get(self, leg_id: str) -> Deferred:
+        def work(conn: sqlite3.Connection) -> dict | None:
+            row = conn.execute("SELECT * FROM cdrs WHERE leg_id = ?", (leg_id,)).fetchone()
+            return row_to_dict(row) if row else None
+        return self.db.run(work)
+
+
+def to_csv(records: Iterable[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(FIELDS)
+    for rec in records:
+        row = []
+        for f in FIELDS:
+            value = rec.get(f)
+            if f in ("digits", "extra") and not isinstance(value, str):
+                value = json.dumps(value) if value else ""
+            row.append("" if value is None else value)
+        writer.writerow(row)
+    return buf.getvalue()
