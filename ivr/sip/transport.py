@@ -1,0 +1,381 @@
+"""SIP over UDP and TCP on one port: the only place in ivr.sip that touches sockets.
+
+Receiving (RFC 3261 18.2.1, RFC 3581): each request's top Via gets ``received`` when the
+sent-by host is not the packet's source address, and ``rport`` filled in when the client
+asked for it, so responses find phones behind NAT.  Sending responses (18.2.2): over the
+connection the request came on while it is open, else to ``received``/``rport`` or the
+sent-by address.  Malformed requests are answered (400, 505, 513) from whatever could be
+read; malformed responses and garbage are dropped.  Nothing raised while handling a
+message escapes into the reactor.
+
+TCP: connections are reused in both directions (keyed by the peer's address), closed
+after ``idle_timeout`` seconds without traffic, and closed on a framing error or when a
+peer's unparsed buffer exceeds the stream parser's limits.
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Callable
+
+from twisted.internet import protocol
+from twisted.logger import Logger
+
+from .message import (
+    FramingError,
+    Request,
+    Response,
+    SipParseError,
+    StreamParser,
+    make_response,
+    parse_datagram,
+    serialize,
+)
+from .uri import SipSyntaxError
+
+log = Logger(namespace="ivr.sip.transport")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a message came from (or where a response goes)."""
+
+    transport: str  # "UDP" or "TCP"
+    host: str
+    port: int
+    connection: object = field(default=None, compare=False, hash=False, repr=False)
+
+    @property
+    def reliable(self) -> bool:
+        return self.transport != "UDP"
+
+
+@dataclass(frozen=True)
+class Destination:
+    transport: str
+    host: str
+    port: int
+
+    @property
+    def reliable(self) -> bool:
+        return self.transport != "UDP"
+
+
+def _same_host(a: str, b: str) -> bool:
+    try:
+        return ipaddress.ip_address(a.strip("[]")) == ipaddress.ip_address(b.strip("[]"))
+    except ValueError:
+        return False
+
+
+def stamp_via(request: Request, source: Source) -> None:
+    """Add ``received`` / fill ``rport`` on the top Via (RFC 3261 18.2.1, RFC 3581 4)."""
+    raw = request.headers.get("Via")
+    if raw is None:
+        return
+    via = request.top_via
+    changed = via
+    rport = via.param("rport")
+    if rport is not None and rport == "":
+        changed = changed.with_param("rport", str(source.port))
+        changed = changed.with_param("received", source.host)
+    elif not _same_host(via.host, source.host):
+        changed = changed.with_param("received", source.host)
+    if changed is not via:
+        request.headers.pop_first("Via")
+        request.headers.prepend("Via", str(changed))
+
+
+def reconnect_destination(response: Response, default_port: int = 5060) -> tuple[str, int]:
+    """Where a response goes over a reliable transport once the request's connection is
+    gone (18.2.2): ``received`` (else the sent-by host) and the sent-by port, which is the
+    peer's listening port (not the ephemeral port the closed connection came from)."""
+    via = response.top_via
+    host = (via.param("received") or via.host_no_brackets).strip("[]")
+    return host, via.port or default_port
+
+
+def response_destination(response: Response, default_port: int = 5060) -> tuple[str, int]:
+    """Where an unreliable response goes, from its top Via (18.2.2 and RFC 3581 4)."""
+    via = response.top_via
+    host = via.param("maddr") or via.param("received") or via.host_no_brackets
+    host = host.strip("[]")
+    rport = via.param("rport")
+    if rport:
+        return host, int(rport)
+    return host, via.port or default_port
+
+
+class SipTransport:
+    """Owns the UDP socket and TCP listener on one address.
+
+    ``on_message(message, source)`` receives every well-formed message.
+    """
+
+    def __init__(self, reactor, host: str, port: int,
+                 on_message: Callable[[Request | Response, Source], None],
+                 idle_timeout: float = 300.0) -> None:
+        self.reactor = reactor
+        self.host = host
+        self.port = port
+        self.on_message = on_message
+        self.idle_timeout = idle_timeout
+        self._udp = _UdpProtocol(self)
+        self._udp_port = None
+        self._tcp_port = None
+        self._connections: dict[tuple[str, int], "_TcpProtocol"] = {}
+        self._connecting: dict[tuple[str, int], "_TcpFactory"] = {}
+        self._all: set["_TcpProtocol"] = set()  # every open connection, for stop()
+
+    # -- lifecycle --------------------------------------------------------------------
+    def start(self) -> None:
+        from twisted.internet.error import CannotListenError
+        wanted = self.port
+        for attempt in range(10):
+            self._udp_port = self.reactor.listenUDP(wanted, self._udp, interface=self.host)
+            self.port = self._udp_port.getHost().port
+            try:
+                self._tcp_port = self.reactor.listenTCP(self.port, _TcpFactory(self),
+                                                        interface=self.host)
+                return
+            except CannotListenError:
+                # Port 0: the UDP port the OS chose may be taken for TCP; try another.
+                self._udp_port.stopListening()
+                self._udp_port = None
+                if wanted != 0 or attempt == 9:
+                    raise
+
+    def stop(self):
+        """Close the listeners and every connection; the Deferred fires once all are
+        closed (so nothing is left on the reactor)."""
+        from twisted.internet.defer import Deferred
+        deferreds = []
+        for factory in list(self._connecting.values()):
+            factory.abandon()
+        self._connecting.clear()
+        for conn in list(self._all):
+            closed = Deferred()
+            conn.on_close.append(closed)
+            deferreds.append(closed)
+            conn.close()
+        if self._udp_port is not None:
+            deferreds.append(self._udp_port.stopListening())
+        if self._tcp_port is not None:
+            deferreds.append(self._tcp_port.stopListening())
+        from twisted.internet.defer import gatherResults
+        return gatherResults([d for d in deferreds if d is not None])
+
+    def is_reliable(self, where) -> bool:
+        return where.reliable
+
+    # -- receiving --------------------------------------------------------------------
+    def handle_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
+        source = Source("UDP", addr[0], addr[1])
+        if data.strip(b"\r\n") == b"":
+            return  # keep-alive
+        try:
+            message = parse_datagram(data)
+        except SipParseError as exc:
+            self._answer_parse_error(exc, source)
+            return
+        except Exception:  # a parser bug must not take the reactor down
+            log.failure("parser crashed on a datagram from {addr}", addr=addr)
+            return
+        self.dispatch(message, source)
+
+    def dispatch(self, message: Request | Response, source: Source) -> None:
+        try:
+            if isinstance(message, Request):
+                stamp_via(message, source)
+            self.on_message(message, source)
+        except SipSyntaxError as exc:
+            if isinstance(message, Request) and message.method != "ACK":
+                self._answer_parse_error(SipParseError(str(exc), 400, message), source)
+        except Exception:
+            log.failure("error handling {message!r} from {host}:{port}",
+                        message=message, host=source.host, port=source.port)
+
+    def _answer_parse_error(self, exc: SipParseError, source: Source) -> None:
+        log.info("malformed message from {host}:{port}: {reason} ({status})",
+                 host=source.host, port=source.port, reason=exc.reason,
+                 status=exc.status or "dropped")
+        request = exc.request
+        if exc.status is None or request is None or request.method == "ACK":
+            return
+        if not request.headers.get_raw("Via"):
+            return  # nowhere to send a response
+        try:
+            stamp_via(request, source)
+            response = make_response(request, exc.status, reason=_short(exc.reason))
+            self.send_response(response, source)
+        except Exception:
+            # Too broken to answer (for example an unparseable Via): drop it.
+            log.debug("could not answer malformed message: {e}", e=exc.reason)
+
+    # -- sending ----------------------------------------------------------------------
+    def send_response(self, response: Response, source: Source) -> None:
+        data = serialize(response)
+        if source.reliable:
+            conn = source.connection
+            if conn is not None and conn.connected and not conn.closing:
+                conn.write(data)
+                return
+            host, port = reconnect_destination(response)
+            self._send_tcp(data, host, port)
+            return
+        host, port = response_destination(response)
+        self._udp.transport.write(data, (host, port))
+
+    def send_request(self, request: Request, dest: Destination) -> None:
+        data = serialize(request)
+        if dest.transport == "UDP":
+            self._udp.transport.write(data, (dest.host, dest.port))
+        else:
+            self._send_tcp(data, dest.host, dest.port)
+
+    def _send_tcp(self, data: bytes, host: str, port: int) -> None:
+        conn = self._connections.get((host, port))
+        if conn is not None and conn.connected and not conn.closing:
+            conn.write(data)
+            return
+        connecting = self._connecting.get((host, port))
+        if connecting is not None:
+            connecting.pending.append(data)  # one connection per peer, even while connecting
+            return
+        factory = _TcpFactory(self, pending=[data], key=(host, port))
+        self._connecting[(host, port)] = factory
+        factory.connector = self.reactor.connectTCP(host, port, factory, timeout=10)
+
+    def register_connection(self, conn: "_TcpProtocol") -> None:
+        self._connections[conn.peer] = conn
+        self._all.add(conn)
+
+    def forget_connection(self, conn: "_TcpProtocol") -> None:
+        self._all.discard(conn)
+        if self._connections.get(conn.peer) is conn:
+            del self._connections[conn.peer]
+
+    def connect_finished(self, factory: "_TcpFactory") -> None:
+        if self._connecting.get(factory.key) is factory:
+            del self._connecting[factory.key]
+
+
+def _short(reason: str) -> str:
+    reason = "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in reason)
+    return reason[:100] or "Bad Request"
+
+
+class _UdpProtocol(protocol.DatagramProtocol):
+    noisy = False
+
+    def __init__(self, owner: SipTransport) -> None:
+        self.owner = owner
+
+    def datagramReceived(self, data, addr):
+        self.owner.handle_datagram(data, addr)
+
+
+class _TcpProtocol(protocol.Protocol):
+    def __init__(self, owner: SipTransport, pending: list[bytes] | None = None) -> None:
+        self.owner = owner
+        self.parser = StreamParser()
+        self.pending = pending
+        self.peer: tuple[str, int] = ("", 0)
+        self.closing = False  # loseConnection called: read nothing more, send nothing more
+        self.on_close: list = []  # Deferreds fired by connectionLost
+        self._idle = None
+
+    def connectionMade(self):
+        peer = self.transport.getPeer()
+        self.peer = (peer.host, peer.port)
+        self.owner.register_connection(self)
+        for data in self.pending or ():
+            self.transport.write(data)
+        self.pending = None
+        self._touch()
+
+    def write(self, data: bytes) -> None:
+        self.transport.write(data)
+        self._touch()  # traffic either way keeps the connection
+
+    def close(self) -> None:
+        self.closing = True
+        self.transport.loseConnection()
+
+    def _touch(self):
+        if self._idle is not None and self._idle.active():
+            self._idle.reset(self.owner.idle_timeout)
+        else:
+            self._idle = self.owner.reactor.callLater(self.owner.idle_timeout, self._expire)
+
+    def _expire(self):
+        log.info("closing idle SIP/TCP connection from {peer}", peer=self.peer)
+        self.close()
+
+    def dataReceived(self, data):
+        if self.closing:
+            return  # after a framing error the stream cannot be resynchronised
+        self._touch()
+        source = Source("TCP", self.peer[0], self.peer[1], self)
+        try:
+            items = self.parser.feed(data)
+        except FramingError as exc:
+            for message in getattr(exc, "messages", ()) or ():
+                if isinstance(message, (Request, Response)):
+                    self.owner.dispatch(message, source)
+            self.owner._answer_parse_error(exc, source)
+            self.close()
+            return
+        except Exception:
+            log.failure("stream parser crashed; closing {peer}", peer=self.peer)
+            self.close()
+            return
+        for item in items:
+            if self.closing:
+                return
+            if item == "ping":
+                self.transport.write(b"\r\n")
+            elif isinstance(item, SipParseError):
+                self.owner._answer_parse_error(item, source)
+            else:
+                self.owner.dispatch(item, source)
+
+    def connectionLost(self, reason=protocol.connectionDone):
+        self.closing = True
+        if self._idle is not None and self._idle.active():
+            self._idle.cancel()
+        self.owner.forget_connection(self)
+        waiting, self.on_close = self.on_close, []
+        for deferred in waiting:
+            deferred.callback(None)
+
+
+class _TcpFactory(protocol.ClientFactory):
+    """The listener's factory, and (with ``pending``) one outgoing connection's: data
+    queued while the connection is being made is written once it is up."""
+
+    noisy = False
+
+    def __init__(self, owner: SipTransport, pending: list[bytes] | None = None,
+                 key: tuple[str, int] | None = None) -> None:
+        self.owner = owner
+        self.pending = pending
+        self.key = key
+        self.connector = None
+
+    def buildProtocol(self, addr):
+        proto = _TcpProtocol(self.owner, self.pending)
+        proto.factory = self
+        if self.key is not None:
+            self.owner.connect_finished(self)
+        return proto
+
+    def abandon(self) -> None:
+        self.pending = None
+        if self.connector is not None:
+            self.connector.stopConnecting()
+
+    def clientConnectionFailed(self, connector, reason):
+        self.owner.connect_finished(self)
+        log.info("SIP/TCP connect to {dest} failed: {why}", dest=connector.getDestination(),
+                 why=reason.getErrorMessage())

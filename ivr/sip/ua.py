@@ -1,0 +1,251 @@
+"""The SIP user agent core (the transaction user): dialogs, INVITE sessions, in-dialog
+requests, CANCEL, OPTIONS and the answers RFC 3261 asks of a UAS.
+
+The application (the call layer) sees :class:`InviteSession` objects and never a
+transaction.  Incoming calls are offered to ``app.incoming_call(session)``; outgoing
+calls start with :meth:`UserAgent.invite`.
+"""
+from __future__ import annotations
+
+import secrets
+from typing import Protocol
+
+from twisted.logger import Logger
+
+from .headers import Headers
+from .message import Request, Response, make_response
+from .session import InviteSession, SessionListener
+from .timers import TimerConfig
+from .transaction_layer import TransactionLayer
+from .transport import Destination, Source
+from .uri import SipUri, parse_uri
+from .validate import check_request, should_accept_response
+
+log = Logger(namespace="ivr.sip.ua")
+
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE"
+ACCEPT = "application/sdp, application/dtmf-relay, application/dtmf"
+SUPPORTED = ""
+USER_AGENT = "ivr/0.1"
+
+
+class Application(Protocol):
+    def incoming_call(self, session: InviteSession) -> None: ...
+
+
+def new_tag() -> str:
+    return secrets.token_hex(6)
+
+
+def new_branch() -> str:
+    return "z9hG4bK" + secrets.token_hex(8)
+
+
+class UserAgent:
+    def __init__(self, clock, transport, app: Application, host: str, port: int,
+                 timers: TimerConfig = TimerConfig()) -> None:
+        self.clock = clock
+        self.transport = transport
+        self.app = app
+        self.host = host
+        self.port = port
+        self.timers = timers
+        self.layer = TransactionLayer(clock, transport, self, timers)
+        self.sessions: dict[tuple, InviteSession] = {}  # dialog id -> session
+        self.pending_uas: dict[object, InviteSession] = {}  # INVITE server txn -> session
+        self.draining = False
+        self.retry_after = 30
+
+    # -- addresses ---------------------------------------------------------------------
+    def contact(self, transport: str = "UDP", user: str = "ivr") -> str:
+        suffix = ";transport=tcp" if transport == "TCP" else ""
+        return f"<sip:{user}@{_host_for_uri(self.host)}:{self.port}{suffix}>"
+
+    def via(self, transport: str = "UDP") -> str:
+        return f"SIP/2.0/{transport} {_host_for_uri(self.host)}:{self.port};branch={new_branch()};rport"
+
+    # -- from the transport ------------------------------------------------------------
+    def receive(self, message, source: Source) -> None:
+        if isinstance(message, Response) and not should_accept_response(message):
+            log.info("dropping response {r!r} from {h}:{p}", r=message, h=source.host, p=source.port)
+            return
+        self.layer.receive(message, source)
+
+    # -- TU interface used by the transaction layer ------------------------------------
+    def request_received(self, txn, request: Request, source: Source) -> None:
+        rejection = check_request(request)
+        if rejection is not None:
+            if request.method != "ACK":
+                log.info("rejecting {m} from {h}: {s} {r}", m=request.method, h=source.host,
+                         s=rejection.status, r=rejection.reason)
+                self._reply(txn, request, rejection.status, rejection.reason,
+                            extra=list(rejection.headers))
+            return
+        handler = getattr(self, "_on_" + request.method.lower(), None)
+        if handler is None:
+            self._reply(txn, request, 405, extra=[("Allow", ALLOW)])
+            return
+        handler(txn, request, source)
+
+    def _reply(self, txn, request: Request, status: int, reason: str | None = None,
+               extra: list[tuple[str, str]] | None = None, to_tag: str | None = None) -> None:
+        """A response outside any session.  8.2.6.2: a UAS adds a To tag when the
+        request has none (the ACK for a non-2xx final response then matches it)."""
+        try:
+            tagged = request.to.tag is not None
+        except Exception:
+            tagged = True  # unreadable To (a 400): copy it as it came
+        if to_tag is None and not tagged and status > 100:
+            to_tag = new_tag()
+        self.layer.respond(txn, make_response(request, status, reason, to_tag=to_tag, extra=extra))
+
+    def ack_for_2xx(self, request: Request, source: Source) -> None:
+        session = self._session_for(request)
+        if session is not None:
+            session.ack_received(request)
+
+    def stray_response(self, response: Response, source: Source) -> None:
+        # A retransmitted 2xx after the client transaction ended: re-send our ACK.
+        try:
+            key = (response.call_id, response.from_.tag, response.to.tag)
+        except Exception:
+            return
+        session = self.sessions.get(key)
+        if session is not None:
+            session.retransmitted_2xx(response)
+
+    # -- requests ----------------------------------------------------------------------
+    def _on_invite(self, txn, request: Request, source: Source) -> None:
+        if request.to.tag:
+            session = self._session_for(request)
+            if session is None:
+                self._reply(txn, request, 481)
+                return
+            session.reinvite_received(txn, request, source)
+            return
+        if self.draining:
+            self._reply(txn, request, 503, extra=[("Retry-After", str(self.retry_after))])
+            return
+        session = InviteSession.incoming(self, txn, request, source)
+        self.pending_uas[txn] = session
+        self.sessions[session.dialog.id] = session
+        log.info("call {cid} INVITE {uri} from {frm} ({h}:{p})", cid=request.call_id,
+                 uri=request.uri, frm=request.headers.get("From"), h=source.host, p=source.port)
+        try:
+            self.app.incoming_call(session)
+        except Exception:
+            log.failure("application failed on incoming call {cid}", cid=request.call_id)
+            session.reject(500)
+
+    def _on_ack(self, txn, request: Request, source: Source) -> None:
+        self.ack_for_2xx(request, source)
+
+    def _on_cancel(self, txn, request: Request, source: Source) -> None:
+        invite_txn = self.layer.cancel_matching(request)
+        if invite_txn is None:
+            self._reply(txn, request, 481)
+            return
+        session = self.pending_uas.get(invite_txn)
+        # 9.2: the 200 for CANCEL carries the To tag of the responses to the INVITE.
+        tag = session.dialog.local_tag if session is not None else None
+        self._reply(txn, request, 200, to_tag=tag)
+        if session is not None:
+            session.cancel_received(request)
+
+    def _on_bye(self, txn, request: Request, source: Source) -> None:
+        session = self._session_for(request)
+        if session is None:
+            self._reply(txn, request, 481)
+            return
+        session.bye_received(txn, request)
+
+    def _on_options(self, txn, request: Request, source: Source) -> None:
+        extra = [("Allow", ALLOW), ("Accept", ACCEPT), ("Accept-Language", "en")]
+        if SUPPORTED:
+            extra.append(("Supported", SUPPORTED))
+        tag = None if request.to.tag else new_tag()
+        response = make_response(request, 503 if self.draining else 200, to_tag=tag, extra=extra)
+        self.layer.respond(txn, response)
+
+    def _on_update(self, txn, request: Request, source: Source) -> None:
+        session = self._session_for(request)
+        if session is None:
+            self._reply(txn, request, 481)
+            return
+        session.update_received(txn, request)
+
+    def _on_info(self, txn, request: Request, source: Source) -> None:
+        session = self._session_for(request)
+        if session is None:
+            self._reply(txn, request, 481)
+            return
+        session.info_received(txn, request)
+
+    def _on_register(self, txn, request: Request, source: Source) -> None:
+        # Not a registrar (yet): RFC 3261 10.3 / RFC 4475 3.3.7 say 405.
+        self._reply(txn, request, 405, extra=[("Allow", ALLOW)])
+
+    def _session_for(self, request: Request) -> InviteSession | None:
+        try:
+            key = (request.call_id, request.to.tag, request.from_.tag)
+        except Exception:
+            return None
+        return self.sessions.get(key)
+
+    # -- outgoing calls ----------------------------------------------------------------
+    def invite(self, target: str, listener: SessionListener, sdp: bytes | None,
+               from_user: str = "ivr", from_display: str | None = None,
+               dest: Destination | None = None, credentials: tuple[str, str] | None = None,
+               extra: list[tuple[str, str]] | None = None) -> InviteSession:
+        uri = parse_uri(target)
+        if not isinstance(uri, SipUri):
+            raise ValueError(f"cannot call {target!r}: only sip: URIs")
+        if dest is None:
+            dest = destination_for(uri)
+        tag = new_tag()
+        display = f'"{from_display}" ' if from_display else ""
+        headers = Headers()
+        headers.add("Via", self.via(dest.transport))
+        headers.add("Max-Forwards", "70")
+        headers.add("From", f"{display}<sip:{from_user}@{_host_for_uri(self.host)}>;tag={tag}")
+        headers.add("To", f"<{target}>")
+        headers.add("Call-ID", f"{secrets.token_hex(10)}@{self.host}")
+        headers.add("CSeq", "1 INVITE")
+        headers.add("Contact", self.contact(dest.transport))
+        headers.add("Allow", ALLOW)
+        headers.add("User-Agent", USER_AGENT)
+        for name, value in extra or ():
+            headers.add(name, value)
+        if sdp:
+            headers.add("Content-Type", "application/sdp")
+        request = Request("INVITE", target, headers, sdp or b"")
+        session = InviteSession.outgoing(self, request, dest, listener, credentials)
+        session.send_invite()
+        return session
+
+    def register_session(self, session: InviteSession) -> None:
+        self.sessions[session.dialog.id] = session
+
+    def forget_session(self, session: InviteSession) -> None:
+        if session.dialog is not None:
+            self.sessions.pop(session.dialog.id, None)
+        for txn, s in list(self.pending_uas.items()):
+            if s is session:
+                del self.pending_uas[txn]
+
+    def active_sessions(self) -> int:
+        return len({id(s) for s in self.sessions.values()})
+
+
+def _host_for_uri(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def destination_for(uri: SipUri) -> Destination:
+    """Where to send a request for ``uri``: its host and port, UDP unless transport=tcp.
+    (No DNS NAPTR/SRV: targets are addresses or names the OS resolves; trunks and
+    outbound proxies are configured explicitly.)"""
+    transport = "TCP" if uri.transport == "tcp" else "UDP"
+    port = uri.port or 5060
+    host = uri.param("maddr") or uri.host_no_brackets
+    return Destination(transport, host, port)
