@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="address put in SDP and Contact (default: the SIP host, or this "
                             "machine's primary address when bound to 0.0.0.0)")
     serve.add_argument("--dialplans", default="dialplans", metavar="DIR")
+    serve.add_argument("--config", default="config", metavar="DIR",
+                       help="extensions, ring groups and trunks (DIR/extensions.yaml)")
     serve.add_argument("--prompts", default="prompts", metavar="DIR")
     serve.add_argument("--data", default="data", metavar="DIR",
                        help="state, CDRs and caches (default ./data)")

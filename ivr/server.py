@@ -18,6 +18,7 @@ from twisted.logger import Logger
 from twisted.web import resource, server as web_server
 
 from .call.call import Call, MediaContext
+from .call.dialplan_service import DialplanInvalid
 from .call.inband import InbandDtmfService
 from .logging import start_logging
 from .rtp.clock import MediaClock
@@ -46,7 +47,7 @@ class IvrServer:
     def __init__(self, reactor, *, sip=("127.0.0.1", 5060), http=("127.0.0.1", 8080),
                  rtp_ports=(10000, 20000), advertise=None, dialplans="dialplans",
                  prompts="prompts", data="data", timers=TimerConfig(), media_timeout=30.0,
-                 drain_timeout=3600.0, tts=None) -> None:
+                 drain_timeout=3600.0, tts=None, config="config") -> None:
         self.reactor = reactor
         self.sip_addr, self.http_addr = sip, http
         self.data = Path(data)
@@ -58,6 +59,11 @@ class IvrServer:
         self.inband = InbandDtmfService(self.media_clock)
         self.prompts_dir = Path(prompts)
         self.dialplans_dir = Path(dialplans)
+        self.config_dir = Path(config)
+        self.extensions = None
+        self.registrar = None
+        self.invite_auth = None
+        self.throttle = None
         self._tts = tts
         self.media = MediaContext(reactor=reactor, media_clock=self.media_clock, ports=self.ports,
                                   advertise=self.advertise, bind_host=host if host else "0.0.0.0",
@@ -84,13 +90,16 @@ class IvrServer:
         self.dialplan = DialplanService(self.reactor, self.dialplans_dir, self.prompts_dir,
                                         self.media)
         self.dialplan.start()  # raises DialplanInvalid with file:line:col errors
+        self._start_extensions()
         self.transport.start()
         self.ua = UserAgent(self.reactor, self.transport, self, self.advertise,
                             self.transport.port, self.timers)
+        self._start_records()
         site = web_server.Site(self._http_root())
         site.noisy = False
         self._http_port = self.reactor.listenTCP(self.http_addr[1], site,
                                                  interface=self.http_addr[0])
+        self.reactor.addSystemEventTrigger("before", "shutdown", self._cleanup)
         log.info("server ready: SIP udp+tcp {h}:{p}, HTTP {hh}:{hp}, RTP {lo}-{hi}, "
                  "advertising {adv}", h=self.transport.host, p=self.transport.port,
                  hh=self.http_addr[0], hp=self._http_port.getHost().port,
@@ -99,10 +108,84 @@ class IvrServer:
     def _on_sip(self, message, source) -> None:
         self.ua.receive(message, source)
 
+    def _start_extensions(self) -> None:
+        """Extensions, ring groups and trunks; the registrar and INVITE authentication."""
+        from .config.extensions import ExtensionsConfig, load_extensions
+        from .sip.auth import NonceManager
+        from .sip.authenticator import InviteAuthenticator
+        from .sip.registrar import DigestGate, LocationService, Registrar
+        from .sip.throttle import Throttle
+        path = self.config_dir / "extensions.yaml"
+        if path.exists():
+            config, errors = load_extensions(path)
+            if errors:
+                raise DialplanInvalid(errors)
+        else:
+            config = ExtensionsConfig()
+            log.info("no {p}: no extensions, ring groups or trunks", p=path)
+        self.extensions = config
+        nonces = NonceManager(os.urandom(32))
+        self.throttle = Throttle.from_settings(config.security)
+        gate = DigestGate(config, nonces, self.throttle)
+        self.registrar = Registrar(config, nonces, LocationService(), self.reactor,
+                                   self.throttle, gate)
+        self.invite_auth = InviteAuthenticator(config, nonces, self.reactor, self.throttle,
+                                               local_hosts=[self.advertise], gate=gate)
+        log.info("{n} extension(s), {g} ring group(s), {t} trunk(s)", n=len(config.extensions),
+                 g=len(config.ring_groups), t=len(config.trunks))
+
+    def _start_records(self) -> None:
+        """CDRs, metrics, webhooks and the call-control API."""
+        from .api.app import make_api
+        from .api.config import ApiConfig
+        from .api.metrics import Metrics
+        from .api.webhooks import WebhookDispatcher
+        from .call.control import CallControl
+        from .store.cdr import CdrStore
+        from .store.db import Database
+        from .store.dnd import DndList
+        self.db = Database(self.data / "ivr.sqlite3")
+        self.cdrs = CdrStore(self.db)
+        self.dnd = DndList(self.db)
+        self.metrics = Metrics()
+        self.metrics.track_active_calls(lambda: len(self.calls))
+        self.media.metrics = self.metrics
+        self.webhooks = WebhookDispatcher(self._webhook_secret(), self.reactor,
+                                          metrics=self.metrics)
+        self.control = CallControl(self)
+        self.dialplan.telephony = self.control
+        config = ApiConfig(recordings_dir=str(self.data / "recordings"),
+                           default_region=self.dialplan.store.current.settings.default_region)
+        self.api = make_api(self.control, self.cdrs, self.webhooks, config, self.reactor,
+                            dnd=self.dnd, metrics=self.metrics)
+        self._late_ticks_seen = 0
+        from twisted.internet.task import LoopingCall
+        self._housekeeping = LoopingCall(self._housekeep)
+        self._housekeeping.clock = self.reactor
+        self._housekeeping.start(5.0, now=False)
+
+    def _webhook_secret(self) -> bytes:
+        """IVR_WEBHOOK_SECRET, or a random secret kept in --data so it survives restarts."""
+        secret = os.environ.get("IVR_WEBHOOK_SECRET")
+        if secret:
+            return secret.encode()
+        path = self.data / "webhook-secret"
+        if not path.exists():
+            path.write_text(os.urandom(32).hex())
+            path.chmod(0o600)
+        return path.read_text().strip().encode()
+
+    def _housekeep(self) -> None:
+        now = self.reactor.seconds()
+        self.registrar.expire(now)
+        self.throttle.expire(now)
+        late = self.media_clock.late_ticks
+        if late > self._late_ticks_seen:
+            self.metrics.late_ticks(late - self._late_ticks_seen)
+            self._late_ticks_seen = late
+
     def _http_root(self):
-        root = resource.Resource()
-        root.putChild(b"health", _Health(self))
-        return root
+        return _Root(self.api, _Health(self))
 
     # -- calls -------------------------------------------------------------------------
     def incoming_call(self, session) -> None:
@@ -113,9 +196,26 @@ class IvrServer:
 
     def track_call(self, call) -> None:
         self.calls[call.call_id] = call
-        call.on_end.append(lambda c: self.calls.pop(c.call_id, None))
+        self.metrics.call_started()
+        call.on_end.append(self._call_ended)
+
+    def _call_ended(self, call) -> None:
+        from .call.records import call_summary
+        self.calls.pop(call.call_id, None)
+        summary = call_summary(call)
+        self.metrics.call_ended(summary["flow"], summary["outcome"])
+        self.cdrs.record(summary).addErrback(
+            lambda f: log.failure("CDR for {cid} not written", f, cid=call.call_id))
 
     # -- shutdown ----------------------------------------------------------------------
+    def _cleanup(self):
+        """Flush CDRs, stop the TTS worker and the dialplan watcher."""
+        self.dialplan.stop()
+        if self._housekeeping.running:
+            self._housekeeping.stop()
+        self.db.close()
+        return self.media.tts.close()
+
     def install_signal_handlers(self) -> None:
         def handler(signum, frame):
             self.reactor.callFromThread(self.request_stop, signum)
@@ -148,6 +248,22 @@ class IvrServer:
             self.reactor.callLater(0.2, self._check_drained)
 
 
+class _Root(resource.Resource):
+    """``/health`` here; everything else (``/v1``, ``/metrics``, ``/demo``) to the API."""
+
+    def __init__(self, api, health) -> None:
+        super().__init__()
+        self.api = api
+        self.health = health
+
+    def getChild(self, name, request):
+        if name == b"health":
+            return self.health
+        request.postpath.insert(0, name)
+        request.prepath.pop()
+        return self.api
+
+
 class _Health(resource.Resource):
     isLeaf = True
 
@@ -170,8 +286,8 @@ def run_server(args) -> int:
     srv = IvrServer(reactor, sip=args.sip, http=args.http, rtp_ports=args.rtp_ports,
                     advertise=args.advertise, dialplans=args.dialplans, prompts=args.prompts,
                     data=args.data, timers=TimerConfig(t1=args.t1),
-                    media_timeout=args.media_timeout, drain_timeout=args.drain_timeout)
-    from .call.dialplan_service import DialplanInvalid
+                    media_timeout=args.media_timeout, drain_timeout=args.drain_timeout,
+                    config=args.config)
     try:
         srv.start()
     except DialplanInvalid as exc:

@@ -44,6 +44,7 @@ class MediaContext:
     inband: object = None
     media_timeout: float = 30.0
     recordings_dir: str = "."
+    metrics: object = None
 
 
 class Call:
@@ -78,12 +79,15 @@ class Call:
         self._inband = None
         self.digits_by_mode = {"rfc4733": 0, "info": 0, "inband": 0}
         self.path: list[str] = []
+        self.gathered: list[str] = []  # digits the plan gathered, for the CDR
         self.on_end: list[Callable[["Call"], None]] = []
 
     # -- path log ----------------------------------------------------------------------
     def log_event(self, event: str, **fields) -> None:
         detail = " ".join(f"{k}={v!r}" for k, v in fields.items())
         self.path.append(f"{event} {detail}".strip())
+        if event in ("gathered", "menu_choice") and fields.get("digits"):
+            self.gathered.append(str(fields["digits"]))
         log.info("call {cid} {event} {detail}", cid=self.call_id, event=event, detail=detail)
 
     # -- media setup -------------------------------------------------------------------
@@ -228,6 +232,8 @@ class Call:
             rate: int | None = None, barge_in: bool = False) -> defer.Deferred:
         tts = self.ctx.tts
         audio = tts.cached(text, voice, language, rate)
+        if self.ctx.metrics is not None:
+            self.ctx.metrics.prompt_lookup(audio is not None)
         if audio is not None:
             return self.play_audio(audio, barge_in)
         d = tts.render_or_fallback(text, voice, language, rate)
@@ -251,6 +257,8 @@ class Call:
         if self.ended or digit not in DIGITS:
             return
         self.digits_by_mode[mode] += 1
+        if self.ctx.metrics is not None:
+            self.ctx.metrics.dtmf_digit(mode)
         self.log_event("dtmf", digit=digit, mode=mode)
         for listener in list(getattr(self, "_digit_listeners", ())):
             listener(digit)

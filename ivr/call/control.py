@@ -28,35 +28,38 @@ class CallControl:
 
     # -- targets -----------------------------------------------------------------------
     def resolve(self, target: str) -> str:
-        return self._route(target)[0]
+        return self.routes(target)[0][0]
 
-    def _route(self, target: str) -> tuple[str, Destination | None, tuple | None]:
-        """(request URI, destination override, trunk credentials)."""
+    def routes(self, target: str) -> list[tuple[str, Destination | None, tuple | None]]:
+        """Every (request URI, destination override, credentials) that ``target`` rings:
+        all registered contacts of an extension, else its static contacts."""
         target = target.strip()
         if target.startswith(("sip:", "sips:")):
-            return target, None, None
+            return [(target, None, None)]
         extensions = getattr(self.server, "extensions", None)
         if extensions is not None and target in extensions.extensions:
             registrar = getattr(self.server, "registrar", None)
             bindings = registrar.lookup(target) if registrar is not None else []
-            if bindings:
-                binding = bindings[0]
-                src = binding.received
-                dest = Destination(src.transport, src.host, src.port) if src else None
-                return str(binding.uri), dest, None
-            static = extensions.extensions[target].static_contacts
-            if static:
-                return static[0], None, None
-            raise UnknownTarget(f"extension {target} is not registered")
+            found = []
+            for binding in bindings:
+                where = binding.target()
+                dest = Destination(where[0].upper(), where[1], where[2]) if where else None
+                found.append((str(binding.uri), dest, None))
+            if not found:
+                found = [(uri, None, None) for uri in extensions.extensions[target].static_contacts]
+            if not found:
+                raise UnknownTarget(f"extension {target} is not registered")
+            return found
         trunk = self._trunk()
-        number = target
-        if trunk is not None and _looks_like_number(number):
-            host, port = trunk.host, trunk.port
-            creds = trunk.credentials() if hasattr(trunk, "credentials") else None
-            return (f"sip:{number}@{host}:{port}",
-                    Destination(trunk.transport.upper(), host, port), creds)
+        if trunk is not None and _looks_like_number(target):
+            creds = (trunk.username, trunk.password) if trunk.username and trunk.password else None
+            return [(f"sip:{target}@{trunk.host}:{trunk.port}",
+                     Destination(trunk.transport.upper(), trunk.host, trunk.port), creds)]
         raise UnknownTarget(f"cannot reach {target!r}: not a SIP URI, a known extension, "
                             "or a number with a trunk configured")
+
+    def _route(self, target: str):
+        return self.routes(target)[0]
 
     def _trunk(self):
         extensions = getattr(self.server, "extensions", None)
@@ -66,12 +69,18 @@ class CallControl:
     # -- legs --------------------------------------------------------------------------
     def originate(self, target: str, *, caller_id: str | None = None, timeout: float = 30.0,
                   on_event: Callable[[str, dict], None] | None = None) -> OutboundCall:
-        uri, dest, creds = self._route(target)
-        caller = CallerId(caller_id, None, caller_id or "")
+        return self.originate_route(self._route(target), target, caller_id=caller_id,
+                                    timeout=timeout, on_event=on_event)
+
+    def originate_route(self, route, target: str, *, caller_id: str | None = None,
+                        caller_name: str | None = None, timeout: float = 30.0,
+                        on_event=None) -> OutboundCall:
+        uri, dest, creds = route
+        caller = CallerId(caller_id, caller_name, caller_id or "")
         leg = OutboundCall(self.server.media, uri, caller, {"target": target})
         emit = on_event or (lambda name, data: None)
-        leg.dial(self.server.ua, timeout=timeout, from_user=caller_id or "ivr", dest=dest,
-                 credentials=creds)
+        leg.dial(self.server.ua, timeout=timeout, from_user=caller_id or "ivr",
+                 from_display=caller_name, dest=dest, credentials=creds)
         self.outbound[leg.call_id] = leg
         self.server.track_call(leg)
         emit("initiated", {"call_id": leg.call_id, "to": target})

@@ -34,6 +34,7 @@ class DialplanService:
         self.router: Router | None = None
         self.http = TreqHttpClient(reactor=reactor)
         self.runners: dict[str, FlowRunner] = {}
+        self.telephony = None  # set by the server once call control exists
 
     def start(self) -> None:
         self.store.on_reload(self._loaded)
@@ -86,7 +87,7 @@ class DialplanService:
         return self._run(call, self.store.current, flow)
 
     def _run(self, call, plan, flow: str):
-        runner = FlowRunner(plan, call, http=self.http)
+        runner = FlowRunner(plan, call, http=self.http, telephony=self.telephony)
         self.runners[call.call_id] = runner
         d = runner.run(flow)
 

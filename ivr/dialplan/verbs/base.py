@@ -61,6 +61,7 @@ class Env:
     http: Any = None
     has_flow: Callable[[str], bool] = lambda name: False
     state: RunState = field(default_factory=RunState)
+    telephony: Any = None  # ivr.call.control.CallControl: dial, enqueue
 
     def wall_clock(self, call) -> datetime:
         if self.now is not None:

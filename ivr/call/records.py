@@ -1,0 +1,52 @@
+"""What a finished call leg leaves behind: the CDR row (see ``ivr/store/cdr.py``)."""
+from __future__ import annotations
+
+
+def outcome(call) -> str:
+    if call.answered_at is not None:
+        return "answered"
+    reason = call.end_reason or ""
+    for name in ("busy", "no-answer", "rejected", "cancelled"):
+        if reason == name:
+            return name
+    if reason.startswith("rejected-"):
+        status = reason.split("-", 1)[1]
+        return "busy" if status in ("486", "600") else "rejected"
+    if reason == "cancelled":
+        return "cancelled"
+    return "failed"
+
+
+def call_summary(call) -> dict:
+    stats = getattr(call, "rtp_stats", None) or {}
+    received = stats.get("packets_received") or 0
+    lost = max(0, stats.get("lost") or 0)
+    direction = getattr(call, "direction", "inbound")
+    caller = call.caller
+    if direction == "outbound":
+        from_number, to_number = caller.number, call.variables.get("target") or call.called
+    else:
+        from_number = None if caller.private else caller.number
+        to_number = call.called
+    return {
+        "leg_id": call.call_id,
+        "direction": direction,
+        "role": direction,
+        "from_number": from_number,
+        "to_number": to_number,
+        "caller_id": caller.name,
+        "setup_at": call.started_at,
+        "answer_at": call.answered_at,
+        "end_at": call.ended_at,
+        "outcome": outcome(call),
+        "end_reason": call.end_reason,
+        "hangup_side": getattr(call, "hangup_side", None),
+        "route": call.variables.get("route"),
+        "flow": call.variables.get("flow"),
+        "digits": list(call.gathered),
+        "rtp_packets_lost": lost,
+        "rtp_loss_pct": round(100.0 * lost / (lost + received), 2) if lost + received else 0.0,
+        "rtp_jitter_ms": stats.get("jitter_ms"),
+        "dtmf_by_mode": dict(call.digits_by_mode),
+        "path": list(call.path),
+    }
