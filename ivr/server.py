@@ -94,6 +94,8 @@ class IvrServer:
         self.transport.start()
         self.ua = UserAgent(self.reactor, self.transport, self, self.advertise,
                             self.transport.port, self.timers)
+        self.ua.registrar, self.ua.invite_auth = self.registrar, self.invite_auth
+        self.ua.throttle = self.throttle
         self._start_records()
         site = web_server.Site(self._http_root())
         site.noisy = False

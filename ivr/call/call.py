@@ -180,11 +180,12 @@ class Call:
         if self.ended:
             return
         self.log_event("hangup", reason=reason)
-        if self.answered:
+        answered = self.answered
+        self._end(reason, side="local")  # first, so the session's own callback is a no-op
+        if answered:
             self.session.bye(reason)
         else:
             self.session.reject(480 if reason == "normal" else 500)
-        self._end(reason, side="local")
 
     def when_ended(self) -> defer.Deferred:
         if self.ended:

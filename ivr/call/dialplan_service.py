@@ -20,6 +20,10 @@ from .call import Call
 log = Logger(namespace="ivr.dialplan")
 
 
+def headers_from(request: Request) -> str:
+    return request.headers.get("From") or ""
+
+
 class DialplanInvalid(Exception):
     def __init__(self, errors) -> None:
         super().__init__(f"{len(errors)} dialplan error(s)")
@@ -62,6 +66,10 @@ class DialplanService:
     def start_call(self, session, request: Request) -> Call | None:
         plan, router = self.store.current, self.router
         headers = request.headers
+        authenticated = getattr(session, "caller", None)
+        extension = getattr(authenticated, "extension", None)
+        if extension is not None:
+            return self._extension_call(session, request, plan, extension)
         try:
             request_user = request.uri
             match = router.route(request_user, headers.get("To"), headers.get("Diversion"),
@@ -80,6 +88,26 @@ class DialplanService:
         call.log_event("route", called=match.called, flow=match.flow, source=match.source,
                        caller=caller.number or "anonymous")
         self._run(call, plan, match.flow)
+        return call
+
+    def _extension_call(self, session, request, plan, extension) -> Call | None:
+        """An authenticated extension's call runs its own (internal) flow, with the
+        dialled user part in ``call.called`` (and the ``dialled`` variable)."""
+        from .interface import CallerId
+        dialled = request.uri.split(":", 1)[-1].split("@", 1)[0].split(";", 1)[0]
+        flow = extension.context
+        if plan.flow(flow) is None:
+            log.info("call {cid} from extension {ext}: no flow {f!r}, 403", cid=request.call_id,
+                     ext=extension.number, f=flow)
+            session.reject(403, "No dialplan for this extension")
+            return None
+        caller = CallerId(extension.number, extension.name, headers_from(request))
+        call = Call(self.media, session, caller, dialled,
+                    {"flow": flow, "route_source": "extension", "dialled": dialled,
+                     "extension": extension.number})
+        call.log_event("route", called=dialled, flow=flow, source="extension",
+                       caller=extension.number)
+        self._run(call, plan, flow)
         return call
 
     def run_flow(self, call, flow: str):

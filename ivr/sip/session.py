@@ -84,6 +84,7 @@ class InviteSession:
         self._provisional_seen = False
         self.end_reason: str | None = None
         self.remote_sdp: bytes | None = None
+        self.caller = None  # who an incoming INVITE is from (ivr.sip.authenticator.Caller)
 
     # -- construction ------------------------------------------------------------------
     @classmethod

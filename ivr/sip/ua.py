@@ -23,7 +23,7 @@ from .validate import check_request, should_accept_response
 
 log = Logger(namespace="ivr.sip.ua")
 
-ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE"
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, REGISTER"
 ACCEPT = "application/sdp, application/dtmf-relay, application/dtmf"
 SUPPORTED = ""
 USER_AGENT = "ivr/0.1"
@@ -55,6 +55,10 @@ class UserAgent:
         self.pending_uas: dict[object, InviteSession] = {}  # INVITE server txn -> session
         self.draining = False
         self.retry_after = 30
+        # Security hooks, set by the server (ivr/sip/registrar.py, authenticator.py, throttle.py)
+        self.registrar = None
+        self.invite_auth = None
+        self.throttle = None
 
     # -- addresses ---------------------------------------------------------------------
     def contact(self, transport: str = "UDP", user: str = "ivr") -> str:
@@ -66,6 +70,9 @@ class UserAgent:
 
     # -- from the transport ------------------------------------------------------------
     def receive(self, message, source: Source) -> None:
+        if (self.throttle is not None and isinstance(message, Request)
+                and self.throttle.is_banned(source.host, self.clock.seconds())):
+            return  # a source that failed authentication too often is ignored for a while
         if isinstance(message, Response) and not should_accept_response(message):
             log.info("dropping response {r!r} from {h}:{p}", r=message, h=source.host, p=source.port)
             return
@@ -126,7 +133,17 @@ class UserAgent:
         if self.draining:
             self._reply(txn, request, 503, extra=[("Retry-After", str(self.retry_after))])
             return
+        caller = None
+        if self.invite_auth is not None:
+            result = self.invite_auth.check(request, source)
+            if result.drop:
+                return
+            if result.response is not None:
+                self.layer.respond(txn, result.response)
+                return
+            caller = result.caller
         session = InviteSession.incoming(self, txn, request, source)
+        session.caller = caller
         self.pending_uas[txn] = session
         self.sessions[session.dialog.id] = session
         log.info("call {cid} INVITE {uri} from {frm} ({h}:{p})", cid=request.call_id,
@@ -182,8 +199,13 @@ class UserAgent:
         session.info_received(txn, request)
 
     def _on_register(self, txn, request: Request, source: Source) -> None:
-        # Not a registrar (yet): RFC 3261 10.3 / RFC 4475 3.3.7 say 405.
-        self._reply(txn, request, 405, extra=[("Allow", ALLOW)])
+        if self.registrar is None:
+            # Not a registrar: RFC 3261 10.3 / RFC 4475 3.3.7 say 405.
+            self._reply(txn, request, 405, extra=[("Allow", ALLOW)])
+            return
+        response = self.registrar.handle(request, source)
+        if response is not None:  # None: a banned source, ignored
+            self.layer.respond(txn, response)
 
     def _session_for(self, request: Request) -> InviteSession | None:
         try:

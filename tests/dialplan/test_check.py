@@ -57,9 +57,11 @@ def test_bundled_toll_free_menu_support_branch():
     call.press("2")
     for _ in range(3):
         call.clock.advance(2)
+    # No telephony in this in-memory run: the dial fails and the caller is told why.
     assert call.said() == ["Thank you for calling Example Company.",
                            "For sales, press 1. For support, press 2. For an operator, press 0.",
-                           "You have reached support. Our support desk is not connected yet. Please call back soon.",
+                           "Connecting you to support.",
+                           "Sorry, nobody can take your call right now. Please call back soon.",
                            "Thank you for calling. Goodbye."]
     assert result == ["hangup"]
 

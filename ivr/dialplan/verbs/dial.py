@@ -23,19 +23,23 @@ import numpy as np
 from twisted.internet import defer
 
 from ivr.api.telephony import LegFailed, UnknownTarget
-from ivr.dialplan.schema import boolean, custom, number, string, target, template, variable, ScalarNode
+from ivr.dialplan.schema import (ScalarNode, boolean, custom, number, read_template, string, target,
+                                 template, variable)
 from ivr.dialplan.verbs.base import Finish, Verb, branch
 from ivr.media.audio import silence, tone
 
 
 def _targets(p, node):
+    """A target or a list of targets, each a template (``"{{dialled}}"``)."""
     if isinstance(node, ScalarNode):
-        value = node.value.strip()
-        return (value,) if value else p.error(node, "dial needs a target")
-    items = getattr(node, "value", None)
-    if isinstance(items, list) and items and all(isinstance(i, ScalarNode) for i in items):
-        return tuple(i.value.strip() for i in items)
-    return p.error(node, "dial 'to' is a target or a list of targets")
+        items = [node]
+    else:
+        items = getattr(node, "value", None)
+        if not (isinstance(items, list) and items and all(isinstance(i, ScalarNode) for i in items)):
+            return p.error(node, "dial 'to' is a target or a list of targets")
+    if any(not i.value.strip() for i in items):
+        return p.error(node, "dial needs a target")
+    return tuple(read_template(p, i, i.value.strip()) for i in items)
 
 
 RINGBACK = np.concatenate([tone(440, 2.0, amplitude=0.15) + tone(480, 2.0, amplitude=0.15),
@@ -63,7 +67,7 @@ class Dial(Verb):
         attempts: list[list[tuple]] = []
         sequential = self.args.strategy == "sequential"
         timeout = self.args.timeout
-        for name in self.args.to:
+        for name in (self.render(t) for t in self.args.to):
             group = groups.get(name)
             members = group.members if group is not None else (name,)
             if group is not None:
@@ -139,7 +143,7 @@ class Dial(Verb):
     def cancel(self) -> None:
         for leg in self.legs:
             if not leg.ended:
-                leg.hangup("cancelled")
+                leg.hangup("caller-hangup")
         super().cancel()
 
 
