@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--drain-timeout", type=float, default=3600.0,
                        help="on SIGTERM, wait at most this long for calls to finish")
 
+    passwd = sub.add_parser("passwd", help="print the HA1 lines for an extension's password")
+    from .config.passwd import add_arguments as passwd_arguments
+    passwd_arguments(passwd)
+
     check = sub.add_parser("check", help="validate dialplan files")
     check.add_argument("paths", nargs="*", default=["dialplans"])
     check.add_argument("--prompts", default="prompts", metavar="DIR")
@@ -65,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         from .server import run_server
         return run_server(args)
+    if args.command == "passwd":
+        from .config.passwd import main as passwd_main
+        return passwd_main(args)
     if args.command == "check":
         from .dialplan.check import main as check_main
         return check_main(args.paths, prompts_dir=args.prompts)

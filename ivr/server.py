@@ -68,7 +68,8 @@ class IvrServer:
         self.media = MediaContext(reactor=reactor, media_clock=self.media_clock, ports=self.ports,
                                   advertise=self.advertise, bind_host=host if host else "0.0.0.0",
                                   inband=self.inband, media_timeout=media_timeout,
-                                  recordings_dir=str(self.data / "recordings"))
+                                  recordings_dir=str(self.data / "recordings"),
+                                  data_dir=str(self.data))
         self.transport = SipTransport(reactor, host, sip[1], self._on_sip)
         self.ua: UserAgent | None = None
         self.timers = timers
@@ -156,6 +157,7 @@ class IvrServer:
                                           metrics=self.metrics)
         self.control = CallControl(self)
         self.dialplan.telephony = self.control
+        self.media.control = self.control
         config = ApiConfig(recordings_dir=str(self.data / "recordings"),
                            default_region=self.dialplan.store.current.settings.default_region)
         self.api = make_api(self.control, self.cdrs, self.webhooks, config, self.reactor,

@@ -5,7 +5,8 @@ Each side's decoded audio frames are queued for the other side's next media-cloc
 buffer: it holds at most ``MAX_FRAMES`` (older frames are dropped so latency stays
 bounded) and plays silence when empty.  Digits from one side are re-sent to the other as
 RFC 4733 events when that side negotiated telephone-event.  When either leg ends, the
-other is hung up and the bridge's Deferred fires with the reason.
+other is hung up and the bridge's Deferred fires with the reason.  A blind transfer
+replaces one leg with another (:meth:`Bridge.replace`); the bridge and its Deferred live on.
 """
 from __future__ import annotations
 
@@ -45,12 +46,35 @@ class Bridge:
     def __init__(self, a, b) -> None:
         self.a, self.b = a, b
         self.done = defer.Deferred()
-        self.to_a, self.to_b = RelaySource(), RelaySource()
-        self._listeners = []
+        self._hooks: list = []
         self.ended_by: str | None = None
 
+    def other(self, leg):
+        return self.b if leg is self.a else self.a
+
     def start(self) -> defer.Deferred:
-        for leg, source, other in ((self.a, self.to_a, self.b), (self.b, self.to_b, self.a)):
+        self._hook()
+        for leg in (self.a, self.b):
+            leg.when_ended().addCallback(self._leg_ended, leg)
+        log.info("bridged {a} <-> {b}", a=self.a.call_id, b=self.b.call_id)
+        return self.done
+
+    def replace(self, old, new) -> None:
+        """Swap ``old`` for ``new`` (a blind transfer); ``old`` is left alone, not hung up."""
+        self._unhook()
+        old.bridge = None
+        if old is self.a:
+            self.a = new
+        else:
+            self.b = new
+        self._hook()
+        new.when_ended().addCallback(self._leg_ended, new)
+        log.info("bridge: {old} replaced by {new}", old=old.call_id, new=new.call_id)
+
+    def _hook(self) -> None:
+        for leg, other in ((self.a, self.b), (self.b, self.a)):
+            leg.bridge = self
+            source = RelaySource()
             rtp = leg._ensure_rtp()
             rtp.stop_playback("bridged")
             rtp.play(source).addErrback(lambda f: None)
@@ -58,10 +82,13 @@ class Bridge:
             other_rtp.add_audio_listener(source.push)
             digit_cb = self._digit_forwarder(leg)
             other.add_digit_listener(digit_cb)
-            self._listeners.append((other, other_rtp, source.push, digit_cb))
-            leg.when_ended().addCallback(self._leg_ended, leg)
-        log.info("bridged {a} <-> {b}", a=self.a.call_id, b=self.b.call_id)
-        return self.done
+            self._hooks.append((other, other_rtp, source.push, digit_cb))
+
+    def _unhook(self) -> None:
+        for other, rtp, push, digit_cb in self._hooks:
+            rtp.remove_audio_listener(push)
+            other.remove_digit_listener(digit_cb)
+        self._hooks = []
 
     def _digit_forwarder(self, leg):
         def forward(digit: str) -> None:
@@ -71,13 +98,13 @@ class Bridge:
         return forward
 
     def _leg_ended(self, reason, leg) -> None:
-        if self.done.called:
-            return
+        if self.done.called or leg not in (self.a, self.b):
+            return  # a leg that was transferred away
         self.ended_by = leg.call_id
-        for other, rtp, push, digit_cb in self._listeners:
-            rtp.remove_audio_listener(push)
-            other.remove_digit_listener(digit_cb)
-        other = self.b if leg is self.a else self.a
+        self._unhook()
+        other = self.other(leg)
+        for each in (self.a, self.b):
+            each.bridge = None
         if not other.ended:
             other.hangup("bridge-peer-hangup")
         self.done.callback(reason)

@@ -45,6 +45,8 @@ class MediaContext:
     media_timeout: float = 30.0
     recordings_dir: str = "."
     metrics: object = None
+    control: object = None  # ivr.call.control.CallControl (transfers)
+    data_dir: str | None = None  # --data: relative dialplan paths (recordings) live here
 
 
 class Call:
@@ -81,6 +83,8 @@ class Call:
         self.path: list[str] = []
         self.gathered: list[str] = []  # digits the plan gathered, for the CDR
         self.on_end: list[Callable[["Call"], None]] = []
+        self.bridge = None  # the Bridge this leg is in, if any
+        self._refer_waiter: defer.Deferred | None = None
 
     # -- path log ----------------------------------------------------------------------
     def log_event(self, event: str, **fields) -> None:
@@ -375,6 +379,49 @@ class Call:
                                                        "application/dtmf") else 200
         self._digit(digit, "info")
         return 200
+
+    def on_refer(self, session, request) -> int:
+        """A phone in a bridged call transfers its peer (blind transfer, RFC 3515)."""
+        target = media_ops.refer_target(request, self.ctx.advertise)
+        if target is None:
+            return 400
+        if self.bridge is None or self.ctx.control is None:
+            self.log_event("refer_refused", to=target, why="not in a bridged call")
+            return 403
+        self.ctx.control.blind_transfer(self.bridge, self, target)
+        return 202
+
+    def on_notify(self, session, request) -> int:
+        """Progress of a REFER we sent (``transfer`` verb): a message/sipfrag status."""
+        code = media_ops.sipfrag_status(request.body)
+        final = "terminated" in (request.headers.get("Subscription-State") or "")
+        self.log_event("refer_progress", status=code)
+        if self._refer_waiter is not None and code is not None and (final or code >= 200):
+            waiter, self._refer_waiter = self._refer_waiter, None
+            waiter.callback(code)
+        return 200
+
+    def refer(self, target: str, timeout: float = 30.0) -> defer.Deferred:
+        """Ask the caller's phone to call ``target`` (blind transfer by REFER).  Fires with
+        the final status the phone reports (200 = transferred), or the REFER's rejection."""
+        if self.ended or not self.answered:
+            return defer.fail(CallEnded(self.end_reason))
+        d = self._refer_waiter = defer.Deferred()
+
+        def on_response(response):
+            if response.status >= 300 and self._refer_waiter is d:
+                self._refer_waiter = None
+                d.callback(response.status)
+
+        def expire():
+            if self._refer_waiter is d:
+                self._refer_waiter = None
+                d.callback(408)
+
+        self.session.refer(target, on_response)
+        timer = self.clock.callLater(timeout, expire)
+        d.addBoth(lambda r: (timer.cancel() if timer.active() else None, r)[1])
+        return d
 
     def on_terminated(self, session, reason: str) -> None:
         self._end(reason, side="remote")

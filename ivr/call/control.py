@@ -103,6 +103,38 @@ class CallControl:
                             emit("completed", {"call_id": leg.call_id, "reason": reason})))
         return leg
 
+    def blind_transfer(self, bridge, referrer, target: str) -> None:
+        """``referrer`` (a leg in ``bridge``) sent REFER: call ``target`` and, once it
+        answers, bridge it with the other party and let the referrer go.  Progress goes
+        back to the referrer as NOTIFY (100, then the final status)."""
+        other = bridge.other(referrer)
+        referrer.log_event("transfer", to=target, party=other.call_id)
+        referrer.session.notify_refer(100, "Trying", final=False)
+        try:
+            leg = self.originate(target, caller_id=other.caller.number)
+        except UnknownTarget as exc:
+            referrer.log_event("transfer_failed", to=target, why=str(exc))
+            referrer.session.notify_refer(404, "Not Found", final=True)
+            return
+
+        def answered(_):
+            if other.ended:
+                leg.hangup("transfer-party-gone")
+                return
+            bridge.replace(referrer, leg)
+            referrer.session.notify_refer(200, "OK", final=True)
+            for each in (referrer, other):
+                each.variables["transferred_to"] = target
+            referrer.hangup("transferred")
+
+        def failed(failure):
+            failure.trap(LegFailed)
+            status = {"busy": 486, "no-answer": 480, "rejected": 603}.get(failure.value.reason, 503)
+            referrer.log_event("transfer_failed", to=target, why=failure.value.reason)
+            referrer.session.notify_refer(status, failure.value.reason, final=True)
+
+        leg.when_answered().addCallbacks(answered, failed)
+
     def run_flow(self, leg, flow: str, variables: dict | None = None) -> defer.Deferred:
         leg.variables.update(variables or {})
         return self.server.dialplan.run_flow(leg, flow)

@@ -160,3 +160,27 @@ def record_until_end(call, path: str, max_seconds: float) -> None:
         return recorder.close()
 
     call.when_ended().addCallback(finish)
+
+
+def refer_target(request, our_host: str) -> str | None:
+    """The Refer-To of a REFER as something CallControl can dial: the user part when it
+    points at this server (an extension or number), else the whole SIP URI."""
+    from ..sip.uri import SipSyntaxError, SipUri, parse_name_addr
+    value = request.headers.get("Refer-To")
+    if not value:
+        return None
+    try:
+        uri = parse_name_addr(value).uri
+    except SipSyntaxError:
+        return None
+    if not isinstance(uri, SipUri):
+        return None
+    if uri.user and uri.host_no_brackets in (our_host, "127.0.0.1", "localhost"):
+        return uri.user_unescaped
+    return str(uri.__class__(uri.scheme, uri.user, None, uri.host, uri.port, uri.params, None))
+
+
+def sipfrag_status(body: bytes) -> int | None:
+    """``SIP/2.0 200 OK`` in a message/sipfrag body -> 200."""
+    match = re.match(rb"\s*SIP/2\.0\s+(\d{3})", body or b"")
+    return int(match.group(1)) if match else None

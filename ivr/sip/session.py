@@ -404,6 +404,42 @@ class InviteSession:
             status = 500
         self.ua.layer.respond(txn, make_response(request, status or 200))
 
+    def refer_received(self, txn, request: Request) -> None:
+        """REFER (RFC 3515): the listener decides (202 Accepted, or 403/501...)."""
+        self._request_to_listener(txn, request, "on_refer", default=501)
+
+    def notify_received(self, txn, request: Request) -> None:
+        """NOTIFY, e.g. the progress of a REFER we sent (message/sipfrag)."""
+        self._request_to_listener(txn, request, "on_notify", default=200)
+
+    def _request_to_listener(self, txn, request: Request, callback: str, default: int) -> None:
+        if not self.dialog.check_remote_seq(request):
+            self.ua.layer.respond(txn, make_response(request, 500, "Out of order CSeq"))
+            return
+        handler = getattr(self.listener, callback, None)
+        try:
+            status = handler(self, request) if handler is not None else default
+        except Exception:
+            log.failure("call {cid}: listener failed on {m}", cid=self.call_id, m=request.method)
+            status = 500
+        self.ua.layer.respond(txn, make_response(request, status or default))
+
+    def refer(self, target: str, on_response=None) -> Request:
+        """Ask the peer to call ``target`` (blind transfer, RFC 3515)."""
+        return self.send_in_dialog("REFER", extra=[("Refer-To", f"<{target}>"),
+                                                   ("Referred-By", self.dialog.local_contact)],
+                                   on_response=on_response)
+
+    def notify_refer(self, status: int, reason: str, final: bool) -> None:
+        """Report a REFER's progress to the referrer as a message/sipfrag NOTIFY."""
+        state = "terminated;reason=noresource" if final else "active;expires=60"
+        try:
+            self.send_in_dialog("NOTIFY", body=f"SIP/2.0 {status} {reason}\r\n".encode(),
+                                content_type="message/sipfrag;version=2.0",
+                                extra=[("Event", "refer"), ("Subscription-State", state)])
+        except SessionError:
+            pass  # the referrer already hung up
+
     def send_in_dialog(self, method: str, body: bytes = b"", content_type: str | None = None,
                        on_response=None, extra: list[tuple[str, str]] | None = None,
                        on_timeout=None) -> Request:

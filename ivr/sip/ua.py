@@ -23,7 +23,7 @@ from .validate import check_request, should_accept_response
 
 log = Logger(namespace="ivr.sip.ua")
 
-ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, REGISTER"
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, REGISTER, REFER, NOTIFY"
 ACCEPT = "application/sdp, application/dtmf-relay, application/dtmf"
 SUPPORTED = ""
 USER_AGENT = "ivr/0.1"
@@ -197,6 +197,19 @@ class UserAgent:
             self._reply(txn, request, 481)
             return
         session.info_received(txn, request)
+
+    def _on_refer(self, txn, request: Request, source: Source) -> None:
+        self._in_dialog(txn, request, "refer_received")
+
+    def _on_notify(self, txn, request: Request, source: Source) -> None:
+        self._in_dialog(txn, request, "notify_received")
+
+    def _in_dialog(self, txn, request: Request, method: str) -> None:
+        session = self._session_for(request)
+        if session is None:
+            self._reply(txn, request, 481)
+            return
+        getattr(session, method)(txn, request)
 
     def _on_register(self, txn, request: Request, source: Source) -> None:
         if self.registrar is None:

@@ -37,6 +37,11 @@ class Record(Verb):
             yield self.play_prompts(self.args.prompt)
         call.flush_digits()
         directory = self.env.settings.recordings_dir
+        if not os.path.isabs(directory):
+            # Relative to the server's --data directory (the call knows it), else the cwd.
+            base = getattr(getattr(call, "ctx", None), "data_dir", None)
+            if base:
+                directory = os.path.join(base, directory)
         os.makedirs(directory, exist_ok=True)
         path = os.path.join(directory, safe_name(self.render(self.args.file)))
         self.log("record", path=path, max_length=self.args.max_length)
