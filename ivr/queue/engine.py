@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
-from enum import Enum
-from typing import Any, Callable, Iterable, Protocol
-
-from twisted.internet.defer import Deferred
+from typing import Any, Callable, Iterable
 
 from ivr.queue.agents import Agent, AgentEvent, AgentState
+from ivr.queue.entry import _ENTRY_TRANSITIONS, Dialer, EntryState, QueueEntry, _Ring
 from ivr.queue.model import Outcome, OutcomeKind, QueueConfig, Strategy
 from ivr.queue.stats import QueueStats
 from ivr.queue.strategies import choose
@@ -36,92 +34,8 @@ from ivr.queue.strategies import choose
 log = logging.getLogger(__name__)
 
 
-class RingAttempt(Protocol):
-    result: Deferred
-
-    def cancel(self) -> None: ...
-
-
-class Dialer(Protocol):
-    def ring(self, agent: str, entry: "QueueEntry") -> RingAttempt: ...
-
-
 class UnknownQueueError(KeyError):
     """Our misuse: enqueue to a queue name the engine was not configured with."""
-
-
-class EntryState(Enum):
-    WAITING = "waiting"
-    ANSWERED = "answered"
-    TIMED_OUT = "timed-out"
-    ABANDONED = "abandoned"
-    REFUSED = "refused"
-
-
-_ENTRY_TRANSITIONS = {
-    (EntryState.WAITING, OutcomeKind.ANSWERED): EntryState.ANSWERED,
-    (EntryState.WAITING, OutcomeKind.TIMEOUT): EntryState.TIMED_OUT,
-    (EntryState.WAITING, OutcomeKind.ABANDONED): EntryState.ABANDONED,
-    (EntryState.WAITING, OutcomeKind.FULL): EntryState.REFUSED,
-    (EntryState.WAITING, OutcomeKind.NO_AGENTS): EntryState.REFUSED,
-}
-
-
-class QueueEntry:
-    """One waiting caller.  ``result`` fires exactly once with an :class:`Outcome`."""
-
-    def __init__(self, engine: "QueueEngine", queue: "_Queue", caller_id: Any,
-                 caller_handle: Any, priority: int, joined_at: float, seq: int):
-        self._engine = engine
-        self._queue = queue
-        self.queue = queue.config.name
-        self.caller_id = caller_id
-        self.caller_handle = caller_handle
-        self.priority = priority
-        self.joined_at = joined_at
-        self.seq = seq
-        self.state = EntryState.WAITING
-        self.outcome: Outcome | None = None
-        self.result: Deferred = Deferred()
-        self._rings: dict[str, _Ring] = {}
-        self._announcers: list[Callable[[int, float | None], Any]] = []
-        self._max_wait_timer = None
-        self._announce_timer = None
-
-    @property
-    def ringing(self) -> tuple[str, ...]:
-        """Agents being rung for this caller right now."""
-        return tuple(self._rings)
-
-    @property
-    def position(self) -> int | None:
-        return self._engine.position(self)
-
-    @property
-    def estimated_wait(self) -> float | None:
-        return self._engine.estimated_wait(self)
-
-    def on_announce(self, callback: Callable[[int, float | None], Any]) -> None:
-        """``callback(position, ewt)`` every ``announce_position_every`` s while waiting."""
-        self._announcers.append(callback)
-
-    def abandon(self) -> bool:
-        """The caller hung up: leave with Outcome("abandoned").  False if already out."""
-        return self._engine._abandon(self)
-
-    def __repr__(self) -> str:
-        return f"<QueueEntry {self.queue}#{self.seq} {self.caller_id!r} {self.state.value}>"
-
-
-class _Ring:
-    __slots__ = ("agent", "entry", "attempt", "timer", "finished")
-
-    def __init__(self, agent: str, entry: QueueEntry):
-        self.agent = agent
-        self.entry = entry
-        self.attempt = None
-        self.timer = None
-        self.finished = False
 
 
 class _Queue:
@@ -146,6 +60,7 @@ class QueueEngine:
         self._is_reachable = is_reachable or (lambda agent: True)
         self._queues: dict[str, _Queue] = {}
         self._agents: dict[str, Agent] = {}
+        self._call_queue: dict[str, _Queue] = {}   # agent on a call -> the queue it came from
         self._seq = 0
         self._depth = 0
         self._settling = False
@@ -234,7 +149,7 @@ class QueueEngine:
             if a is None or a.state is not AgentState.ON_CALL:
                 return False
             now = self._clock.seconds()
-            q = self._find_queue(a.queue)
+            q = self._call_queue.pop(agent, None)
             wrapup = q.config.wrapup if q is not None else 0.0
             if q is not None:
                 answered = a.answered_at if a.answered_at is not None else now
@@ -396,13 +311,14 @@ class QueueEngine:
             agent.handle(AgentEvent.ANSWER)
             agent.answered_at = now
             agent.calls_taken += 1
+            self._call_queue[rec.agent] = entry._queue
             self._finish(entry, Outcome(OutcomeKind.ANSWERED, agent=rec.agent,
                                         wait=self._waited(entry), answer=value))
             return
         agent.handle(AgentEvent.NO_ANSWER)
         agent.queue = None
         agent.missed += 1
-        pass
+        agent.skip_until = max(agent.skip_until, now + entry._queue.config.skip_after_no_answer)
         _cancel_timer(agent.skip_timer)
         agent.skip_timer = self._later(agent.skip_until - now, lambda: None)
 
@@ -488,9 +404,6 @@ class QueueEngine:
         if a is None:
             a = self._agents[name] = Agent(name)
         return a
-
-    def _find_queue(self, name: str | None) -> _Queue | None:
-        return self._queues.get(name) if name is not None else None
 
     def _reachable(self, name: str) -> bool:
         try:
