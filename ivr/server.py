@@ -158,6 +158,13 @@ class IvrServer:
         self.control = CallControl(self)
         self.dialplan.telephony = self.control
         self.media.control = self.control
+        if self.extensions.queues:
+            from .call.queue_dialer import QueueDialer
+            from .queue import QueueEngine
+            dialer = QueueDialer(self.control)
+            self.control.queues = QueueEngine(self.reactor, dialer,
+                                              self.extensions.queues.values(),
+                                              is_reachable=dialer.is_reachable)
         config = ApiConfig(recordings_dir=str(self.data / "recordings"),
                            default_region=self.dialplan.store.current.settings.default_region)
         self.api = make_api(self.control, self.cdrs, self.webhooks, config, self.reactor,
@@ -166,7 +173,7 @@ class IvrServer:
         from twisted.internet.task import LoopingCall
         self._housekeeping = LoopingCall(self._housekeep)
         self._housekeeping.clock = self.reactor
-        self._housekeeping.start(5.0, now=False)
+        self._housekeeping.start(2.0, now=False)
 
     def _webhook_secret(self) -> bytes:
         """IVR_WEBHOOK_SECRET, or a random secret kept in --data so it survives restarts."""
@@ -183,6 +190,8 @@ class IvrServer:
         now = self.reactor.seconds()
         self.registrar.expire(now)
         self.throttle.expire(now)
+        if self.control.queues is not None:
+            self.control.queues.agent_changed()  # registrations come and go
         late = self.media_clock.late_ticks
         if late > self._late_ticks_seen:
             self.metrics.late_ticks(late - self._late_ticks_seen)

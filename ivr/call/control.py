@@ -25,6 +25,7 @@ class CallControl:
     def __init__(self, server) -> None:
         self.server = server
         self.outbound: dict[str, OutboundCall] = {}
+        self.queues = None  # ivr.queue.QueueEngine, set by the server when queues exist
 
     # -- targets -----------------------------------------------------------------------
     def resolve(self, target: str) -> str:

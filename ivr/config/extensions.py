@@ -112,6 +112,7 @@ class ExtensionsConfig:
     extensions: Mapping[str, Extension] = field(default_factory=lambda: _EMPTY)
     ring_groups: Mapping[str, RingGroup] = field(default_factory=lambda: _EMPTY)
     trunks: Mapping[str, Trunk] = field(default_factory=lambda: _EMPTY)
+    queues: Mapping[str, object] = field(default_factory=lambda: _EMPTY)  # name -> QueueConfig
     registrar: RegistrarSettings = field(default_factory=RegistrarSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
     file: str = "<none>"
@@ -325,7 +326,28 @@ def _trunk(r: _Reader, name: str, vnode: Node) -> Trunk | None:
 
 
 _TOP_KEYS = ("realm", "domains", "algorithms", "md5_only_user_agents", "extensions", "ring_groups", "trunks",
-             "registrar", "security", "require_trusted_sources")
+             "queues", "registrar", "security", "require_trusted_sources")
+
+
+def _queue(r: "_Reader", name: str, vnode: Node, numbers):
+    """A call queue (ivr/queue/model.py validates the settings; we add positions and
+    check that its agents are configured extensions)."""
+    from ..queue.model import queue_config_from_dict
+    fields = r.mapping(vnode, f"queue '{name}'")
+    if not fields and not isinstance(vnode, MappingNode):
+        return None
+    data = yaml.SafeLoader("").construct_document(vnode)
+    result = queue_config_from_dict({"name": name, **data})
+    if isinstance(result, list):
+        for error in result:
+            node = fields.get(error.key, (vnode, vnode))[0]
+            r.error(node, f"queue '{name}': {error.message}")
+        return None
+    agents_node = fields.get("agents", (vnode, vnode))[1]
+    for agent in result.agents:
+        if agent not in numbers:
+            r.error(agents_node, f"queue '{name}': agent '{agent}' is not a configured extension")
+    return result
 
 
 def parse_extensions(text: str, file: str = "<string>", environ: Mapping[str, str] | None = None
@@ -364,6 +386,12 @@ def parse_extensions(text: str, file: str = "<string>", environ: Mapping[str, st
         group = _ring_group(r, name, vnode, extensions)
         if group is not None:
             groups[name] = group
+    queues = {}
+    for name, (knode, vnode) in r.mapping(top["queues"][1] if "queues" in top else None,
+                                           "queues").items():
+        queue = _queue(r, name, vnode, extensions)
+        if queue is not None:
+            queues[name] = queue
     trunks = {}
     for name, (knode, vnode) in r.mapping(top["trunks"][1] if "trunks" in top else None,
                                            "trunks").items():
@@ -406,7 +434,8 @@ def parse_extensions(text: str, file: str = "<string>", environ: Mapping[str, st
     return ExtensionsConfig(realm or "ivr.local", tuple(d.lower() for d in domains), algorithms,
                             tuple(legacy),
                             MappingProxyType(extensions), MappingProxyType(groups),
-                            MappingProxyType(trunks), registrar, security, file), []
+                            MappingProxyType(trunks), MappingProxyType(queues), registrar, security,
+                            file), []
 
 
 def load_extensions(path: str | os.PathLike = DEFAULT_PATH, environ: Mapping[str, str] | None = None

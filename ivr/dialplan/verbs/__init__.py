@@ -6,6 +6,7 @@ from ivr.dialplan.verbs.answer import Answer
 from ivr.dialplan.verbs.base import Env, Verb
 from ivr.dialplan.verbs.dial import Dial
 from ivr.dialplan.verbs.transfer import Transfer
+from ivr.dialplan.verbs.enqueue import Enqueue
 from ivr.dialplan.verbs.echo import Echo
 from ivr.dialplan.verbs.gather import Gather
 from ivr.dialplan.verbs.gosub import Gosub
@@ -30,7 +31,7 @@ from ivr.dialplan.verbs.webhook import Webhook
 
 VERBS: tuple[type[Verb], ...] = (
     Answer, Ring, Say, Play, Pause, Gather, Menu, SayDigits, SayNumber, Set, If, Switch, Goto,
-    Gosub, Return, Time, Record, Webhook, Reject, Hangup, Echo, Log, Dial, Transfer)
+    Gosub, Return, Time, Record, Webhook, Reject, Hangup, Echo, Log, Dial, Transfer, Enqueue)
 REGISTRY: dict[str, type[Verb]] = {v.name: v for v in VERBS}
 
 

@@ -1,0 +1,112 @@
+"""``enqueue``: put the caller in a call queue until an agent answers (inbound CTI).
+
+    - enqueue:
+        queue: support            # a queue in config/extensions.yaml (`queues:`)
+        hold: "Please hold, your call is important to us."   # TTS looped while waiting
+        hold_file: music          # or a prompt file looped while waiting
+        announce: true            # say the position and estimated wait on joining and
+                                  # every `announce_position_every` seconds (queue setting)
+        on_timeout: voicemail     # max_wait passed (the overflow branch)
+        on_no_agents: voicemail   # nobody logged in / queue full
+        variable: queue_result    # answered | timeout | no-agents | full | abandoned
+
+When an agent answers, the caller is bridged to them; when either hangs up, both legs end
+and the agent goes into wrap-up.
+"""
+from __future__ import annotations
+
+from twisted.internet import defer
+
+from ivr.dialplan.schema import boolean, prompt_file, string, target, template, variable
+from ivr.dialplan.verbs.base import Finish, Verb, branch
+
+
+def _minutes(seconds) -> str:
+    if seconds is None:
+        return ""
+    minutes = max(1, round(seconds / 60))
+    return f" Your estimated wait is about {minutes} minute{'s' if minutes != 1 else ''}."
+
+
+class Enqueue(Verb):
+    name = "enqueue"
+    MAIN = "queue"
+    needs_media = True
+    FIELDS = {"queue": string(required=True), "hold": template(), "hold_file": prompt_file(),
+              "announce": boolean(True), "on_timeout": target(), "on_no_agents": target(),
+              "variable": variable(default="queue_result")}
+
+    def __init__(self, step, env):
+        super().__init__(step, env)
+        self.entry = None
+        self._announcement: str | None = None
+
+    def execute(self, call):
+        engine = getattr(self.env.telephony, "queues", None)
+        if engine is None:
+            self.log("enqueue_failed", why="no queues configured")
+            return self._done(call, "no-agents")
+        try:
+            self.entry = engine.enqueue(self.args.queue, call.caller.number, call)
+        except Exception as exc:  # UnknownQueueError
+            self.log("enqueue_failed", why=str(exc))
+            return self._done(call, "no-agents")
+        self.log("enqueued", queue=self.args.queue, position=self.entry.position)
+        return self._wait(call, engine)
+
+    @defer.inlineCallbacks
+    def _wait(self, call, engine):
+        entry = self.entry
+        if self.args.announce and entry.position:
+            self._announcement = (f"You are caller number {entry.position}."
+                                  + _minutes(entry.estimated_wait))
+            entry.on_announce(self._announce)
+        outcome_box = []
+        entry.result.addCallback(lambda outcome: (outcome_box.append(outcome),
+                                                  call.stop_playback()))
+        try:
+            while not outcome_box and not call.ended and not self.cancelled:
+                if self._announcement:
+                    text, self._announcement = self._announcement, None
+                    yield self.wait(call.say(text))
+                    continue
+                if self.args.hold_file:
+                    yield self.wait(call.play_file(self.args.hold_file))
+                elif self.args.hold is not None:
+                    yield self.wait(call.say(self.render(self.args.hold)))
+                else:
+                    yield self.sleep(1.0)
+        finally:
+            if not outcome_box:
+                entry.abandon()  # the caller hung up (or the plan was cancelled) while waiting
+        if not outcome_box:
+            return None
+        outcome = outcome_box[0]
+        self.log("queue_outcome", kind=outcome.kind, agent=outcome.agent,
+                 wait=round(outcome.wait or 0, 1))
+        if outcome.kind != "answered":
+            return self._done(call, outcome.kind)
+        call.variables[self.args.variable] = "answered"
+        call.variables["queue_agent"] = outcome.agent
+        reason = yield self.wait(self.env.telephony.bridge(call, outcome.answer))
+        engine.call_ended(outcome.agent)
+        self.log("bridge_ended", reason=reason)
+        return Finish("hangup") if call.ended else None
+
+    def _announce(self, position, ewt) -> None:
+        self._announcement = f"You are caller number {position}." + _minutes(ewt)
+        if self.call is not None and not self.call.ended:
+            self.call.stop_playback()
+
+    def _done(self, call, kind: str):
+        call.variables[self.args.variable] = kind
+        if kind == "timeout":
+            return branch(self.args.on_timeout)
+        if kind in ("no-agents", "full"):
+            return branch(self.args.on_no_agents or self.args.on_timeout)
+        return None
+
+    def cancel(self) -> None:
+        if self.entry is not None:
+            self.entry.abandon()
+        super().cancel()
