@@ -27,6 +27,8 @@ def _walk(steps, s: Settings, out: dict) -> None:
         args = step.args
         if step.verb == "say" and args.text.is_static:
             out[_key(args.text.source, args, s)] = None
+        elif step.verb == "enqueue" and args.hold is not None and args.hold.is_static:
+            out[_key(args.hold.source, None, s)] = None
         elif step.verb in ("say_digits", "say_number") and args.value.is_static:
             value = args.value.source
             if step.verb == "say_digits":

@@ -15,7 +15,7 @@ and the agent goes into wrap-up.
 """
 from __future__ import annotations
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 
 from ivr.dialplan.schema import boolean, prompt_file, string, target, template, variable
 from ivr.dialplan.verbs.base import Finish, Verb, branch
@@ -61,31 +61,40 @@ class Enqueue(Verb):
             self._announcement = (f"You are caller number {entry.position}."
                                   + _minutes(entry.estimated_wait))
             entry.on_announce(self._announce)
-        outcome_box = []
-        entry.result.addCallback(lambda outcome: (outcome_box.append(outcome),
-                                                  call.stop_playback()))
+        outcome_box: list = []
+        arrived = defer.Deferred()  # fires when the queue has an outcome for the caller
+
+        def settle(outcome):
+            outcome_box.append(outcome)
+            call.stop_playback()
+            arrived.callback(None)
+            return outcome
+
+        entry.result.addCallback(settle)
         try:
             while not outcome_box and not call.ended and not self.cancelled:
                 if self._announcement:
                     text, self._announcement = self._announcement, None
-                    yield self.wait(call.say(text))
-                    continue
-                if self.args.hold_file:
-                    yield self.wait(call.play_file(self.args.hold_file))
+                    playing = call.say(text)
+                elif self.args.hold_file:
+                    playing = call.play_file(self.args.hold_file)
                 elif self.args.hold is not None:
-                    yield self.wait(call.say(self.render(self.args.hold)))
+                    playing = call.say(self.render(self.args.hold))
                 else:
-                    yield self.sleep(1.0)
+                    playing = task.deferLater(call.clock, 1.0, lambda: None)
+                # Whichever comes first: the hold prompt ends, or an agent answers (a prompt
+                # still being rendered must not keep the caller from the agent).
+                yield self.wait(_first(playing, arrived))
         finally:
             if not outcome_box:
                 entry.abandon()  # the caller hung up (or the plan was cancelled) while waiting
         if not outcome_box:
             return None
         outcome = outcome_box[0]
-        self.log("queue_outcome", kind=outcome.kind, agent=outcome.agent,
+        self.log("queue_outcome", kind=outcome.kind.value, agent=outcome.agent,
                  wait=round(outcome.wait or 0, 1))
-        if outcome.kind != "answered":
-            return self._done(call, outcome.kind)
+        if outcome.kind.value != "answered":
+            return self._done(call, outcome.kind.value)
         call.variables[self.args.variable] = "answered"
         call.variables["queue_agent"] = outcome.agent
         reason = yield self.wait(self.env.telephony.bridge(call, outcome.answer))
@@ -110,3 +119,21 @@ class Enqueue(Verb):
         if self.entry is not None:
             self.entry.abandon()
         super().cancel()
+
+
+def _first(playing: defer.Deferred, arrived: defer.Deferred) -> defer.Deferred:
+    """Fires when ``playing`` finishes or ``arrived`` fires; ``playing``'s failure
+    (the call ended) passes through unchanged."""
+    done = defer.Deferred()
+
+    def finish(result):
+        if not done.called:
+            done.callback(None)
+
+    def fail(failure):
+        if not done.called:
+            done.errback(failure)
+
+    playing.addCallbacks(finish, fail)
+    arrived.addBoth(lambda r: (finish(None), r)[1])
+    return done
