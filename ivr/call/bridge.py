@@ -45,7 +45,9 @@ class RelaySource:
 class Bridge:
     def __init__(self, a, b) -> None:
         self.a, self.b = a, b
-        self.done = defer.Deferred()
+        # Cancelling the bridge (its verb was cancelled) hangs both legs up.
+        self.done = defer.Deferred(canceller=lambda d: self._finish(None, "bridge-cancelled"))
+        self.finished = False
         self._hooks: list = []
         self.ended_by: str | None = None
 
@@ -98,13 +100,20 @@ class Bridge:
         return forward
 
     def _leg_ended(self, reason, leg) -> None:
-        if self.done.called or leg not in (self.a, self.b):
+        if leg not in (self.a, self.b):
             return  # a leg that was transferred away
-        self.ended_by = leg.call_id
+        self._finish(leg, reason)
+
+    def _finish(self, leg, reason) -> None:
+        """End the bridge: ``leg`` hung up (or None: cancelled); hang up whoever is left."""
+        if self.finished:
+            return
+        self.finished = True
+        self.ended_by = leg.call_id if leg is not None else None
         self._unhook()
-        other = self.other(leg)
         for each in (self.a, self.b):
             each.bridge = None
-        if not other.ended:
-            other.hangup("bridge-peer-hangup")
-        self.done.callback(reason)
+            if each is not leg and not each.ended:
+                each.hangup("bridge-peer-hangup")
+        if not self.done.called:
+            self.done.callback(reason)

@@ -206,3 +206,39 @@ def test_an_agent_who_does_not_answer_is_skipped(server_factory, tmp_path):
     finally:
         for p in (sleepy, awake, caller):
             p.stop()
+
+
+def test_agent_blind_transfers_the_caller_with_refer(server_factory, tmp_path):
+    server = start(server_factory, tmp_path)
+    alice = phone(tmp_path, "alice", "2001", 600, server, "demo2001")
+    bob = phone(tmp_path, "bob", "2002", 700, server, "demo2002")
+    caller = phone(tmp_path, "caller", "customer", 1000)
+    try:
+        registered(alice)
+        registered(bob)
+        caller.dial(f"sip:{TOLL_FREE}@127.0.0.1:{server.sip_port}")
+        caller.wait_for_event("CALL_ESTABLISHED", timeout=10)
+        time.sleep(1.5)
+        caller.sndcode("1")                                   # sales: rings 2001
+        alice.wait_for_event("CALL_ESTABLISHED", timeout=15)
+        time.sleep(1.0)
+        alice.command("transfer", f"sip:2002@127.0.0.1:{server.sip_port}")
+        bob.wait_for_event("CALL_ESTABLISHED", timeout=10)    # the caller now talks to Bob
+        alice.wait_for_event("CALL_CLOSED", timeout=10)       # and Alice is out of the call
+        time.sleep(2.5)
+        log = server.wait_for_log("transferred", timeout=5)
+        assert "transfer to='2002'" in log, log[-3000:]
+        caller.hangup()
+        caller.wait_for_event("CALL_CLOSED", timeout=5)
+        bob.wait_for_event("CALL_CLOSED", timeout=5)
+        time.sleep(0.5)                                       # WAV headers are written on close
+        assert abs(peak_hz(tail(caller.received_wav(), 2)) - 700) < 10
+        assert abs(peak_hz(tail(bob.received_wav(), 2)) - 1000) < 10
+        # The transferred leg is accounted for in the CDRs.
+        import sqlite3
+        rows = sqlite3.connect(server.data / "ivr.sqlite3").execute(
+            "SELECT end_reason FROM cdrs").fetchall()
+        assert ("transferred",) in rows, rows
+    finally:
+        for p in (alice, bob, caller):
+            p.stop()
