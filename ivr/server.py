@@ -93,6 +93,7 @@ class IvrServer:
         self.dialplan.start()  # raises DialplanInvalid with file:line:col errors
         self._start_extensions()
         self.transport.start()
+        self.invite_auth.local_port = self.transport.port  # known now if --sip said port 0
         self.ua = UserAgent(self.reactor, self.transport, self, self.advertise,
                             self.transport.port, self.timers)
         self.ua.registrar, self.ua.invite_auth = self.registrar, self.invite_auth
@@ -133,7 +134,8 @@ class IvrServer:
         self.registrar = Registrar(config, nonces, LocationService(), self.reactor,
                                    self.throttle, gate)
         self.invite_auth = InviteAuthenticator(config, nonces, self.reactor, self.throttle,
-                                               local_hosts=[self.advertise], gate=gate)
+                                               local_hosts=[self.advertise], gate=gate,
+                                               local_port=self.sip_addr[1])
         log.info("{n} extension(s), {g} ring group(s), {t} trunk(s)", n=len(config.extensions),
                  g=len(config.ring_groups), t=len(config.trunks))
 

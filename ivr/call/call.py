@@ -86,6 +86,11 @@ class Call:
         self.bridge = None  # the Bridge this leg is in, if any
         self._refer_waiter: defer.Deferred | None = None
 
+    @property
+    def id(self) -> str:
+        """The leg's id in the API (``ivr.api.telephony.Leg``): its SIP Call-ID."""
+        return self.call_id
+
     # -- path log ----------------------------------------------------------------------
     def log_event(self, event: str, **fields) -> None:
         detail = " ".join(f"{k}={v!r}" for k, v in fields.items())

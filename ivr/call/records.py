@@ -31,7 +31,8 @@ def call_summary(call) -> dict:
     return {
         "leg_id": call.call_id,
         "direction": direction,
-        "role": direction,
+        # Outbound legs get their role (agent / customer) from the click-to-call session.
+        "role": "inbound" if direction == "inbound" else None,
         "from_number": from_number,
         "to_number": to_number,
         "caller_id": caller.name,

@@ -155,20 +155,29 @@ class InviteAuthenticator:
     """Decides who an initial (out-of-dialog) INVITE is from; see the module docstring."""
 
     def __init__(self, config: ExtensionsConfig, nonces: NonceManager, clock,
-                 throttle: Throttle | None = None, local_hosts=(), gate: DigestGate | None = None):
+                 throttle: Throttle | None = None, local_hosts=(), gate: DigestGate | None = None,
+                 local_port: int = 5060):
         self.config = config
         self.clock = clock
         self.throttle = throttle
         self.gate = gate or DigestGate(config, nonces, throttle)
-        self.local_domains = frozenset(
-            h.lower().strip("[]") for h in (config.realm, *config.domains, *local_hosts))
+        self.local_domains = frozenset(h.lower().strip("[]") for h in (config.realm, *config.domains))
+        self.local_hosts = frozenset(h.lower().strip("[]") for h in local_hosts)
+        self.local_port = local_port
 
     def claims_local(self, request: Request) -> bool:
         try:
             uri = request.from_.uri
         except SipSyntaxError:
             return False
-        return isinstance(uri, SipUri) and uri.host_no_brackets.lower() in self.local_domains
+        if not isinstance(uri, SipUri):
+            return False
+        host = uri.host_no_brackets.lower()
+        if host in self.local_domains:
+            return True
+        # Our own address claims to be one of our users only with our SIP port: a phone
+        # naming itself (sip:me@its-own-ip:its-port) on the same host is not an extension.
+        return host in self.local_hosts and (uri.port or 5060) == self.local_port
 
     def check(self, request: Request, source) -> AuthResult:
         now = self.clock.seconds()

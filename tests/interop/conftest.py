@@ -79,8 +79,12 @@ class Server:
         return self.proc.returncode
 
 
+BUNDLED_CONFIG = ROOT / "config"
+
+
 def start_server(tmp_path: Path, dialplans: Path | None = None, extra: list[str] = (),
-                 env: dict | None = None) -> Server:
+                 env: dict | None = None, config: Path | None = None) -> Server:
+    """``config`` is the --config dir (default: the bundled config/, as a newcomer runs it)."""
     sip_port, http_port = free_port(), free_port()
     rtp_low = random.randrange(30000, 59000, 2)
     data = tmp_path / "data"
@@ -89,7 +93,7 @@ def start_server(tmp_path: Path, dialplans: Path | None = None, extra: list[str]
     cmd = [sys.executable, "-m", "ivr.cli", "serve", "--sip", f"127.0.0.1:{sip_port}",
            "--http", f"127.0.0.1:{http_port}", "--rtp-ports", f"{rtp_low}-{rtp_low + 400}",
            "--dialplans", str(dialplans), "--prompts", str(ROOT / "prompts"),
-           "--data", str(data), *extra]
+           "--data", str(data), "--config", str(config or BUNDLED_CONFIG), *extra]
     log_file = open(log_path, "wb")
     proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT,
                             env={**os.environ, **(env or {})})
