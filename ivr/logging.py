@@ -49,6 +49,27 @@ def start_logging(stream=None, level: LogLevel = LogLevel.info) -> None:
         stream.write(_format(event))
         stream.flush()
 
+    _route_stdlib_logging()
     predicate = LogLevelFilterPredicate(defaultLogLevel=level)
     globalLogBeginner.beginLoggingTo([FilteringLogObserver(observer, [predicate])],
                                      redirectStandardIO=False)
+
+
+def _route_stdlib_logging() -> None:
+    """Modules (and libraries) that use the standard ``logging`` end up in the same log."""
+    import logging
+
+    from twisted.logger import Logger
+
+    levels = {logging.DEBUG: LogLevel.debug, logging.INFO: LogLevel.info,
+              logging.WARNING: LogLevel.warn, logging.ERROR: LogLevel.error,
+              logging.CRITICAL: LogLevel.critical}
+
+    class ToTwisted(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            level = levels.get(record.levelno, LogLevel.info)
+            Logger(namespace=record.name).emit(level, "{msg}", msg=record.getMessage())
+
+    root = logging.getLogger()
+    root.handlers[:] = [ToTwisted()]
+    root.setLevel(logging.INFO)

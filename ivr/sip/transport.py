@@ -206,10 +206,21 @@ class SipTransport:
             return  # nowhere to send a response
         try:
             stamp_via(request, source)
-            response = make_response(request, exc.status, reason=_short(exc.reason))
-            self.send_response(response, source)
         except Exception:
-            # Too broken to answer (for example an unparseable Via): drop it.
+            pass  # an unparseable Via: answer to where the packet came from (below)
+        try:
+            response = make_response(request, exc.status, reason=_short(exc.reason))
+            try:
+                self.send_response(response, source)
+            except Exception:
+                # The Via cannot route the answer (18.2.2 needs it): send it straight back
+                # to the packet's source, which is where a sender behind NAT listens anyway.
+                data = serialize(response)
+                if source.reliable and source.connection is not None:
+                    source.connection.transport.write(data)
+                else:
+                    self._udp.transport.write(data, (source.host, source.port))
+        except Exception:
             log.debug("could not answer malformed message: {e}", e=exc.reason)
 
     # -- sending ----------------------------------------------------------------------

@@ -76,6 +76,18 @@ class UserAgent:
         if isinstance(message, Response) and not should_accept_response(message):
             log.info("dropping response {r!r} from {h}:{p}", r=message, h=source.host, p=source.port)
             return
+        if isinstance(message, Request) and message.method != "ACK":
+            rejection = check_request(message)
+            if rejection is not None:
+                # Answered statelessly (RFC 3261 8.2): no transaction, so no 100 Trying
+                # before the 400 and nothing kept for a request we could not match anyway.
+                log.info("rejecting {m} from {h}: {s} {r}", m=message.method, h=source.host,
+                         s=rejection.status, r=rejection.reason)
+                response = make_response(message, rejection.status, rejection.reason,
+                                         to_tag=None if _has_to_tag(message) else new_tag(),
+                                         extra=list(rejection.headers))
+                self.transport.send_response(response, source)
+                return
         self.layer.receive(message, source)
 
     # -- TU interface used by the transaction layer ------------------------------------
@@ -270,6 +282,13 @@ class UserAgent:
 
     def active_sessions(self) -> int:
         return len({id(s) for s in self.sessions.values()})
+
+
+def _has_to_tag(request: Request) -> bool:
+    try:
+        return bool(request.to.tag)
+    except Exception:
+        return False
 
 
 def _host_for_uri(host: str) -> str:
