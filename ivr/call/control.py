@@ -31,9 +31,12 @@ class CallControl:
     def resolve(self, target: str) -> str:
         return self.routes(target)[0][0]
 
-    def routes(self, target: str) -> list[tuple[str, Destination | None, tuple | None]]:
+    def routes(self, target: str, trunks: tuple[str, ...] | None = None
+               ) -> list[tuple[str, Destination | None, tuple | None]]:
         """Every (request URI, destination override, credentials) that ``target`` rings:
-        all registered contacts of an extension, else its static contacts."""
+        all registered contacts of an extension, else its static contacts.  A number goes
+        out through a trunk; ``trunks`` limits which ones may be used (None: any, for the
+        API, whose callers hold an API key)."""
         target = target.strip()
         if target.startswith(("sip:", "sips:")):
             return [(target, None, None)]
@@ -51,7 +54,9 @@ class CallControl:
             if not found:
                 raise UnknownTarget(f"extension {target} is not registered")
             return found
-        trunk = self._trunk()
+        trunk = self._trunk(trunks)
+        if trunk is None and trunks is not None and _looks_like_number(target) and self._trunk():
+            raise UnknownTarget(f"{target}: calling out through a trunk is not allowed here")
         if trunk is not None and _looks_like_number(target):
             creds = (trunk.username, trunk.password) if trunk.username and trunk.password else None
             return [(f"sip:{target}@{trunk.host}:{trunk.port}",
@@ -62,10 +67,10 @@ class CallControl:
     def _route(self, target: str):
         return self.routes(target)[0]
 
-    def _trunk(self):
+    def _trunk(self, allowed: tuple[str, ...] | None = None):
         extensions = getattr(self.server, "extensions", None)
         trunks = getattr(extensions, "trunks", None) or {}
-        return next(iter(trunks.values()), None)
+        return next((t for name, t in trunks.items() if allowed is None or name in allowed), None)
 
     # -- legs --------------------------------------------------------------------------
     def originate(self, target: str, *, caller_id: str | None = None, timeout: float = 30.0,

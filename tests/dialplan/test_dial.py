@@ -52,7 +52,8 @@ class FakeTelephony:
         self.bridged = None
         self.bridge_done = defer.Deferred()
 
-    def routes(self, target):
+    def routes(self, target, trunks=None):
+        self.trunks_asked = trunks
         if target in self.unknown:
             raise UnknownTarget(target)
         return [(f"sip:{target}@phone", None, None)]
@@ -152,3 +153,11 @@ def test_dial_to_is_a_template(tmp_path):
     tel = FakeTelephony(call.clock)
     start(tmp_path, PLAN % ('"{{dialled}}"', ""), call=call, telephony=tel)
     assert tel.order == ["2002"]
+
+
+def test_anonymous_callers_get_no_trunk_unless_the_plan_allows_it(tmp_path):
+    call, tel, result = run(tmp_path, '"+12125551234"')
+    assert tel.trunks_asked == ()                  # no trunk for an unauthenticated caller
+    call, tel, result = run(tmp_path / "x" if (tmp_path / "x").mkdir() is None else tmp_path,
+                            '"+12125551234"', extra=", allow_trunk: true")
+    assert tel.trunks_asked is None                # the plan opted in: any trunk

@@ -12,6 +12,9 @@
         on_no_answer: voicemail
         on_failed: sorry
         variable: dial_status   # answered | busy | no-answer | rejected | failed | cancelled
+        allow_trunk: false      # numbers go out through a trunk only for an authenticated
+                                # extension whose `trunks` lists it, or when the plan says
+                                # so here (e.g. forwarding a DID to a mobile): no toll fraud
 
 The first phone to answer wins; the others are cancelled.  Audio is relayed through the
 server both ways, digits are passed through, and a hang-up on either side ends both legs.
@@ -54,7 +57,7 @@ class Dial(Verb):
               "timeout": number(default=30, minimum=1, maximum=600),
               "caller_id": template(), "answer_on_bridge": boolean(True),
               "on_busy": target(), "on_no_answer": target(), "on_failed": target(),
-              "variable": variable(default="dial_status")}
+              "variable": variable(default="dial_status"), "allow_trunk": boolean(False)}
 
     def __init__(self, step, env):
         super().__init__(step, env)
@@ -75,7 +78,7 @@ class Dial(Verb):
                 timeout = min(timeout, group.ring_timeout) if self.args.timeout == 30 else timeout
             for member in members:
                 try:
-                    routes = [(r, member) for r in telephony.routes(member)]
+                    routes = [(r, member) for r in telephony.routes(member, self._trunks())]
                 except UnknownTarget as exc:
                     self.log("dial_skip", target=member, why=str(exc))
                     continue
@@ -83,6 +86,15 @@ class Dial(Verb):
         if not sequential and attempts:
             attempts = [[route for attempt in attempts for route in attempt]]
         return attempts, timeout
+
+    def _trunks(self) -> tuple[str, ...] | None:
+        """The trunks this call may use: any when the plan allows it, else those of the
+        authenticated extension that placed the call (none for anonymous callers)."""
+        if self.args.allow_trunk:
+            return None
+        extension = getattr(getattr(self.call, "session", None), "caller", None)
+        extension = getattr(extension, "extension", None)
+        return tuple(extension.trunks) if extension is not None else ()
 
     def execute(self, call):
         telephony = self.env.telephony
