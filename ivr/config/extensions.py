@@ -9,6 +9,8 @@ holding their password (``password_env``) or carry the carrier-realm HA1.
 """
 from __future__ import annotations
 
+from ivr.errors import SourceError
+
 import ipaddress
 import os
 import re
@@ -33,15 +35,7 @@ _INT = "tag:yaml.org,2002:int"
 _EMPTY: Mapping = MappingProxyType({})
 
 
-@dataclass(frozen=True)
-class ConfigError:
-    file: str
-    line: int
-    col: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}: {self.message}"
+ConfigError = SourceError  # file:line:col: message
 
 
 @dataclass(frozen=True)

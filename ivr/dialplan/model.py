@@ -5,21 +5,15 @@ where it came from (``Where``) so run-time logs can point at the admin's line.
 """
 from __future__ import annotations
 
+from ivr.errors import SourceError
+
 from dataclasses import dataclass, field
 from typing import Any
 
 from ivr.dialplan.templates import Template
 
 
-@dataclass(frozen=True)
-class DialplanError:
-    file: str
-    line: int
-    col: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}: {self.message}"
+DialplanError = SourceError  # file:line:col: message
 
 
 @dataclass(frozen=True)

@@ -104,17 +104,23 @@ def test_register_and_refusals_look_alike(server_factory, tmp_path):
             p.stop()
 
 
+def call_menu(caller: Baresip, server, option: str, answered_by: Baresip | None = None) -> None:
+    """``caller`` dials the toll-free menu and presses ``option``; waits for the agent."""
+    caller.dial(f"sip:{TOLL_FREE}@127.0.0.1:{server.sip_port}")
+    caller.wait_for_event("CALL_ESTABLISHED", timeout=10)
+    time.sleep(1.5)
+    caller.sndcode(option)
+    if answered_by is not None:
+        answered_by.wait_for_event("CALL_ESTABLISHED", timeout=15)
+
+
 def test_toll_free_menu_option_1_bridges_the_caller_to_2001(server_factory, tmp_path):
     server = start(server_factory, tmp_path)
     agent = phone(tmp_path, "agent", "2001", 600, server, "demo2001")
     caller = phone(tmp_path, "caller", "customer", 1000)
     try:
         registered(agent)
-        caller.dial(f"sip:{TOLL_FREE}@127.0.0.1:{server.sip_port}")
-        caller.wait_for_event("CALL_ESTABLISHED", timeout=10)
-        time.sleep(1.5)
-        caller.sndcode("1")
-        agent.wait_for_event("CALL_ESTABLISHED", timeout=15)
+        call_menu(caller, server, "1", answered_by=agent)
         server.wait_for_log("bridged", timeout=5)
         time.sleep(3)                       # both talk
         caller.hangup()                     # the caller hangs up ...
@@ -137,11 +143,7 @@ def test_agent_hanging_up_ends_the_callers_leg(server_factory, tmp_path):
     caller = phone(tmp_path, "caller", "customer", 1000)
     try:
         registered(agent)
-        caller.dial(f"sip:{TOLL_FREE}@127.0.0.1:{server.sip_port}")
-        caller.wait_for_event("CALL_ESTABLISHED", timeout=10)
-        time.sleep(1.5)
-        caller.sndcode("1")
-        agent.wait_for_event("CALL_ESTABLISHED", timeout=15)
+        call_menu(caller, server, "1", answered_by=agent)
         time.sleep(1.5)
         agent.hangup()
         agent.wait_for_event("CALL_CLOSED", timeout=5)
@@ -216,11 +218,7 @@ def test_agent_blind_transfers_the_caller_with_refer(server_factory, tmp_path):
     try:
         registered(alice)
         registered(bob)
-        caller.dial(f"sip:{TOLL_FREE}@127.0.0.1:{server.sip_port}")
-        caller.wait_for_event("CALL_ESTABLISHED", timeout=10)
-        time.sleep(1.5)
-        caller.sndcode("1")                                   # sales: rings 2001
-        alice.wait_for_event("CALL_ESTABLISHED", timeout=15)
+        call_menu(caller, server, "1", answered_by=alice)    # sales: rings 2001
         time.sleep(1.0)
         alice.command("transfer", f"sip:2002@127.0.0.1:{server.sip_port}")
         bob.wait_for_event("CALL_ESTABLISHED", timeout=10)    # the caller now talks to Bob
