@@ -2,8 +2,10 @@
 
 Each side's decoded audio frames are queued for the other side's next media-clock tick
 (so codecs may differ: PCMU on one leg, PCMA on the other).  The queue is a small jitter
-buffer: it holds at most ``MAX_FRAMES`` (older frames are dropped so latency stays
-bounded) and plays silence when empty.  Digits from one side are re-sent to the other as
+buffer: it holds at most ``MAX_FRAMES``, and a read drops the oldest frames beyond
+``TARGET_FRAMES`` so latency stays low (a late media tick sends one frame while two
+arrived; without the drop each late tick would add 20 ms for the rest of the call), and
+plays silence when empty.  Digits from one side are re-sent to the other as
 RFC 4733 events when that side negotiated telephone-event.  When either leg ends, the
 other is hung up and the bridge's Deferred fires with the reason.  A blind transfer
 replaces one leg with another (:meth:`Bridge.replace`); the bridge and its Deferred live on.
@@ -19,6 +21,7 @@ from twisted.logger import Logger
 log = Logger(namespace="ivr.call.bridge")
 
 MAX_FRAMES = 6  # 120 ms
+TARGET_FRAMES = 2  # at a read, at most this many are waiting (40 ms); older ones are dropped
 _SILENCE = np.zeros(160, dtype=np.int16)
 _SILENCE.setflags(write=False)
 
@@ -30,12 +33,17 @@ class RelaySource:
         self.frames: deque = deque(maxlen=MAX_FRAMES)
         self.relayed = 0
         self.underruns = 0
+        self.dropped = 0
 
     def push(self, frame: np.ndarray) -> None:
         self.frames.append(frame)
 
     def read_frame(self) -> np.ndarray:
-        if self.frames:
+        frames = self.frames
+        while len(frames) > TARGET_FRAMES:
+            frames.popleft()
+            self.dropped += 1
+        if frames:
             self.relayed += 1
             return self.frames.popleft()
         self.underruns += 1

@@ -112,6 +112,16 @@ class Baresip:
             rng = np.random.default_rng(1)
             self.source = write_wav(self.dir / "mic.wav",
                                     rng.integers(-20, 20, 8000 * 120).astype(np.int16))
+        self._write_config(rtp_low)
+        (self.dir / "accounts").write_text("<sip:test@127.0.0.1>;regint=0;answermode=auto\n")
+        (self.dir / "contacts").write_text("")
+        self.log_path = self.dir / "baresip.log"
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._sock: socket.socket | None = None
+        self._reader: threading.Thread | None = None
+
+    def _write_config(self, rtp_low: int) -> None:
         (self.dir / "config").write_text(f"""\
 poll_method epoll
 sip_listen 127.0.0.1:{self.sip_port}
@@ -134,16 +144,24 @@ module_app ctrl_tcp.so
 ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}
 snd_path {self.dumps}
 """)
-        (self.dir / "accounts").write_text("<sip:test@127.0.0.1>;regint=0;answermode=auto\n")
-        (self.dir / "contacts").write_text("")
-        self.log_path = self.dir / "baresip.log"
-        self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
-        self._sock: socket.socket | None = None
-        self._reader: threading.Thread | None = None
 
     # -- process
-    def start(self, timeout: float = 10.0) -> "Baresip":
+    def start(self, timeout: float = 10.0, attempts: int = 3) -> "Baresip":
+        """Start baresip; if one of its ports was taken meanwhile (free_port only checks),
+        start again on new ports rather than talk to some other process's port."""
+        for attempt in range(attempts):
+            self._start_once(timeout)
+            deadline = time.monotonic() + timeout
+            while "baresip is ready" not in self.log() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if "Address already in use" not in self.log():
+                return self
+            self.stop()
+            self.sip_port, self.ctrl_port = free_port(), free_port()
+            self._write_config(random.randrange(20000, 29000, 2))
+        raise AssertionError(f"baresip could not bind its ports:\n{self.log()[-2000:]}")
+
+    def _start_once(self, timeout: float) -> None:
         self._log_file = open(self.log_path, "wb")
         self.proc = subprocess.Popen([self.binary, "-f", str(self.dir)], stdin=subprocess.DEVNULL,
                                      stdout=self._log_file, stderr=subprocess.STDOUT)
@@ -160,7 +178,6 @@ snd_path {self.dumps}
         self._sock.settimeout(None)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        return self
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

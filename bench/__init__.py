@@ -1,0 +1,1 @@
+"""The benchmark harness (bench/README.md): ``python bench/run.py [--quick|--full]``."""

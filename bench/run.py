@@ -1,0 +1,153 @@
+"""Run the benchmarks: ``.venv/bin/python bench/run.py [--quick|--full] [--only B1,B3,...]``.
+
+Quick mode (about a minute and a half) is the everyday check and CI's smoke test; full mode
+gives the published figures.  Each benchmark writes ``<results>/<name>.json``; the table
+printed at the end (also ``summary.json``) sets every figure beside its target and, where the
+harness has one, beside SIPp's own figure on the same core.  See bench/README.md.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+# One BLAS thread before numpy loads: the figures are per core (B5 measured 7x slower with
+# two BLAS threads fighting over a 2-core box).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import common  # noqa: E402
+
+# id, module, results name.  B3 runs before B2: B2 reports its cost against B3's reference.
+BENCHMARKS = [("B1", "b1_setup", "b1_setup"), ("B3", "b3_bridge", "b3_bridge"),
+              ("B2", "b2_ivr", "b2_ivr"), ("B4", "b4_timing", "b4_timing"),
+              ("B5", "b5_dtmf", "b5_dtmf"), ("B6", "b6_tts", "b6_tts"), ("MEM", "memory", "memory")]
+
+# (benchmark, label, path into figures, target text, check(value) -> bool | None, ratio path)
+ROWS = [
+    ("B1", "call setup rate (calls/s)", "setup_rate_cps", ">= 400", lambda v: v >= 400, "ratio_to_reference"),
+    ("B1", "INVITE->200 p99 at that rate (ms)", "invite_to_200_p99_ms_at_held", "< 100", lambda v: v < 100, None),
+    ("B2", "concurrent IVR calls", "concurrent_ivr_calls", ">= 1000", lambda v: v >= 1000, None),
+    ("B2", "server CPU % per IVR call", "server_cpu_percent_per_call", "-", None, "cost_ratio_to_reference"),
+    ("B3", "bridged calls", "bridged_calls", ">= 500", lambda v: v >= 500, None),
+    ("B3", "CPU us per relayed packet", "cpu_us_per_relayed_packet", "<= 10", lambda v: v <= 10,
+     "cost_ratio_to_reference"),
+    ("B3", "added latency per relay p99 (ms)", "added_latency_per_relay_p99_ms", "-", None, None),
+    ("B3", "jitter out / in, p99 (ms)", ("jitter_out_of_server_p99_ms", "jitter_into_server_p99_ms"), "-", None, None),
+    ("B4", "interval p99 (ms)", ("interval_ms", "p99"), "-", None, None),
+    ("B4", "interval p99.9 (ms)", ("interval_ms", "p999"), "-", None, None),
+    ("B4", "interval max (ms)", ("interval_ms", "max"), "-", None, None),
+    ("B4", "RTP clock drift vs wall, max (ms)", "drift_ms_max_abs", "<= 20", lambda v: v <= 20, None),
+    ("B5", "DTMF detection us per channel-frame", "us_per_channel_frame", "<= 5", lambda v: v <= 5, None),
+    ("B5", "Q.24 worst condition (% correct)", "q24_min_percent_correct", "-", None, None),
+    ("B6", "TTS real-time factor (max)", ("real_time_factor", "rtf_max"), "-", None, None),
+    ("B6", "first packet, cached, p99 (ms)", ("first_packet_cached_ms", "p99"), "<= 20", lambda v: v <= 20, None),
+    ("B6", "first packet, uncached, p99 (ms)", ("first_packet_uncached_ms", "p99"), "<= 100",
+     lambda v: v <= 100, None),
+    ("MEM", "RSS per IVR call (KB)", "rss_per_call_kb", "<= 50", lambda v: v <= 50, None),
+    ("MEM", "idle RSS growth over the waves (MB)", "idle_growth_first_to_last_wave_mb", "flat", None, None),
+]
+
+
+def _get(figures: dict, path):
+    if isinstance(path, tuple) and all(isinstance(p, str) for p in path) and path[0] in figures \
+            and not isinstance(figures.get(path[0]), dict):
+        return " / ".join(str(figures.get(p)) for p in path)  # two figures side by side
+    node = figures
+    for key in (path if isinstance(path, tuple) else (path,)):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(key)
+    return node
+
+
+def table(results: dict) -> tuple[str, list]:
+    lines = ["| bench | figure | measured | target | met | x SIPp |", "|---|---|---|---|---|---|"]
+    rows = []
+    for bench, label, path, target, check, ratio_path in ROWS:
+        if bench not in results:
+            continue
+        figures = results[bench].get("figures", {})
+        value = _get(figures, path)
+        met = None
+        if check is not None and isinstance(value, (int, float)):
+            met = bool(check(value))
+        ratio = figures.get(ratio_path) if ratio_path else None
+        rows.append({"bench": bench, "figure": label, "value": value, "target": target, "met": met,
+                     "ratio_to_sipp": ratio})
+        lines.append(f"| {bench} | {label} | {value} | {target} | "
+                     f"{'-' if met is None else ('yes' if met else 'NO')} | {'' if ratio is None else ratio} |")
+    return "\n".join(lines), rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="ivr benchmarks (bench/README.md)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="about a minute and a half (default)")
+    mode.add_argument("--full", action="store_true", help="the published figures (long)")
+    parser.add_argument("--only", default="", help="comma-separated: B1,B2,B3,B4,B5,B6,MEM")
+    parser.add_argument("--results", default=None,
+                        help="results directory (default bench/results, or bench/results/quick)")
+    parser.add_argument("--work", default=None, help="scratch directory (default: a temp dir)")
+    parser.add_argument("--b4-seconds", type=float, default=None,
+                        help="B4 run length (full default 600, quick 15)")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="length of each B1 step / B2, B3 level (full default 30)")
+    args = parser.parse_args(argv)
+    mode_name = "full" if args.full else "quick"
+    only = {x.strip().upper() for x in args.only.split(",") if x.strip()}
+    unknown = only - {b for b, _, _ in BENCHMARKS}
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    results_dir = Path(args.results) if args.results else (
+        common.RESULTS if mode_name == "full" else common.RESULTS / "quick")
+    common.RESULTS = results_dir
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="ivr-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    for tool in ("sipp", "dumpcap"):
+        common.require(tool)
+    context: dict = {"b4_seconds": args.b4_seconds, "seconds": args.seconds}
+    results, failed = {}, []
+    started_all = time.monotonic()
+    print(f"ivr bench, {mode_name} mode, work dir {work}", flush=True)
+    for bench, module, name in BENCHMARKS:
+        if only and bench not in only:
+            continue
+        print(f"{bench} ({module})", flush=True)
+        started = time.monotonic()
+        try:
+            mod = importlib.import_module(f"bench.{module}")
+            out = mod.run(work, mode_name, context)
+        except Exception:  # one broken benchmark must not hide the others' figures
+            traceback.print_exc()
+            failed.append(bench)
+            continue
+        path = common.write_result(name, mode_name, out["figures"], out["targets"], started)
+        results[bench] = out
+        print(f"  -> {path.relative_to(common.ROOT) if path.is_relative_to(common.ROOT) else path} "
+              f"({time.monotonic() - started:.0f} s)", flush=True)
+    text, rows = table(results)
+    print("\n" + text)
+    summary = {"mode": mode_name, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+               "elapsed_s": round(time.monotonic() - started_all, 1), "machine": common.machine(),
+               "rows": rows, "failed": failed}
+    (results_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
+    print(f"\n{len(results)} benchmark(s) in {summary['elapsed_s']:.0f} s"
+          + (f"; FAILED to run: {', '.join(failed)}" if failed else ""))
+    if not args.work and not failed:
+        shutil.rmtree(work, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
