@@ -167,8 +167,13 @@ class IvrServer:
             self.control.queues = QueueEngine(self.reactor, dialer,
                                               self.extensions.queues.values(),
                                               is_reachable=dialer.is_reachable)
-        config = ApiConfig(recordings_dir=str(self.data / "recordings"),
-                           default_region=self.dialplan.store.current.settings.default_region)
+        from .api.config_file import load_api_config
+        config, errors = load_api_config(
+            self.config_dir / "api.yaml",
+            ApiConfig(recordings_dir=str(self.data / "recordings"),
+                      default_region=self.dialplan.store.current.settings.default_region))
+        if errors:
+            raise DialplanInvalid(errors)
         self.api = make_api(self.control, self.cdrs, self.webhooks, config, self.reactor,
                             dnd=self.dnd, metrics=self.metrics)
         self._late_ticks_seen = 0
