@@ -67,6 +67,13 @@ def test_unknown_number_gets_404(server, tmp_path):
     server.wait_for_log("+15559876543")
 
 
+def test_offer_without_a_common_codec_gets_488(server, tmp_path):
+    r = sipp(tmp_path, server.sip, scenario=SCENARIOS / "uac_488.xml", service="echo", timeout=20)
+    assert r.returncode == 0, str(r)
+    assert count_messages(r.messages, "SIP/2.0 488", "INVITE") >= 1, str(r)
+    server.wait_for_log("status=488")
+
+
 def test_options_gets_200_with_allow(server, tmp_path):
     r = sipp(tmp_path, server.sip, scenario=SCENARIOS / "options.xml", service="echo", timeout=20)
     assert r.returncode == 0, str(r)
