@@ -240,3 +240,28 @@ def test_agent_blind_transfers_the_caller_with_refer(server_factory, tmp_path):
     finally:
         for p in (alice, bob, caller):
             p.stop()
+
+
+def test_extension_calls_extension_after_authenticating(server_factory, tmp_path):
+    """2001 dials 2002: the INVITE is challenged (407), 2001 authenticates, and its call
+    runs the internal plan, which dials 2002 and bridges them."""
+    server = start(server_factory, tmp_path)
+    alice = phone(tmp_path, "alice", "2001", 600, server, "demo2001")
+    bob = phone(tmp_path, "bob", "2002", 700, server, "demo2002")
+    try:
+        registered(alice)
+        registered(bob)
+        alice.dial(f"sip:2002@127.0.0.1:{server.sip_port}")
+        bob.wait_for_event("CALL_ESTABLISHED", timeout=10)
+        alice.wait_for_event("CALL_ESTABLISHED", timeout=5)
+        log = server.wait_for_log("bridged", timeout=5)
+        assert "source='extension'" in log and "flow='internal'" in log, log[-3000:]
+        time.sleep(2.5)
+        alice.hangup()
+        bob.wait_for_event("CALL_CLOSED", timeout=5)
+        time.sleep(0.5)
+        assert abs(peak_hz(tail(bob.received_wav(), 2)) - 600) < 10
+        assert abs(peak_hz(tail(alice.received_wav(), 2)) - 700) < 10
+    finally:
+        alice.stop()
+        bob.stop()
