@@ -62,8 +62,25 @@ SINGLE_HEADERS = frozenset(
 )
 
 
+#: canonical_name's answers by the name as written (a few dozen in practice); bounded so
+#: a peer sending endless distinct header names cannot grow it.
+_NAME_MEMO: dict[str, str] = {}
+_NAME_MEMO_SIZE = 1024
+
+
 def canonical_name(name: str) -> str:
     """``'v'`` -> ``'Via'``, ``'call-id'`` -> ``'Call-ID'``, ``'x-foo'`` -> ``'X-Foo'``."""
+    try:
+        return _NAME_MEMO[name]
+    except KeyError:
+        pass
+    canonical = _canonical_name(name)
+    if len(_NAME_MEMO) < _NAME_MEMO_SIZE and len(name) <= 64:
+        _NAME_MEMO[name] = canonical
+    return canonical
+
+
+def _canonical_name(name: str) -> str:
     lower = name.lower()
     if len(lower) == 1 and lower in COMPACT_FORMS:
         return COMPACT_FORMS[lower]
@@ -73,6 +90,10 @@ def canonical_name(name: str) -> str:
     return "-".join(part[:1].upper() + part[1:] for part in lower.split("-"))
 
 
+#: LIST_HEADERS as canonical names (what Headers stores), for the lookups below.
+_LIST_CANONICAL = frozenset(canonical_name(name) for name in LIST_HEADERS)
+
+
 def split_list(value: str, strict: bool = False) -> list[str]:
     """Split a comma-separated header value, respecting quotes and ``<...>``.
 
@@ -80,6 +101,15 @@ def split_list(value: str, strict: bool = False) -> list[str]:
     element (``a,,b`` or a trailing comma), an unterminated quote or ``<`` raises
     :class:`SipSyntaxError`: the RFC 3261 list grammar has no null elements.
     """
+    if not strict and "," not in value:
+        # The common case (one Via, one Contact): the loop below would keep every
+        # character, so the answer is the stripped value.
+        value = value.strip(" \t")
+        return [value] if value else []
+    return _scan_list(value, strict)
+
+
+def _scan_list(value: str, strict: bool) -> list[str]:
     items: list[str] = []
     current: list[str] = []
     in_quotes = False
@@ -151,7 +181,7 @@ class Headers:
         key = canonical_name(name)
         for n, v in self._items:
             if n == key:
-                if key.lower() in LIST_HEADERS:
+                if key in _LIST_CANONICAL:
                     parts = split_list(v)
                     return parts[0] if parts else v
                 return v
@@ -168,7 +198,7 @@ class Headers:
         values: list[str] = []
         for n, v in self._items:
             if n == key:
-                if key.lower() in LIST_HEADERS:
+                if key in _LIST_CANONICAL:
                     values.extend(split_list(v))
                 else:
                     values.append(v)
@@ -207,7 +237,7 @@ class Headers:
         key = canonical_name(name)
         for index, (n, v) in enumerate(self._items):
             if n == key:
-                parts = split_list(v) if key.lower() in LIST_HEADERS else [v]
+                parts = split_list(v) if key in _LIST_CANONICAL else [v]
                 if len(parts) > 1:
                     self._items[index] = (key, ", ".join(parts[1:]))
                 else:

@@ -6,6 +6,7 @@ follow RFC 5118 (including its tolerated ``:::`` ABNF bug, section 4.10).
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass, replace
@@ -35,6 +36,41 @@ _OPAQUE_BAD = frozenset(' \t\r\n<>"\\^`{|}')
 #: Largest value of a 32-bit unsigned scalar (CSeq, Expires: RFC 3261 8.1.1.5, 20.19).
 MAX_UINT32 = 2**32 - 1
 MAGIC_COOKIE = "z9hG4bK"
+
+
+#: Memo of the header parsers below: how many texts, and the longest text kept.
+MEMO_SIZE = 4096
+MEMO_MAX_TEXT = 512
+
+
+def _memoised(parse):
+    """Remember ``parse``'s answers by the exact text.
+
+    The parsed values are frozen, so one text always parses to an equal value and
+    sharing it is safe; a header that is changed is a different text, so nothing needs
+    invalidating.  A dialog's From/To/Contact and a transaction's Via are re-parsed for
+    every message, retransmission and layer that reads them; the memo turns those into a
+    dict lookup.  Errors are not remembered (the peer's garbage raises every time), only
+    short texts are kept and the memo is emptied when full, so a flood of distinct
+    headers cannot grow it past ``MEMO_SIZE`` small entries.
+    """
+    cache: dict = {}
+
+    @functools.wraps(parse)
+    def memo(text):
+        try:
+            return cache[text]
+        except (KeyError, TypeError):
+            pass
+        value = parse(text)
+        if isinstance(text, str) and len(text) <= MEMO_MAX_TEXT:
+            if len(cache) >= MEMO_SIZE:
+                cache.clear()
+            cache[text] = value
+        return value
+
+    memo.cache = cache  # type: ignore[attr-defined]
+    return memo
 
 
 def is_token(text: str) -> bool:
@@ -196,6 +232,7 @@ class AbsoluteUri:
         return default
 
 
+@_memoised
 def parse_uri(text: str) -> SipUri | AbsoluteUri:
     """Parse an absolute URI; ``sip``/``sips`` get the full RFC 3261 19.1 grammar."""
     if not text or any(ch in _OPAQUE_BAD or ord(ch) < 32 or ord(ch) > 126 for ch in text):
@@ -344,6 +381,7 @@ class NameAddr:
         return f"{head}<{self.uri}>{_format_params(self.params)}"
 
 
+@_memoised
 def parse_name_addr(text: str) -> NameAddr:
     """Parse ``"Name" <sip:u@h>;tag=1``, ``Name <sip:u@h>``, or a bare ``sip:u@h;tag=1``."""
     text = text.strip(" \t")
@@ -424,6 +462,7 @@ _VIA_RE = re.compile(
 )
 
 
+@_memoised
 def parse_via(text: str) -> Via:
     match = _VIA_RE.fullmatch(text)
     if not match:
@@ -463,6 +502,7 @@ def parse_via(text: str) -> Via:
     return Via(transport.upper(), host, port, params, f"{name.upper()}/{version}")
 
 
+@_memoised
 def parse_cseq(text: str) -> tuple[int, str]:
     parts = text.split()
     if len(parts) != 2 or not is_digits(parts[0]) or not is_token(parts[1]):
