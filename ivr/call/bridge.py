@@ -1,7 +1,10 @@
 """Back-to-back bridge of two answered legs, media relayed through the server.
 
-Each side's decoded audio frames are queued for the other side's next media-clock tick
-(so codecs may differ: PCMU on one leg, PCMA on the other).  The queue is a small jitter
+Each side's received audio payloads are queued, undecoded, for the other side's next
+media-clock tick: when both legs use the same codec the bytes are relayed as they came
+(no decode + encode per packet); when they differ (PCMU on one leg, PCMA on the other)
+the sending leg decodes and re-encodes (``RtpSession.tick`` with an ``EncodedFrame``).
+Audio listeners that need samples (recording, in-band DTMF) still get decoded frames.  The queue is a small jitter
 buffer: it holds at most ``MAX_FRAMES``, and a read drops the oldest frames beyond
 ``TARGET_FRAMES`` so latency stays low (a late media tick sends one frame while two
 arrived; without the drop each late tick would add 20 ms for the rest of the call), and
@@ -35,10 +38,11 @@ class RelaySource:
         self.underruns = 0
         self.dropped = 0
 
-    def push(self, frame: np.ndarray) -> None:
+    def push(self, frame) -> None:
+        """A decoded frame (int16 ndarray) or an undecoded ``EncodedFrame``."""
         self.frames.append(frame)
 
-    def read_frame(self) -> np.ndarray:
+    def read_frame(self):
         frames = self.frames
         while len(frames) > TARGET_FRAMES:
             frames.popleft()
@@ -89,14 +93,14 @@ class Bridge:
             rtp.stop_playback("bridged")
             rtp.play(source).addErrback(lambda f: None)
             other_rtp = other._ensure_rtp()
-            other_rtp.add_audio_listener(source.push)
+            other_rtp.add_payload_listener(source.push)
             digit_cb = self._digit_forwarder(leg)
             other.add_digit_listener(digit_cb)
             self._hooks.append((other, other_rtp, source.push, digit_cb))
 
     def _unhook(self) -> None:
         for other, rtp, push, digit_cb in self._hooks:
-            rtp.remove_audio_listener(push)
+            rtp.remove_payload_listener(push)
             other.remove_digit_listener(digit_cb)
         self._hooks = []
 

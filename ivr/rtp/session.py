@@ -39,13 +39,32 @@ from .packet import (Bye, ReceiverReport, RtpError, RtpPacket, SenderReport, Sou
 from .ports import EphemeralPorts
 from .stats import ReceiveStats
 
-__all__ = ["RtpSession", "PlaybackStopped", "DtmfNotNegotiated", "SessionClosed", "DIRECTIONS"]
+__all__ = ["RtpSession", "PlaybackStopped", "DtmfNotNegotiated", "SessionClosed", "DIRECTIONS",
+           "EncodedFrame"]
 
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 _HEADER = struct.Struct("!BBHII")
 _MASK32 = 0xFFFFFFFF
 _STATIC_DECODERS = {0: g711.ulaw_decode, 8: g711.alaw_decode}
 _CN_PT = 13
+
+
+class EncodedFrame:
+    """A received audio payload passed on undecoded (payload listeners; a bridge relays it).
+
+    ``decoder`` is the payload's G.711 decoder.  A playback source may return one from
+    ``read_frame``: a session that sends the same codec sends ``payload`` as it is (no
+    decode + encode), any other decodes it with :meth:`pcm`.
+    """
+
+    __slots__ = ("payload", "decoder")
+
+    def __init__(self, payload: bytes, decoder) -> None:
+        self.payload = payload
+        self.decoder = decoder
+
+    def pcm(self) -> np.ndarray:
+        return self.decoder(self.payload)
 
 
 class PlaybackStopped(Exception):
@@ -102,6 +121,7 @@ class RtpSession:
         self._pt = 0
         self._te_pt: int | None = None
         self._encode = g711.ulaw_encode
+        self._send_decoder = g711.ulaw_decode  # identifies the codec we send (EncodedFrame)
         self._silence = bytes([g711.ULAW_SILENCE]) * FRAME_SAMPLES
         self._decoders: dict[int, object] = {}
         self.direction = "sendrecv"
@@ -123,6 +143,7 @@ class RtpSession:
         self._rx = ReceiveStats()
         self._dtmf_rx = DtmfReceiver(end_timeout=dtmf_end_timeout)
         self._audio_listeners: list = []
+        self._payload_listeners: list = []
         self._dtmf_callbacks: list = []
         self._timeout_callbacks: list = []
         self._rx_reference = reactor.seconds()
@@ -148,6 +169,7 @@ class RtpSession:
             self._rtcp_remote = (ip, rtcp_port or port + 1)
         self._pt = payload_type
         self._encode = g711.encoder_for(codec)
+        self._send_decoder = g711.decoder_for(codec)
         self._silence = bytes([g711.silence_byte(codec)]) * FRAME_SAMPLES
         self._te_pt = telephone_event_pt
         self._decoders = dict(_STATIC_DECODERS)
@@ -194,6 +216,14 @@ class RtpSession:
     def remove_audio_listener(self, cb) -> None:
         if cb in self._audio_listeners:
             self._audio_listeners.remove(cb)
+
+    def add_payload_listener(self, cb) -> None:
+        """cb(EncodedFrame) for every incoming audio packet, before (and without) decoding."""
+        self._payload_listeners.append(cb)
+
+    def remove_payload_listener(self, cb) -> None:
+        if cb in self._payload_listeners:
+            self._payload_listeners.remove(cb)
 
     def on_dtmf(self, cb) -> None:
         """cb(digit, source='rfc4733') once per received RFC 4733 event."""
@@ -264,7 +294,16 @@ class RtpSession:
             self._after_dtmf_packet()
         else:
             frame = self._next_audio_frame()
-            payload = self._silence if frame is None else self._encode(_fit(frame)).tobytes()
+            if frame is None:
+                payload = self._silence
+            elif type(frame) is EncodedFrame:
+                # A relayed payload in the codec we send goes out as it came in.
+                if frame.decoder is self._send_decoder and len(frame.payload) == FRAME_SAMPLES:
+                    payload = frame.payload
+                else:
+                    payload = self._encode(_fit(frame.pcm())).tobytes()
+            else:
+                payload = self._encode(_fit(frame)).tobytes()
             self._send_rtp(self._pt, self._marker_next, self._ts, payload)
         self._marker_next = False
 
@@ -374,9 +413,15 @@ class RtpSession:
             for digit in self._dtmf_rx.feed(pkt.timestamp, pkt.sequence, pkt.payload, now):
                 self._deliver_dtmf(digit.digit)
         elif pt in self._decoders and pkt.payload:
-            frame = self._decoders[pt](pkt.payload)
-            for cb in list(self._audio_listeners):
-                _safe(cb, frame)
+            decoder = self._decoders[pt]
+            if self._payload_listeners:
+                encoded = EncodedFrame(pkt.payload, decoder)
+                for cb in list(self._payload_listeners):
+                    _safe(cb, encoded)
+            if self._audio_listeners:  # decoded only when someone listens to audio
+                frame = decoder(pkt.payload)
+                for cb in list(self._audio_listeners):
+                    _safe(cb, frame)
 
     def _deliver_dtmf(self, digit: str) -> None:
         self._counters["dtmf_received"] += 1
