@@ -29,12 +29,22 @@ if str(ROOT) not in sys.path:
 from bench import common  # noqa: E402
 
 # id, module, results name.  B3 runs before B2: B2 reports its cost against B3's reference.
-BENCHMARKS = [("B1", "b1_setup", "b1_setup"), ("B3", "b3_bridge", "b3_bridge"),
-              ("B2", "b2_ivr", "b2_ivr"), ("B4", "b4_timing", "b4_timing"),
-              ("B5", "b5_dtmf", "b5_dtmf"), ("B6", "b6_tts", "b6_tts"), ("MEM", "memory", "memory")]
+BENCHMARKS = [("B0", "b0_streams", "b0_streams"), ("B1", "b1_setup", "b1_setup"),
+              ("B3", "b3_bridge", "b3_bridge"), ("B2", "b2_ivr", "b2_ivr"),
+              ("B4", "b4_timing", "b4_timing"), ("B5", "b5_dtmf", "b5_dtmf"), ("B6", "b6_tts", "b6_tts"),
+              ("MEM", "memory", "memory")]
 
 # (benchmark, label, path into figures, target text, check(value) -> bool | None, ratio path)
 ROWS = [
+    ("B0", "streams meeting the interval criteria (of B0's N)", "streams_meeting_criteria", ">= 1000",
+     lambda v: v >= 1000, None),
+    ("B0", "interval deviation p99, worst stream (ms)", "worst_stream_p99_dev_ms", "<= 2", lambda v: v <= 2, None),
+    ("B0", "streams with gaps (skipped frames, > 40 ms, seq errors)", "streams_with_gaps", "0",
+     lambda v: v == 0, None),
+    ("B0", "worker CPU % / us per packet", ("cpu_percent", "cpu_us_per_packet"), "-", None, None),
+    ("B0", "most streams meeting the criteria (full: step series)", "max_streams_meeting_criteria",
+     ">= 1000", lambda v: v >= 1000, None),
+    ("B0", "core 0 timer floor, deviation p99 (ms)", ("core0_timer_floor", "p99_dev_ms"), "-", None, None),
     ("B1", "call setup rate (calls/s)", "setup_rate_cps", ">= 400", lambda v: v >= 400, "ratio_to_reference"),
     ("B1", "INVITE->200 p99 at that rate (ms)", "invite_to_200_p99_ms_at_held", "< 100", lambda v: v < 100, None),
     ("B2", "concurrent IVR calls", "concurrent_ivr_calls", ">= 1000", lambda v: v >= 1000, None),
@@ -95,14 +105,18 @@ def main(argv=None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="about a minute and a half (default)")
     mode.add_argument("--full", action="store_true", help="the published figures (long)")
-    parser.add_argument("--only", default="", help="comma-separated: B1,B2,B3,B4,B5,B6,MEM")
+    parser.add_argument("--only", default="", help="comma-separated: B0,B1,B2,B3,B4,B5,B6,MEM")
     parser.add_argument("--results", default=None,
                         help="results directory (default bench/results, or bench/results/quick)")
     parser.add_argument("--work", default=None, help="scratch directory (default: a temp dir)")
     parser.add_argument("--b4-seconds", type=float, default=None,
                         help="B4 run length (full default 600, quick 15)")
     parser.add_argument("--seconds", type=float, default=None,
-                        help="length of each B1 step / B2, B3 level (full default 30)")
+                        help="length of each B1 step / B2, B3 level (full default 30) / B0 step (20)")
+    parser.add_argument("--b0-streams", type=int, default=None,
+                        help="B0's concurrent streams (default 1000; a smaller CI smoke run: 200)")
+    parser.add_argument("--b0-seconds", type=float, default=None,
+                        help="B0's measured window (full default 60, quick 10)")
     args = parser.parse_args(argv)
     mode_name = "full" if args.full else "quick"
     only = {x.strip().upper() for x in args.only.split(",") if x.strip()}
@@ -116,7 +130,8 @@ def main(argv=None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     for tool in ("sipp", "dumpcap"):
         common.require(tool)
-    context: dict = {"b4_seconds": args.b4_seconds, "seconds": args.seconds}
+    context: dict = {"b4_seconds": args.b4_seconds, "seconds": args.seconds,
+                     "b0_streams": args.b0_streams, "b0_seconds": args.b0_seconds}
     results, failed = {}, []
     started_all = time.monotonic()
     print(f"ivr bench, {mode_name} mode, work dir {work}", flush=True)

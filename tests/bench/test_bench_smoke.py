@@ -18,6 +18,8 @@ from bench import rtp_probe  # noqa: E402
 from bench.run import ROWS  # noqa: E402
 
 EXPECTED = {
+    "b0_streams": ["streams_meeting_criteria", "worst_stream_p99_dev_ms", "streams_with_gaps",
+                   "cpu_percent", "core0_timer_floor", "headline", "steps"],
     "b1_setup": ["setup_rate_cps", "invite_to_200_p99_ms_at_held", "reference_sipp_uas_cps",
                  "ratio_to_reference", "steps", "reference_steps"],
     "b2_ivr": ["concurrent_ivr_calls", "server_cpu_percent_per_call", "levels", "core0_timer_floor"],
