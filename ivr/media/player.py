@@ -5,7 +5,8 @@ is finished (and stays finished).  Frames are 1-D int16 arrays of ``FRAME_SAMPLE
 """
 from __future__ import annotations
 
-from typing import Iterable, Protocol
+from collections import OrderedDict
+from typing import Callable, Iterable, Protocol
 
 import numpy as np
 
@@ -17,6 +18,27 @@ FRAME_SAMPLES = 160
 
 class Source(Protocol):
     def read_frame(self) -> np.ndarray | None: ...
+
+
+# Encoded copies of read-only prompt arrays (the TTS and prompt caches hand out frozen
+# arrays shared by every call playing them): each prompt is G.711-encoded once per codec
+# instead of once per frame per call.  Keyed by the array's id with the array kept alive.
+_ENCODED: "OrderedDict[tuple[int, object], tuple[np.ndarray, bytes]]" = OrderedDict()
+_ENCODED_MAX = 256
+
+
+def _encoded(samples: np.ndarray, encode: Callable) -> bytes:
+    key = (id(samples), encode)
+    hit = _ENCODED.get(key)
+    if hit is not None and hit[0] is samples:
+        _ENCODED.move_to_end(key)
+        return hit[1]
+    data = encode(samples).tobytes()
+    if not samples.flags.writeable:
+        _ENCODED[key] = (samples, data)
+        if len(_ENCODED) > _ENCODED_MAX:
+            _ENCODED.popitem(last=False)
+    return data
 
 
 class PcmSource:
@@ -39,6 +61,7 @@ class PcmSource:
         self.samples = arr
         self.loop = loop
         self._pos = 0  # absolute sample position over all loops
+        self._encoded_cache: dict | None = None
         self._total = None if loop == 0 else len(arr) * loop
         if len(arr) == 0:
             self._total = 0
@@ -66,6 +89,29 @@ class PcmSource:
             frame[:want] = chunk
             return frame
         return chunk.copy()
+
+    def read_encoded(self, encode: Callable) -> bytes | None:
+        """The next frame already G.711-encoded with ``encode`` (same frames as
+        ``read_frame``): a slice of the prompt encoded once, not an encode per frame."""
+        total = self._total
+        if total is not None and self._pos >= total:
+            return None
+        encoded = self._encoded_cache.get(encode) if self._encoded_cache else None
+        if encoded is None:
+            encoded = _encoded(self.samples, encode)
+            self._encoded_cache = {encode: encoded}
+            self._pad = encode(np.zeros(1, dtype=np.int16)).tobytes()
+        n = len(encoded)
+        want = FRAME_SAMPLES if total is None else min(FRAME_SAMPLES, total - self._pos)
+        start = self._pos % n
+        if start + want <= n:
+            chunk = encoded[start:start + want]
+        else:  # wraps the loop point
+            chunk = encoded[start:] + encoded[:want - (n - start)]
+        self._pos += want
+        if want < FRAME_SAMPLES:
+            chunk += self._pad * (FRAME_SAMPLES - want)
+        return chunk
 
 
 class SilenceSource:

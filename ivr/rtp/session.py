@@ -302,6 +302,8 @@ class RtpSession:
             frame = self._next_audio_frame()
             if frame is None:
                 payload = self._silence
+            elif type(frame) is bytes:
+                payload = frame
             elif type(frame) is EncodedFrame:
                 # A relayed payload in the codec we send goes out as it came in.
                 if frame.decoder is self._send_decoder and len(frame.payload) == FRAME_SAMPLES:
@@ -319,7 +321,10 @@ class RtpSession:
             if src is None:
                 return None
             try:
-                frame = src.read_frame()
+                # A source that can hand out encoded frames (a prompt) skips the per-frame
+                # G.711 encode: it returns bytes, which tick() sends as they are.
+                read_encoded = getattr(src, "read_encoded", None)
+                frame = read_encoded(self._encode) if read_encoded is not None else src.read_frame()
             except Exception as e:
                 d, self._source, self._play_d = self._play_d, None, None
                 d.errback(e)

@@ -77,3 +77,37 @@ def test_sequence():
     assert frames[0][0] == 7 and not frames[1].any() and not frames[2].any() and frames[3][9] == 9
     assert frames[3][10] == 0
     assert FRAME_SAMPLES == 160
+
+
+def test_read_encoded_gives_the_encoded_read_frame_frames():
+    from ivr.media.g711 import alaw_encode, ulaw_encode
+    rng = np.random.default_rng(7)
+    samples = rng.integers(-20000, 20000, 1000).astype(np.int16)   # not a multiple of 160
+    for loop in (1, 3):
+        for encode in (ulaw_encode, alaw_encode):
+            plain, encoded = PcmSource(samples, loop), PcmSource(samples, loop)
+            while True:
+                frame, payload = plain.read_frame(), encoded.read_encoded(encode)
+                if frame is None:
+                    assert payload is None
+                    break
+                assert payload == encode(frame).tobytes()     # wraps and the padded end too
+
+
+def test_frozen_prompts_are_encoded_once_for_every_caller():
+    from ivr.media import player
+    from ivr.media.g711 import ulaw_encode
+    calls = []
+
+    def counting(x):
+        calls.append(len(x))
+        return ulaw_encode(x)
+
+    prompt = np.arange(800, dtype=np.int16)
+    prompt.setflags(write=False)
+    for _ in range(3):                      # three calls play the same cached prompt
+        source = PcmSource(prompt)
+        while source.read_encoded(counting) is not None:
+            pass
+    assert calls.count(800) == 1            # the prompt itself: encoded once
+    assert (id(prompt), counting) in player._ENCODED
