@@ -255,27 +255,15 @@ class InviteSession:
         self._send_in_dialog_stateless(ack)
 
     def _resend_with_auth(self, challenge_response: Response) -> None:
-        from .auth import AuthError, build_authorization, choose_challenge, parse_challenge
-        header = "WWW-Authenticate" if challenge_response.status == 401 else "Proxy-Authenticate"
-        user, password = self.credentials
+        from .auth import AuthError
+        from .uac_auth import authorized_retry
         try:
-            challenges = [parse_challenge(v) for v in challenge_response.headers.get_raw(header)]
-            challenge = choose_challenge(challenges)
-            auth = build_authorization(challenge, "INVITE", self.invite.uri, user,
-                                       password=password, cnonce=secrets.token_hex(8), nc=1,
-                                       body=self.invite.body)
+            self.invite = authorized_retry(self.invite, challenge_response, self.credentials,
+                                           self.ua.via(self.dest.transport))
         except AuthError as exc:
             log.info("call {cid}: cannot answer the challenge: {e}", cid=self.call_id, e=exc)
             self._fail(challenge_response.status, challenge_response.reason)
             return
-        request = Request("INVITE", self.invite.uri, self.invite.headers.copy(), self.invite.body)
-        number, _ = self.invite.cseq
-        request.headers.set("CSeq", f"{number + 1} INVITE")
-        request.headers.pop_first("Via")
-        request.headers.prepend("Via", self.ua.via(self.dest.transport))
-        request.headers.set("Authorization" if challenge_response.status == 401
-                            else "Proxy-Authorization", auth)
-        self.invite = request
         # A new INVITE transaction: CANCEL waits for *its* provisional (9.1).
         self._provisional_seen = False
         self._cancel_sent = False
@@ -394,15 +382,8 @@ class InviteSession:
         return False
 
     def info_received(self, txn, request: Request) -> None:
-        if not self.dialog.check_remote_seq(request):
-            self.ua.layer.respond(txn, make_response(request, 500, "Out of order CSeq"))
-            return
-        try:
-            status = self.listener.on_info(self, request) if self.listener else 200
-        except Exception:
-            log.failure("call {cid}: listener failed on INFO", cid=self.call_id)
-            status = 500
-        self.ua.layer.respond(txn, make_response(request, status or 200))
+        """INFO (DTMF relay): the listener answers with a status (200, or 415)."""
+        self._request_to_listener(txn, request, "on_info", default=200)
 
     def refer_received(self, txn, request: Request) -> None:
         """REFER (RFC 3515): the listener decides (202 Accepted, or 403/501...)."""
