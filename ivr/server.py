@@ -21,7 +21,7 @@ from .call.call import Call, MediaContext
 from .call.dialplan_service import DialplanInvalid
 from .call.inband import InbandDtmfService
 from .logging import start_logging
-from .rtp.clock import MediaClock
+from .rtp.clock import SERVER_PHASES, MediaClock
 from .rtp.ports import PortAllocator
 from .sip.message import Request
 from .sip.timers import TimerConfig
@@ -54,7 +54,7 @@ class IvrServer:
         self.drain_timeout = drain_timeout
         host = sip[0]
         self.advertise = advertise or (primary_address() if host in ("0.0.0.0", "") else host)
-        self.media_clock = MediaClock(reactor)
+        self.media_clock = MediaClock(reactor, phases=SERVER_PHASES)
         self.ports = PortAllocator(rtp_ports[0], rtp_ports[1], reactor=reactor)
         self.inband = InbandDtmfService(self.media_clock)
         self.prompts_dir = Path(prompts)

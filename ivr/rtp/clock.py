@@ -11,6 +11,13 @@ a receiver conceals best (it is exactly what silence suppression looks like).
 The clock starts when the first stream registers and stops when the last one leaves, so an
 idle server does not wake up 50 times a second.  A stream that raises is logged and kept; one
 broken stream must not stop the clock for every call.
+
+Phases (``phases=N``): still one clock and one LoopingCall, firing every 20/N ms, with the
+streams spread over N phases (each new stream joins the emptiest).  Every stream is still
+ticked once per 20 ms, but a firing serves only 1/N of them, so the packets of the stream
+served last in a firing leave after 1/N of the work, not all of it: with 1000 streams the
+spread of send times within a period shrinks from ~11 ms to ~3, and so does the jitter that
+the variable cost of the streams before it adds to its interval.
 """
 from __future__ import annotations
 
@@ -19,7 +26,10 @@ from typing import Protocol
 from twisted.internet import task
 from twisted.python import log
 
-__all__ = ["MediaClock", "TickingStream"]
+__all__ = ["MediaClock", "TickingStream", "SERVER_PHASES"]
+
+#: The phases the server's clock uses (a firing every 5 ms, each serving a quarter).
+SERVER_PHASES = 4
 
 
 class TickingStream(Protocol):
@@ -27,10 +37,16 @@ class TickingStream(Protocol):
 
 
 class MediaClock:
-    def __init__(self, reactor, interval: float = 0.020) -> None:
+    def __init__(self, reactor, interval: float = 0.020, phases: int = 1) -> None:
+        if phases < 1:
+            raise ValueError("phases must be >= 1")
         self.reactor = reactor
         self.interval = interval
+        self.phases = phases
         self._streams: list[TickingStream] = []
+        self._phase_of: dict[int, int] = {}  # id(stream) -> phase
+        self._by_phase: list[list[TickingStream]] = [[] for _ in range(phases)]
+        self._step = 0  # firings' worth of sub-intervals elapsed since start
         self._loop: task.LoopingCall | None = None
         self.ticks = 0  # tick calls made
         self.late_ticks = 0  # ticks with count > 1
@@ -49,10 +65,14 @@ class MediaClock:
         if stream in self._streams:
             return
         self._streams.append(stream)
+        phase = min(range(self.phases), key=lambda p: len(self._by_phase[p]))
+        self._phase_of[id(stream)] = phase
+        self._by_phase[phase].append(stream)
         if self._loop is None:
+            self._step = 0
             self._loop = task.LoopingCall.withCount(self._tick)
             self._loop.clock = self.reactor
-            d = self._loop.start(self.interval, now=False)
+            d = self._loop.start(self.interval / self.phases, now=False)
             d.addErrback(log.err, "media clock stopped")
 
     def unregister(self, stream: TickingStream) -> None:
@@ -60,17 +80,34 @@ class MediaClock:
             self._streams.remove(stream)
         except ValueError:
             return
+        self._by_phase[self._phase_of.pop(id(stream))].remove(stream)
         if not self._streams and self._loop is not None:
             loop, self._loop = self._loop, None
             if loop.running:
                 loop.stop()
 
     def _tick(self, count: int) -> None:
+        n = self.phases
+        first, last = self._step + 1, self._step + count  # the sub-intervals that elapsed
+        self._step = last
+        if n == 1:
+            self._run(self._streams, count)
+            return
+        # Serve every phase whose slot fell in (first..last], in the order the slots came,
+        # each with the number of its 20 ms periods that elapsed.
+        for step in range(max(first, last - n + 1), last + 1):
+            phase = step % n
+            periods = (last - phase) // n - (first - 1 - phase) // n
+            self._run(self._by_phase[phase], periods)
+
+    def _run(self, streams: list, count: int) -> None:
+        if not streams:
+            return
         self.ticks += 1
         if count > 1:
             self.late_ticks += 1
             self.missed_intervals += count - 1
-        for stream in list(self._streams):
+        for stream in list(streams):
             try:
                 stream.tick(count)
             except Exception:
@@ -78,6 +115,6 @@ class MediaClock:
                 log.err(None, f"media clock: stream {stream!r} failed in tick")
 
     def metrics(self) -> dict:
-        return {"ticks": self.ticks, "late_ticks": self.late_ticks,
+        return {"ticks": self.ticks, "late_ticks": self.late_ticks, "phases": self.phases,
                 "missed_intervals": self.missed_intervals, "streams": len(self._streams),
                 "stream_errors": self.stream_errors}

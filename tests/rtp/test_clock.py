@@ -77,3 +77,51 @@ def test_unregister_during_tick():
     clock.advance(0.02)
     clock.advance(0.02)
     assert o.n == 1 and not mc.running
+
+
+class Stamped:
+    def __init__(self, clock):
+        self.clock, self.calls = clock, []
+
+    def tick(self, count):
+        self.calls.append((round(self.clock.seconds(), 4), count))
+
+
+# A period of 1/16 s keeps task.Clock's float sums exact (0.005 s steps would drift by an
+# ulp and turn some firings into "late" ones); the logic does not depend on the period.
+P = 1 / 16
+
+
+def test_phases_spread_streams_but_tick_each_once_per_period():
+    clock = task.Clock()
+    mc = MediaClock(clock, interval=P, phases=4)
+    streams = [Stamped(clock) for _ in range(8)]
+    for s in streams:
+        mc.register(s)
+    for _ in range(4 * 10):                      # ten periods in quarter-period firings
+        clock.advance(P / 4)
+    offsets = sorted({s.calls[0][0] for s in streams})
+    assert offsets == [round(P / 4 * k, 4) for k in (1, 2, 3, 4)]   # two streams per phase
+    for s in streams:
+        times = [t for t, _ in s.calls]
+        assert len(times) == 10 and all(c == 1 for _, c in s.calls)
+        assert all(abs(b - a - P) < 1e-3 for a, b in zip(times, times[1:]))
+
+
+def test_phases_count_the_periods_a_late_firing_covers():
+    clock = task.Clock()
+    mc = MediaClock(clock, interval=P, phases=4)
+    streams = [Stamped(clock) for _ in range(4)]
+    for s in streams:
+        mc.register(s)
+    for _ in range(4):
+        clock.advance(P / 4)                     # every phase once, on time
+    assert [len(s.calls) for s in streams] == [1, 1, 1, 1]
+    clock.advance(P * 10 / 4)                    # late: ten quarter-slots in one firing
+    counts = sorted(s.calls[-1][1] for s in streams)
+    assert counts == [2, 2, 3, 3]                # 10 slots over 4 phases
+    assert sum(c for s in streams for _, c in s.calls) == 4 + 10   # no period lost or doubled
+    mc.unregister(streams[0])
+    for _ in range(4):
+        clock.advance(P / 4)
+    assert len(streams[0].calls) == 2 and all(len(s.calls) == 3 for s in streams[1:])
