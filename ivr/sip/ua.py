@@ -152,6 +152,10 @@ class UserAgent:
                 return
             if result.response is not None:
                 self.layer.respond(txn, result.response)
+                if result.response.status != 407:
+                    log.info("call {cid} INVITE from {h}:{p} refused: {s} {r}",
+                             cid=request.call_id, h=source.host, p=source.port,
+                             s=result.response.status, r=result.response.reason)
                 return
             caller = result.caller
         session = InviteSession.incoming(self, txn, request, source)
@@ -231,6 +235,14 @@ class UserAgent:
         response = self.registrar.handle(request, source)
         if response is not None:  # None: a banned source, ignored
             self.layer.respond(txn, response)
+            if response.status != 401:  # challenges are routine; outcomes are worth a line
+                try:
+                    user = request.to.uri.user
+                except Exception:
+                    user = None
+                log.info("REGISTER {user} from {h}:{p}: {status} {reason}", user=user,
+                         h=source.host, p=source.port, status=response.status,
+                         reason=response.reason)
 
     def _session_for(self, request: Request) -> InviteSession | None:
         try:
