@@ -14,6 +14,7 @@ import socket
 import sys
 from pathlib import Path
 
+from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.web import resource, server as web_server
 
@@ -315,7 +316,7 @@ def run_server(args) -> int:
             print(error, file=sys.stderr)
         print(f"ivr: not starting: {len(exc.errors)} error(s) in the dialplans", file=sys.stderr)
         return 2
-    except OSError as exc:
+    except (OSError, CannotListenError) as exc:
         print(f"ivr: cannot start: {exc}", file=sys.stderr)
         return 1
     # Twisted's own handlers stay (SIGCHLD reaps the TTS worker); ours replace its
