@@ -161,3 +161,21 @@ def test_anonymous_callers_get_no_trunk_unless_the_plan_allows_it(tmp_path):
     call, tel, result = run(tmp_path / "x" if (tmp_path / "x").mkdir() is None else tmp_path,
                             '"+12125551234"', extra=", allow_trunk: true")
     assert tel.trunks_asked is None                # the plan opted in: any trunk
+
+
+def test_a_ring_group_rings_for_its_own_timeout_unless_the_plan_says(tmp_path):
+    groups = {"sales": RingGroup("sales", ("2001",), "simultaneous", 7)}
+    call = FakeCall()
+    tel = FakeTelephony(call.clock, groups)
+    start(tmp_path, """
+flows:
+  main:
+    - dial: {to: sales, on_no_answer: noanswer}
+  noanswer:
+    - say: "no answer"
+""", call=call, telephony=tel)
+    call.clock.advance(6.9)
+    assert "dial_status" not in call.variables
+    call.clock.advance(0.2)
+    call.clock.advance(3)
+    assert call.variables["dial_status"] == "no-answer"

@@ -4,7 +4,8 @@
         to: "2001"              # an extension (all its phones), a ring group, a SIP URI,
                                 # a number (through the trunk), or a list of these
         strategy: simultaneous  # for lists: simultaneous (default) or sequential
-        timeout: 20             # seconds each attempt rings
+        timeout: 20             # seconds each attempt rings (default: a ring group's
+                                # ring_timeout, else 30)
         caller_id: "{{caller.number}}"   # default: the caller's number
         answer_on_bridge: true  # keep the caller ringing until someone answers (default);
                                 # false answers first and plays a ringback tone
@@ -45,6 +46,7 @@ def _targets(p, node):
     return tuple(read_template(p, i, i.value.strip()) for i in items)
 
 
+DEFAULT_TIMEOUT = 30.0
 RINGBACK = np.concatenate([tone(440, 2.0, amplitude=0.15) + tone(480, 2.0, amplitude=0.15),
                            silence(4.0)]).astype(np.int16)
 
@@ -54,7 +56,7 @@ class Dial(Verb):
     MAIN = "to"
     FIELDS = {"to": custom(_targets, required=True),
               "strategy": string(default="simultaneous", choices=("simultaneous", "sequential")),
-              "timeout": number(default=30, minimum=1, maximum=600),
+              "timeout": number(minimum=1, maximum=600),
               "caller_id": template(), "answer_on_bridge": boolean(True),
               "on_busy": target(), "on_no_answer": target(), "on_failed": target(),
               "variable": variable(default="dial_status"), "allow_trunk": boolean(False)}
@@ -69,13 +71,14 @@ class Dial(Verb):
         groups = getattr(extensions, "ring_groups", {}) or {}
         attempts: list[list[tuple]] = []
         sequential = self.args.strategy == "sequential"
-        timeout = self.args.timeout
+        timeout = self.args.timeout  # None: the ring groups' own, else 30 s
         for name in (self.render(t) for t in self.args.to):
             group = groups.get(name)
             members = group.members if group is not None else (name,)
             if group is not None:
                 sequential = sequential or group.strategy == "sequential"
-                timeout = min(timeout, group.ring_timeout) if self.args.timeout == 30 else timeout
+                if self.args.timeout is None:
+                    timeout = min(timeout or group.ring_timeout, group.ring_timeout)
             for member in members:
                 try:
                     routes = [(r, member) for r in telephony.routes(member, self._trunks())]
@@ -85,7 +88,7 @@ class Dial(Verb):
                 attempts.append(routes)
         if not sequential and attempts:
             attempts = [[route for attempt in attempts for route in attempt]]
-        return attempts, timeout
+        return attempts, timeout or DEFAULT_TIMEOUT
 
     def _trunks(self) -> tuple[str, ...] | None:
         """The trunks this call may use: any when the plan allows it, else those of the
