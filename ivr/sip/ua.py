@@ -266,7 +266,10 @@ class UserAgent:
         headers = Headers()
         headers.add("Via", self.via(dest.transport))
         headers.add("Max-Forwards", "70")
-        headers.add("From", f"{display}<sip:{from_user}@{_host_for_uri(self.host)}>;tag={tag}")
+        # Our address *with our port*: a UA on a shared host (ivr phone next to ivr serve)
+        # must not look like it claims one of the server's users (sip:x@server-ip:5060).
+        headers.add("From", f"{display}<sip:{from_user}@{_host_for_uri(self.host)}:{self.port}>"
+                            f";tag={tag}")
         headers.add("To", f"<{target}>")
         headers.add("Call-ID", f"{secrets.token_hex(10)}@{self.host}")
         headers.add("CSeq", "1 INVITE")

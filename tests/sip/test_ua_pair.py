@@ -797,3 +797,32 @@ def test_no_reinvite_while_the_peers_reinvite_awaits_our_ack():
     pair.run(until=1)  # the 2xx retransmitted at 0.5 s is re-ACKed
     assert callee.retransmission is None
     assert callee.reinvite(HOLD) is True
+
+
+def test_our_invites_name_our_port_in_from():
+    """A UA sharing a host with a server (ivr phone next to ivr serve on 5060) must not look
+    like it claims to be one of the server's users: its From carries its own port."""
+    from twisted.internet.task import Clock
+
+    from ivr.sip.transport import Destination
+    from ivr.sip.ua import UserAgent
+
+    class Capture:
+        def __init__(self):
+            self.sent = []
+
+        def send_request(self, request, dest):
+            self.sent.append(request)
+
+        def send_response(self, response, source):
+            pass
+
+        def is_reliable(self, where):
+            return False
+
+    transport = Capture()
+    ua = UserAgent(Clock(), transport, app=None, host="127.0.0.1", port=40123)
+    ua.invite("sip:echo@127.0.0.1:5060", listener=None, sdp=None, from_user="phone",
+              dest=Destination("UDP", "127.0.0.1", 5060))
+    from_uri = transport.sent[0].from_.uri
+    assert (from_uri.host, from_uri.port, from_uri.user) == ("127.0.0.1", 40123, "phone")
