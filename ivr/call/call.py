@@ -83,6 +83,7 @@ class Call:
         self.path: list[str] = []
         self.gathered: list[str] = []  # digits the plan gathered, for the CDR
         self.on_end: list[Callable[["Call"], None]] = []
+        self._digit_listeners: list[Callable[[str], None]] = []
         self.bridge = None  # the Bridge this leg is in, if any
         self._refer_waiter: defer.Deferred | None = None
 
@@ -270,7 +271,7 @@ class Call:
         if self.ctx.metrics is not None:
             self.ctx.metrics.dtmf_digit(mode)
         self.log_event("dtmf", digit=digit, mode=mode)
-        for listener in list(getattr(self, "_digit_listeners", ())):
+        for listener in list(self._digit_listeners):
             listener(digit)
         if self._digit_waiter is not None:
             waiter, self._digit_waiter = self._digit_waiter, None
@@ -283,12 +284,11 @@ class Call:
             self._barge_in(digit)
 
     def add_digit_listener(self, cb: Callable[[str], None]) -> None:
-        self.__dict__.setdefault("_digit_listeners", []).append(cb)
+        self._digit_listeners.append(cb)
 
     def remove_digit_listener(self, cb) -> None:
-        listeners = self.__dict__.get("_digit_listeners", [])
-        if cb in listeners:
-            listeners.remove(cb)
+        if cb in self._digit_listeners:
+            self._digit_listeners.remove(cb)
 
     def next_digit(self, timeout: float) -> defer.Deferred:
         if self._digits:

@@ -91,15 +91,7 @@ class CallControl:
         self.server.track_call(leg)
         emit("initiated", {"call_id": leg.call_id, "to": target})
 
-        original_progress = leg.on_progress
-
-        def on_progress(session, response):
-            was_ringing = leg.ringing
-            original_progress(session, response)
-            if not was_ringing and leg.ringing:
-                emit("ringing", {"call_id": leg.call_id})
-
-        leg.on_progress = on_progress
+        leg.on_ringing.append(lambda: emit("ringing", {"call_id": leg.call_id}))
         leg.when_answered().addCallbacks(
             lambda _: emit("answered", {"call_id": leg.call_id}),
             lambda f: emit("failed", {"call_id": leg.call_id,

@@ -44,6 +44,7 @@ class OutboundCall(Call):
         self._answer_waiters: list[defer.Deferred] = []
         self._ring_timer = None
         self.ringing = False
+        self.on_ringing: list = []  # called once, on the first 18x
         super().__init__(ctx, None, caller or CallerId(None, None, ""), target, variables)
 
     def dial(self, ua, *, timeout: float = 30.0, from_user: str = "ivr",
@@ -104,6 +105,8 @@ class OutboundCall(Call):
         if not self.ringing:
             self.ringing = True
             self.log_event("ringing", status=response.status)
+            for callback in self.on_ringing:
+                callback()
         if response.body and response.content_type == "application/sdp" and self.negotiated is None:
             try:
                 self._apply(negotiate_answer(self._local_sdp, parse_sdp(response.body)))

@@ -12,8 +12,6 @@ def outcome(call) -> str:
     if reason.startswith("rejected-"):
         status = reason.split("-", 1)[1]
         return "busy" if status in ("486", "600") else "rejected"
-    if reason == "cancelled":
-        return "cancelled"
     return "failed"
 
 
