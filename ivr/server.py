@@ -24,6 +24,7 @@ from .call.inband import InbandDtmfService
 from .logging import start_logging
 from .rtp.clock import SERVER_PHASES, MediaClock
 from .rtp.ports import PortAllocator
+from .rtp.receiver import MediaReceiver
 from .sip.message import Request
 from .sip.timers import TimerConfig
 from .sip.transport import SipTransport
@@ -55,8 +56,11 @@ class IvrServer:
         self.drain_timeout = drain_timeout
         host = sip[0]
         self.advertise = advertise or (primary_address() if host in ("0.0.0.0", "") else host)
-        self.media_clock = MediaClock(reactor, phases=SERVER_PHASES)
-        self.ports = PortAllocator(rtp_ports[0], rtp_ports[1], reactor=reactor)
+        # RTP is read by the media clock in batches, not by the reactor (rtp/receiver.py).
+        self.media_receiver = MediaReceiver()
+        self.media_clock = MediaClock(reactor, phases=SERVER_PHASES, receiver=self.media_receiver)
+        self.ports = PortAllocator(rtp_ports[0], rtp_ports[1], reactor=reactor,
+                                   receiver=self.media_receiver)
         self.inband = InbandDtmfService(self.media_clock)
         self.prompts_dir = Path(prompts)
         self.dialplans_dir = Path(dialplans)

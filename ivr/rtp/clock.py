@@ -18,6 +18,10 @@ ticked once per 20 ms, but a firing serves only 1/N of them, so the packets of t
 served last in a firing leave after 1/N of the work, not all of it: with 1000 streams the
 spread of send times within a period shrinks from ~11 ms to ~3, and so does the jitter that
 the variable cost of the streams before it adds to its interval.
+
+Receiving (``receiver=``, the server): a :class:`~ivr.rtp.receiver.MediaReceiver` is polled at
+the end of every firing, after the firing's packets were sent, so incoming RTP is read in
+batches by the clock instead of one reactor wake-up per packet (see ``receiver.py``).
 """
 from __future__ import annotations
 
@@ -37,10 +41,11 @@ class TickingStream(Protocol):
 
 
 class MediaClock:
-    def __init__(self, reactor, interval: float = 0.020, phases: int = 1) -> None:
+    def __init__(self, reactor, interval: float = 0.020, phases: int = 1, receiver=None) -> None:
         if phases < 1:
             raise ValueError("phases must be >= 1")
         self.reactor = reactor
+        self.receiver = receiver
         self.interval = interval
         self.phases = phases
         self._streams: list[TickingStream] = []
@@ -92,13 +97,18 @@ class MediaClock:
         self._step = last
         if n == 1:
             self._run(self._streams, count)
-            return
-        # Serve every phase whose slot fell in (first..last], in the order the slots came,
-        # each with the number of its 20 ms periods that elapsed.
-        for step in range(max(first, last - n + 1), last + 1):
-            phase = step % n
-            periods = (last - phase) // n - (first - 1 - phase) // n
-            self._run(self._by_phase[phase], periods)
+        else:
+            # Serve every phase whose slot fell in (first..last], in the order the slots
+            # came, each with the number of its 20 ms periods that elapsed.
+            for step in range(max(first, last - n + 1), last + 1):
+                phase = step % n
+                periods = (last - phase) // n - (first - 1 - phase) // n
+                self._run(self._by_phase[phase], periods)
+        if self.receiver is not None:
+            try:
+                self.receiver.poll()
+            except Exception:  # the receiver guards its handlers; this is a last resort
+                log.err(None, "media clock: receive poll failed")
 
     def _run(self, streams: list, count: int) -> None:
         if not streams:

@@ -4,15 +4,24 @@
 until the rest of the range was tried, so late packets of a finished call do not land in the
 next one), skipping pairs where either bind fails (another process holds the port).
 ``EphemeralPorts`` lets the kernel choose (tests, or when no range is configured).
+
+With a ``receiver`` (the server), ``PortAllocator`` binds plain non-blocking sockets and
+registers them with that :class:`~ivr.rtp.receiver.MediaReceiver`, which the media clock
+reads in batches (see ``receiver.py``); the reactor never sees them.  Binding a plain socket
+also costs a fraction of ``reactor.listenUDP`` (which validates the address, logs, and
+registers with the reactor), and call setup binds two per call.  Without one, ports are
+Twisted ``listenUDP`` ports read by the reactor (``ivr phone``, tests).
 """
 from __future__ import annotations
 
+import errno
+import socket
 from dataclasses import dataclass
 
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort
 
-__all__ = ["PortPair", "PortsExhausted", "PortAllocator", "EphemeralPorts"]
+__all__ = ["PortPair", "PortsExhausted", "PortAllocator", "EphemeralPorts", "SocketPort"]
 
 
 class PortsExhausted(Exception):
@@ -28,6 +37,51 @@ class PortPair:
     @property
     def rtcp_number(self) -> int:
         return self.number + 1
+
+
+class SocketPort:
+    """A bound UDP socket whose datagrams a MediaReceiver hands to ``protocol``."""
+
+    def __init__(self, sock: socket.socket, protocol) -> None:
+        self.socket = sock
+        self.protocol = protocol
+        protocol.transport = self
+
+    def write(self, data: bytes, addr) -> None:
+        self.socket.sendto(data, addr)
+
+    def stopListening(self) -> None:  # noqa: N802
+        self.socket.close()
+
+
+def _bind_socket(interface: str, port: int) -> socket.socket | None:
+    family = socket.AF_INET6 if ":" in interface else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.bind((interface, port))
+    except OSError as e:
+        sock.close()
+        if e.errno in (errno.EADDRINUSE, errno.EACCES):
+            return None
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+def _bind_socket_pair(receiver, port: int, make_rtp, make_rtcp,
+                      interface: str) -> PortPair | None:
+    rtp = _bind_socket(interface, port)
+    if rtp is None:
+        return None
+    number = rtp.getsockname()[1]
+    rtcp = None if number % 2 else _bind_socket(interface, number + 1)
+    if rtcp is None:
+        rtp.close()
+        return None
+    pair = PortPair(number, SocketPort(rtp, make_rtp()), SocketPort(rtcp, make_rtcp()))
+    receiver.add(rtp, pair.rtp.protocol.datagramReceived)
+    receiver.add(rtcp, pair.rtcp.protocol.datagramReceived)
+    return pair
 
 
 def _bind_pair(reactor, port: int, make_rtp, make_rtcp, interface: str) -> PortPair | None:
@@ -49,13 +103,14 @@ def _bind_pair(reactor, port: int, make_rtp, make_rtcp, interface: str) -> PortP
 
 
 class PortAllocator:
-    def __init__(self, low: int, high: int, reactor=None) -> None:
+    def __init__(self, low: int, high: int, reactor=None, receiver=None) -> None:
         low += low % 2  # first even port
         if not 0 < low < high <= 65535:
             raise ValueError(f"bad RTP port range {low}-{high}")
         self.low = low
         self.high = high  # inclusive; the last pair is (high-1, high) when high is odd
         self._reactor = reactor
+        self._receiver = receiver
         self._next = low
         self._in_use: set[int] = set()
 
@@ -71,14 +126,17 @@ class PortAllocator:
                  reactor=None) -> PortPair:
         """Bind a pair; ``make_rtp``/``make_rtcp`` are zero-argument DatagramProtocol factories."""
         reactor = reactor or self._reactor
-        if reactor is None:
+        if reactor is None and self._receiver is None:
             from twisted.internet import reactor  # noqa: the entry point's reactor
         for _ in range(self.capacity):
             port = self._next
             self._next = port + 2 if port + 3 <= self.high else self.low
             if port in self._in_use:
                 continue
-            pair = _bind_pair(reactor, port, make_rtp, make_rtcp, interface)
+            if self._receiver is not None:
+                pair = _bind_socket_pair(self._receiver, port, make_rtp, make_rtcp, interface)
+            else:
+                pair = _bind_pair(reactor, port, make_rtp, make_rtcp, interface)
             if pair is not None:
                 self._in_use.add(pair.number)
                 return pair
@@ -87,6 +145,11 @@ class PortAllocator:
     def release(self, pair: PortPair):
         """Stop listening on both ports and free the pair; returns a Deferred (or None)."""
         self._in_use.discard(pair.number)
+        if isinstance(pair.rtp, SocketPort):
+            for port in (pair.rtp, pair.rtcp):
+                self._receiver.remove(port.socket)
+                port.stopListening()
+            return None
         return _stop(pair)
 
 

@@ -1,0 +1,102 @@
+"""Batched RTP receive: the media clock reads every RTP/RTCP socket itself, once per firing.
+
+The reactor does not watch the server's RTP sockets.  They are registered here, in an epoll
+set of their own, and the media clock calls :meth:`MediaReceiver.poll` at the end of each
+firing (after the firing's packets went out).  Why:
+
+* **The clock fires on time.**  With the sockets in the reactor, every arriving packet woke
+  the reactor and was handled at once, so at a few hundred calls (20 000 packets/s in) the
+  clock's timer was always queued behind a batch of reads: B2's send interval p99 broke at
+  400 calls while the core was only 36% busy.  Now the reactor sleeps until the timer (or a
+  SIP message), and receiving happens right after sending, in the same firing.
+* **Less work per packet.**  A reactor read goes through ``callWithLogger``, Twisted's
+  ``Port.doRead`` loop and an ``EAGAIN`` exception per wake-up; here one ``epoll.poll(0)`` per
+  round finds every ready socket, and each is read with one ``recvfrom``.
+
+Level-triggered rounds: each round reads one datagram from every ready socket, then polls
+again, up to ``max_rounds`` (a socket with a burst queued gets one datagram per round, so no
+stream can starve the others, and the firing's time stays bounded).  What is left is read at
+the next firing, 20/phases ms later.
+
+Arrival time: a packet is stamped when it is read, so it is late by up to one firing interval
+(5 ms with the server's four phases).  For a steady sender that lateness is nearly constant
+from packet to packet (both ends run a 20 ms cadence), so the RFC 3550 jitter estimate, which
+measures its *variation*, stays close to the truth; a sender whose phase slides across a
+firing boundary adds one step of up to 5 ms, which the estimator's 1/16 gain smooths.
+Media timeouts, DTMF end timeouts and RTCP need 100 ms resolution, far coarser.
+"""
+from __future__ import annotations
+
+import select
+from typing import Callable
+
+__all__ = ["MediaReceiver"]
+
+Handler = Callable[[bytes, tuple], None]
+MAX_DATAGRAM = 2048  # RTP/RTCP over UDP from phones and trunks: far below any MTU-sized packet
+
+
+class MediaReceiver:
+    def __init__(self, max_rounds: int = 8) -> None:
+        self.max_rounds = max_rounds
+        self._epoll = select.epoll()
+        self._handlers: dict[int, tuple[object, Handler]] = {}  # fd -> (socket, handler)
+        self.packets = 0  # datagrams read
+        self.polls = 0  # poll() calls
+        self.errors = 0  # handler exceptions and read errors (never raised to the clock)
+
+    @property
+    def sockets(self) -> int:
+        return len(self._handlers)
+
+    def add(self, sock, handler: Handler) -> None:
+        """Read ``sock`` (non-blocking) at every poll; ``handler(data, addr)`` per datagram."""
+        sock.setblocking(False)
+        fd = sock.fileno()
+        self._handlers[fd] = (sock, handler)
+        self._epoll.register(fd, select.EPOLLIN)
+
+    def remove(self, sock) -> None:
+        fd = sock.fileno()
+        if self._handlers.pop(fd, None) is not None:
+            try:
+                self._epoll.unregister(fd)
+            except (OSError, ValueError):  # already closed
+                pass
+
+    def poll(self) -> int:
+        """Read what has arrived on every socket; returns the number of datagrams read."""
+        self.polls += 1
+        if not self._handlers:
+            return 0
+        handlers, poll = self._handlers, self._epoll.poll
+        read = 0
+        for _ in range(self.max_rounds):
+            events = poll(0)
+            if not events:
+                break
+            for fd, _mask in events:
+                entry = handlers.get(fd)
+                if entry is None:  # removed by a handler earlier in this round
+                    continue
+                sock, handler = entry
+                try:
+                    data, addr = sock.recvfrom(MAX_DATAGRAM)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:  # ICMP port unreachable from an earlier send, and the like
+                    self.errors += 1
+                    continue
+                read += 1
+                try:
+                    handler(data, addr)
+                except Exception:  # a handler's failure is its own; keep reading the others
+                    self.errors += 1
+                    from twisted.python import log
+                    log.err(None, "MediaReceiver: datagram handler failed")
+        self.packets += read
+        return read
+
+    def close(self) -> None:
+        self._handlers.clear()
+        self._epoll.close()
