@@ -16,13 +16,7 @@ import threading
 import time
 from typing import Callable
 
-from twisted.logger import (
-    FilteringLogObserver,
-    LogLevel,
-    LogLevelFilterPredicate,
-    formatEvent,
-    globalLogBeginner,
-)
+from twisted.logger import LogLevel, formatEvent, globalLogBeginner
 
 #: Longest time a line waits in the buffer (seconds).
 FLUSH_DELAY = 0.02
@@ -149,18 +143,32 @@ def start_logging(stream=None, level: LogLevel = LogLevel.info, reactor=None,
     reactor.addSystemEventTrigger("after", "shutdown", buffer.flush)
     atexit.register(buffer.flush)  # lines logged after the reactor stopped, or without one
     write = buffer.write
+    wanted = _levels_from(level)
 
     def observer(event: dict) -> None:
+        if not _passes(event, wanted):
+            return
         text = _text(event)
         if _chatter(event, text):
             return
         write(_format(event, text))
 
     _route_stdlib_logging()
-    predicate = LogLevelFilterPredicate(defaultLogLevel=level)
-    globalLogBeginner.beginLoggingTo([FilteringLogObserver(observer, [predicate])],
-                                     redirectStandardIO=False)
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
     return buffer
+
+
+def _levels_from(level: LogLevel) -> frozenset:
+    """The levels ``LogLevelFilterPredicate(defaultLogLevel=level)`` lets through."""
+    return frozenset(candidate for candidate in LogLevel.iterconstants()
+                     if not candidate < level)
+
+
+def _passes(event: dict, wanted: frozenset) -> bool:
+    """Twisted's ``LogLevelFilterPredicate(defaultLogLevel=level)``, inline: an event
+    needs a level of at least ``level`` and a namespace.  (A FilteringLogObserver around
+    the observer cost a quarter of every line.)"""
+    return event.get("log_level") in wanted and bool(event.get("log_namespace"))
 
 
 def _route_stdlib_logging() -> None:

@@ -101,11 +101,20 @@ def split_list(value: str, strict: bool = False) -> list[str]:
     element (``a,,b`` or a trailing comma), an unterminated quote or ``<`` raises
     :class:`SipSyntaxError`: the RFC 3261 list grammar has no null elements.
     """
-    if not strict and "," not in value:
+    if "," not in value:
         # The common case (one Via, one Contact): the loop below would keep every
-        # character, so the answer is the stripped value.
+        # character, so the answer is the stripped value.  Strictly, it would also
+        # raise for an empty value and for an unbalanced quote or ``<``; without a
+        # quote (so no escapes either) the last of ``<`` / ``>`` tells whether an
+        # angle bracket is left open.
+        if strict and ('"' in value or value.rfind("<") > value.rfind(">")):
+            return _scan_list(value, strict)
         value = value.strip(" \t")
-        return [value] if value else []
+        if value:
+            return [value]
+        if strict:
+            raise SipSyntaxError(f"empty list element in {value!r}")
+        return []
     return _scan_list(value, strict)
 
 
@@ -148,12 +157,34 @@ def _scan_list(value: str, strict: bool) -> list[str]:
 
 
 class Headers:
-    """Ordered list of ``(canonical name, raw value)`` pairs with case-insensitive lookup."""
+    """Ordered list of ``(canonical name, raw value)`` pairs with case-insensitive lookup.
 
-    __slots__ = ("_items",)
+    Lookups go through an index (canonical name -> raw values in order) built on the
+    first lookup after a change; every method that changes ``_items`` drops it, so a
+    lookup always sees the current headers.  A parsed message is read dozens of times
+    (validation, the transaction key, the dialog, the application) and changed once or
+    twice (a stamped Via), so this turns list scans into dict lookups.
+    """
+
+    __slots__ = ("_items", "_index")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self._items: list[tuple[str, str]] = [(canonical_name(n), v) for n, v in items]
+        self._index: dict[str, list[str]] | None = None
+
+    def _values(self, key: str) -> list[str] | None:
+        """The raw values of canonical ``key`` (the index's own list: do not change it)."""
+        index = self._index
+        if index is None:
+            index = {}
+            for n, v in self._items:
+                values = index.get(n)
+                if values is None:
+                    index[n] = [v]
+                else:
+                    values.append(v)
+            self._index = index
+        return index.get(key)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._items)
@@ -162,8 +193,7 @@ class Headers:
         return len(self._items)
 
     def __contains__(self, name: str) -> bool:
-        key = canonical_name(name)
-        return any(n == key for n, _ in self._items)
+        return self._values(canonical_name(name)) is not None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Headers) and self._items == other._items
@@ -179,37 +209,46 @@ class Headers:
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of ``name`` (the first list element for list headers)."""
         key = canonical_name(name)
-        for n, v in self._items:
-            if n == key:
-                if key in _LIST_CANONICAL:
-                    parts = split_list(v)
-                    return parts[0] if parts else v
-                return v
-        return default
+        values = self._values(key)
+        if values is None:
+            return default
+        v = values[0]
+        if key in _LIST_CANONICAL:
+            parts = split_list(v)
+            return parts[0] if parts else v
+        return v
 
     def get_raw(self, name: str) -> list[str]:
         """Every header line's raw value for ``name``, in order."""
-        key = canonical_name(name)
-        return [v for n, v in self._items if n == key]
+        values = self._values(canonical_name(name))
+        return list(values) if values is not None else []
+
+    def count_raw(self, name: str) -> int:
+        """How many header lines ``name`` has (``len(get_raw(name))`` without the list)."""
+        values = self._values(canonical_name(name))
+        return len(values) if values is not None else 0
 
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name``; list headers are split at their commas."""
         key = canonical_name(name)
+        found = self._values(key)
+        if found is None:
+            return []
+        if key not in _LIST_CANONICAL:
+            return list(found)
         values: list[str] = []
-        for n, v in self._items:
-            if n == key:
-                if key in _LIST_CANONICAL:
-                    values.extend(split_list(v))
-                else:
-                    values.append(v)
+        for v in found:
+            values.extend(split_list(v))
         return values
 
     def add(self, name: str, value: str) -> None:
         self._items.append((canonical_name(name), str(value)))
+        self._index = None
 
     def prepend(self, name: str, value: str) -> None:
         """Insert before the first header of that name (a new top Via), else at the top."""
         key = canonical_name(name)
+        self._index = None
         for index, (n, _) in enumerate(self._items):
             if n == key:
                 self._items.insert(index, (key, str(value)))
@@ -219,6 +258,7 @@ class Headers:
     def set(self, name: str, value: str) -> None:
         """Replace every ``name`` header by one with ``value`` (kept at the first position)."""
         key = canonical_name(name)
+        self._index = None
         for index, (n, _) in enumerate(self._items):
             if n == key:
                 self._items[index] = (key, str(value))
@@ -230,6 +270,7 @@ class Headers:
 
     def remove(self, name: str) -> None:
         key = canonical_name(name)
+        self._index = None
         self._items = [item for item in self._items if item[0] != key]
 
     def pop_first(self, name: str) -> str | None:
@@ -237,6 +278,7 @@ class Headers:
         key = canonical_name(name)
         for index, (n, v) in enumerate(self._items):
             if n == key:
+                self._index = None
                 parts = split_list(v) if key in _LIST_CANONICAL else [v]
                 if len(parts) > 1:
                     self._items[index] = (key, ", ".join(parts[1:]))

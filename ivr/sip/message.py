@@ -198,6 +198,7 @@ def serialize(message: Message) -> bytes:
 _RESPONSE_RE = re.compile(r"(SIP/[0-9]+\.[0-9]+) ([0-9]{3})(?: (.*))?", re.S | re.I)
 _VERSION_RE = re.compile(r"SIP/[0-9]+\.[0-9]+", re.I)
 _HEADER_END = re.compile(rb"\r\n\r\n|\n\n")
+_LINE_END = re.compile(r"\r\n|\n")
 
 
 def _split_head(data: bytes) -> tuple[bytes, bytes] | None:
@@ -209,8 +210,10 @@ def _split_head(data: bytes) -> tuple[bytes, bytes] | None:
 
 def _unfold(head: str) -> list[str]:
     """Split into lines and join continuation lines (RFC 3261 7.3.1 folding)."""
+    if "\n " not in head and "\n\t" not in head:
+        return _LINE_END.split(head)  # no line starts with LWS: nothing to join
     lines: list[str] = []
-    for line in re.split(r"\r\n|\n", head):
+    for line in _LINE_END.split(head):
         if line[:1] in (" ", "\t") and len(lines) > 1:
             lines[-1] = lines[-1].rstrip(" \t") + " " + line.strip(" \t")
         else:

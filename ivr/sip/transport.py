@@ -14,6 +14,7 @@ peer's unparsed buffer exceeds the stream parser's limits.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass, field
 from typing import Callable
@@ -61,7 +62,10 @@ class Destination:
         return self.transport != "UDP"
 
 
+@functools.lru_cache(maxsize=1024)
 def _same_host(a: str, b: str) -> bool:
+    """Whether two host texts are the same IP address (pure, so its answers are kept:
+    a phone's sent-by and its source address repeat on every request)."""
     try:
         return ipaddress.ip_address(a.strip("[]")) == ipaddress.ip_address(b.strip("[]"))
     except ValueError:

@@ -55,6 +55,7 @@ class UserAgent:
         self.pending_uas: dict[object, InviteSession] = {}  # INVITE server txn -> session
         self.draining = False
         self.retry_after = 30
+        self._checked: Request | None = None  # the request receive() found acceptable
         # Security hooks, set by the server (ivr/sip/registrar.py, authenticator.py, throttle.py)
         self.registrar = None
         self.invite_auth = None
@@ -88,11 +89,17 @@ class UserAgent:
                                          extra=list(rejection.headers))
                 self.transport.send_response(response, source)
                 return
-        self.layer.receive(message, source)
+            # The transaction layer hands this same, unchanged request straight back to
+            # request_received (in this call): it need not be checked twice.
+            self._checked = message
+        try:
+            self.layer.receive(message, source)
+        finally:
+            self._checked = None
 
     # -- TU interface used by the transaction layer ------------------------------------
     def request_received(self, txn, request: Request, source: Source) -> None:
-        rejection = check_request(request)
+        rejection = None if request is self._checked else check_request(request)
         if rejection is not None:
             if request.method != "ACK":
                 log.info("rejecting {m} from {h}: {s} {r}", m=request.method, h=source.host,

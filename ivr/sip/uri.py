@@ -32,6 +32,13 @@ _PARAMCHARS_RE = re.compile(rf"(?:[{_UNRESERVED}\[\]/:&+$]|{_ESC})+")
 _HNV_RE = re.compile(rf"(?:[{_UNRESERVED}\[\]/?:+$]|{_ESC})*")
 _DIGITS_RE = re.compile(r"[0-9]+")
 _OPAQUE_BAD = frozenset(' \t\r\n<>"\\^`{|}')
+#: A character a URI may not hold: _OPAQUE_BAD, controls and anything outside ASCII
+#: (the regex form of the check in parse_uri; tests keep the two in agreement).
+_URI_BAD_RE = re.compile(r'[^\x21-\x7e]|[<>"\\^`{|}]')
+#: token (RFC 3261 25.1) as a regex: _TOKEN_CHARS, one or more.
+_TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
+#: A header parameter's token value, which may also hold ':' (IPv6 in received=).
+_PARAM_VALUE_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~:]+")
 
 #: Largest value of a 32-bit unsigned scalar (CSeq, Expires: RFC 3261 8.1.1.5, 20.19).
 MAX_UINT32 = 2**32 - 1
@@ -74,7 +81,7 @@ def _memoised(parse):
 
 
 def is_token(text: str) -> bool:
-    return bool(text) and all(ch in _TOKEN_CHARS for ch in text)
+    return _TOKEN_RE.fullmatch(text) is not None
 
 
 def is_digits(text: str) -> bool:
@@ -235,7 +242,7 @@ class AbsoluteUri:
 @_memoised
 def parse_uri(text: str) -> SipUri | AbsoluteUri:
     """Parse an absolute URI; ``sip``/``sips`` get the full RFC 3261 19.1 grammar."""
-    if not text or any(ch in _OPAQUE_BAD or ord(ch) < 32 or ord(ch) > 126 for ch in text):
+    if not text or _URI_BAD_RE.search(text) is not None:
         raise SipSyntaxError(f"bad URI {text!r}")
     scheme, colon, rest = text.partition(":")
     if not colon or not _SCHEME_RE.fullmatch(scheme) or not rest:
@@ -349,7 +356,7 @@ def _parse_header_params(text: str) -> tuple[tuple[str, str | None], ...]:
                 if value.startswith("[") and value.endswith("]"):
                     if not _ipv6(value[1:-1]):  # IPv6 reference (RFC 5118 4.5)
                         raise SipSyntaxError(f"bad IPv6 reference in parameter {name!r}")
-                elif not all(ch in _TOKEN_CHARS or ch == ":" for ch in value):
+                elif _PARAM_VALUE_RE.fullmatch(value) is None:
                     raise SipSyntaxError(f"bad value for parameter {name!r}")
         params.append((name, value))
     return tuple(params)

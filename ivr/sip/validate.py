@@ -91,7 +91,7 @@ def _check_well_formed(request: Request) -> None:
         if name not in headers:
             raise _Reject(Rejection(400, f"Missing {name} header"))
     for name in _SINGULAR:
-        if len(headers.get_raw(name)) > 1:
+        if headers.count_raw(name) > 1:
             raise _Reject(Rejection(400, f"Multiple {name} headers"))
     try:
         uri = parse_uri(request.uri)
