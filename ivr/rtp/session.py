@@ -47,6 +47,7 @@ _HEADER = struct.Struct("!BBHII")
 _MASK32 = 0xFFFFFFFF
 _STATIC_DECODERS = {0: g711.ulaw_decode, 8: g711.alaw_decode}
 _CN_PT = 13
+_SENDING = frozenset(("sendrecv", "sendonly"))
 HOUSEKEEPING_TICKS = 5  # run _housekeeping on one tick in five (every 100 ms)
 
 
@@ -153,11 +154,15 @@ class RtpSession:
         self._next_rtcp: float | None = None
         self.peer_bye = False
         self._remote_view: dict = {}
-        self._counters = dict(packets_sent=0, octets_sent=0, dtmf_sent=0, dtmf_received=0,
+        # packets/octets sent are attributes, not dict entries: they change on every tick
+        self._packets_sent = 0
+        self._octets_sent = 0
+        self._counters = dict(dtmf_sent=0, dtmf_received=0,
                               bad_packets=0, unexpected_payload_type=0, send_errors=0,
                               rtcp_sent=0, rtcp_received=0, bad_rtcp=0, relatches=0,
                               media_timeouts=0)
         self._sent_since_report = False
+        self._rtp_socket = getattr(self._pair.rtp, "socket", None)  # None: an in-memory port
 
     # ------------------------------------------------------------------ configuration
     def set_remote(self, ip: str, port: int, payload_type: int = 0, codec: str = "PCMU",
@@ -290,10 +295,13 @@ class RtpSession:
             # checking every fifth tick (each stream on its own phase, so no tick carries
             # everyone's) keeps them off most ticks of a busy media clock.
             self._housekeeping(self.reactor.seconds())
-        if not self.sending:
+        if (self._held or self._remote is None or self.direction not in _SENDING
+                or self._closed):
             self._marker_next = True
             return
-        dtmf = self._next_dtmf_packet()
+        dtmf = (self._next_dtmf_packet()
+                if self._dtmf_packets is not None or self._dtmf_queue or self._dtmf_gap > 0
+                else None)
         if dtmf is not None:
             payload, marker, ts = dtmf
             self._send_rtp(self._te_pt, marker or self._marker_next, ts, payload)
@@ -367,10 +375,17 @@ class RtpSession:
     def _send_rtp(self, pt: int, marker: bool, ts: int, payload: bytes) -> None:
         data = _HEADER.pack(0x80, (0x80 if marker else 0) | pt, self._seq, ts, self.ssrc) + payload
         self._seq = (self._seq + 1) & 0xFFFF
-        self._counters["packets_sent"] += 1
-        self._counters["octets_sent"] += len(payload)
+        self._packets_sent += 1
+        self._octets_sent += len(payload)
         self._sent_since_report = True
-        self._write(self._pair.rtp, data, self._remote)
+        sock = self._rtp_socket
+        if sock is None:
+            self._write(self._pair.rtp, data, self._remote)
+            return
+        try:
+            sock.sendto(data, self._remote)
+        except Exception:  # full buffer, unreachable, closed: count, never raise
+            self._counters["send_errors"] += 1
 
     def _write(self, port, data: bytes, addr) -> None:
         # The socket's own sendto: Twisted's Port.write re-validates the address on every
@@ -401,19 +416,28 @@ class RtpSession:
     def _rtp_received(self, data: bytes, addr) -> None:
         if self._closed:
             return
-        if is_rtcp(data):  # rtcp-mux (RFC 5761)
+        if len(data) >= 12 and data[0] == 0x80 and not 192 <= data[1] <= 223:
+            # The common case, parsed in place: version 2, no padding, no header
+            # extension, no CSRCs (RtpPacket.parse gives the same fields, slower).
+            _b0, b1, seq, timestamp, ssrc = _HEADER.unpack_from(data)
+            pt = b1 & 0x7F
+            payload = data[12:]
+        elif is_rtcp(data):  # rtcp-mux (RFC 5761)
             self._rtcp_received(data, addr)
             return
-        try:
-            pkt = RtpPacket.parse(data)
-        except RtpError:
-            self._counters["bad_packets"] += 1
-            return
-        pt = pkt.payload_type
+        else:
+            try:
+                pkt = RtpPacket.parse(data)
+            except RtpError:
+                self._counters["bad_packets"] += 1
+                return
+            pt, seq, timestamp = pkt.payload_type, pkt.sequence, pkt.timestamp
+            ssrc, payload = pkt.ssrc, pkt.payload
         if self._remote is None or (pt not in self._decoders and pt != self._te_pt and pt != _CN_PT):
             self._counters["unexpected_payload_type"] += 1
             return
-        addr = (addr[0], addr[1])
+        if addr != self._remote:
+            addr = (addr[0], addr[1])  # an IPv6 source has four fields; we keep two
         if addr != self._remote:
             self._counters["relatches"] += 1
             log.msg(f"RtpSession {self.local_port}: latching RTP to {addr[0]}:{addr[1]}")
@@ -421,23 +445,26 @@ class RtpSession:
             if not self._rtcp_latched:
                 self._rtcp_remote = (addr[0], addr[1] + 1)
         now = self.reactor.seconds()
-        verdict = self._rx.update(pkt.ssrc, pkt.sequence, pkt.timestamp, now, len(pkt.payload))
+        verdict = self._rx.update(ssrc, seq, timestamp, now, len(payload))
         self._rx_reference = now
         self._timed_out = False
         if not verdict.accepted or verdict.duplicate:
             return
         if pt == self._te_pt:
-            for digit in self._dtmf_rx.feed(pkt.timestamp, pkt.sequence, pkt.payload, now):
+            for digit in self._dtmf_rx.feed(timestamp, seq, payload, now):
                 self._deliver_dtmf(digit.digit)
-        elif pt in self._decoders and pkt.payload:
+        elif payload and pt in self._decoders:
             decoder = self._decoders[pt]
             if self._payload_listeners:
-                encoded = EncodedFrame(pkt.payload, decoder)
-                for cb in list(self._payload_listeners):
-                    _safe(cb, encoded)
+                encoded = EncodedFrame(payload, decoder)
+                for cb in tuple(self._payload_listeners):
+                    try:
+                        cb(encoded)
+                    except Exception:
+                        log.err(None, f"RtpSession: callback {cb!r} failed")
             if self._audio_listeners:  # decoded only when someone listens to audio
-                frame = decoder(pkt.payload)
-                for cb in list(self._audio_listeners):
+                frame = decoder(payload)
+                for cb in tuple(self._audio_listeners):
                     _safe(cb, frame)
 
     def _deliver_dtmf(self, digit: str) -> None:
@@ -454,8 +481,8 @@ class RtpSession:
         blocks = (block,) if block is not None else ()
         if self._sent_since_report:
             report = SenderReport(self.ssrc, ntp_from_unix(now), self._ts,
-                                  self._counters["packets_sent"] & _MASK32,
-                                  self._counters["octets_sent"] & _MASK32, blocks)
+                                  self._packets_sent & _MASK32,
+                                  self._octets_sent & _MASK32, blocks)
         else:
             report = ReceiverReport(self.ssrc, blocks)
         self._sent_since_report = False
@@ -496,6 +523,7 @@ class RtpSession:
     def stats(self) -> dict:
         rx = self._rx.as_dict()
         out = dict(self._counters)
+        out.update(packets_sent=self._packets_sent, octets_sent=self._octets_sent)
         out.update(ssrc=self.ssrc, local_port=self.local_port, remote=self._remote,
                    packets_received=rx["packets_received"], octets_received=rx["octets_received"],
                    lost=rx["lost"], duplicates=rx["duplicates"], reordered=rx["reordered"],

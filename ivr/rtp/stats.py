@@ -35,6 +35,13 @@ class PacketVerdict:
     restarted: bool = False  # statistics (re)started with this packet
 
 
+# The verdicts are immutable: one shared instance per combination, not one per packet.
+_VERDICTS = {(a, d, r, s): PacketVerdict(a, d, r, s)
+             for a in (True, False) for d in (True, False) for r in (True, False)
+             for s in (True, False)}
+_REJECTED = _VERDICTS[(False, False, False, False)]
+
+
 def _signed32(value: int) -> int:
     value &= 0xFFFFFFFF
     return value - (1 << 32) if value & 0x80000000 else value
@@ -92,7 +99,7 @@ class ReceiveStats:
                     restarted = True
                 else:
                     self.bad_seq = (seq + 1) % SEQ_MOD
-                    return PacketVerdict(accepted=False)
+                    return _REJECTED
             else:
                 behind = SEQ_MOD - udelta
                 if behind < WINDOW and self._window >> behind & 1:
@@ -109,7 +116,7 @@ class ReceiveStats:
             if reord:
                 self.reordered += 1
             self._update_jitter(timestamp, arrival)
-        return PacketVerdict(True, dup, reord, restarted)
+        return _VERDICTS[(True, dup, reord, restarted)]
 
     # ---------------------------------------------------------------- A.8 jitter
     def _update_jitter(self, timestamp: int, arrival: float) -> None:

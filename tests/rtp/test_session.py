@@ -299,3 +299,32 @@ def test_close_fails_pending_operations():
     assert failures == [PlaybackStopped, SessionClosed]
     s.play(SilenceSource(1)).addErrback(lambda f: failures.append(f.type))
     assert failures[-1] == SessionClosed
+
+
+def test_plain_and_full_header_forms_deliver_the_same_audio():
+    # The receive path parses the plain header (no CSRC, extension or padding) in place and
+    # everything else with RtpPacket.parse: both must hand on the same payload and stats.
+    s, clock, ports = make()
+    frames, payloads = [], []
+    s.add_audio_listener(frames.append)
+    s.add_payload_listener(lambda f: payloads.append(f.payload))
+    body = g711.ulaw_encode(np.arange(-800, 800, 10, dtype=np.int16)).tobytes()
+    rtp_in(s, RtpPacket(0, 10, 1000, 0x1234, body))
+    rtp_in(s, RtpPacket(0, 11, 1160, 0x1234, body, marker=True, csrc=(7, 8),
+                        extension_profile=0xBEDE, extension_data=b"\x10\xaa\x00\x00", padding=4))
+    rtp_in(s, RtpPacket(0, 12, 1320, 0x1234, body, padding=1))
+    assert payloads == [body, body, body]
+    assert all(np.array_equal(f, g711.ulaw_decode(np.frombuffer(body, np.uint8))) for f in frames)
+    st = s.stats()
+    assert st["packets_received"] == 3 and st["lost"] == 0 and st["remote_ssrc"] == 0x1234
+    assert st["bad_packets"] == 0
+
+
+def test_rtcp_on_the_rtp_port_is_not_taken_for_rtp():
+    # An RR with no report blocks starts 0x80 0xC9: the plain-header fast path must not take it.
+    s, clock, ports = make()
+    rr = build_compound([ReceiverReport(0x55, ()), SourceDescription.cname(0x55, "x@y")])
+    assert rr[0] == 0x80
+    s._pair.rtp.protocol.datagramReceived(rr, PEER)
+    st = s.stats()
+    assert st["rtcp_received"] == 1 and st["packets_received"] == 0 and st["bad_packets"] == 0
