@@ -91,21 +91,23 @@ def make_offer(local_ip: str, port: int, codecs=("PCMU", "PCMA"), telephone_even
     return _session(local_ip, session_id, version, [media])
 
 
-def _pick_codec(m: MediaDescription, allowed: tuple[str, ...]) -> tuple[str, int] | None:
-    """First payload type in the peer's order that is one of ``allowed`` (G.711 8 kHz mono)."""
-    codecs = m.codecs
-    for pt in m.payload_types:
-        c = codecs.get(pt)
-        if c is not None and c.encoding.upper() in allowed and c.clock == 8000 and c.channels == 1:
+def _pick_codec(m: MediaDescription, allowed: tuple[str, ...],
+                codecs: dict[int, RtpMap] | None = None) -> tuple[str, int] | None:
+    """First payload type in the peer's order that is one of ``allowed`` (G.711 8 kHz mono).
+
+    ``codecs`` is ``m.codecs`` when the caller has it already.  Its keys are the m= line's
+    payload types in their order (first occurrence) minus those without a name, so
+    walking it is walking the m= line."""
+    for pt, c in (m.codecs if codecs is None else codecs).items():
+        if c.clock == 8000 and c.channels == 1 and c.encoding.upper() in allowed:
             return c.encoding.upper(), pt
     return None
 
 
-def _telephone_event_pt(m: MediaDescription) -> int | None:
-    codecs = m.codecs
-    for pt in m.payload_types:
-        c = codecs.get(pt)
-        if c is not None and c.encoding.lower() == "telephone-event" and c.clock == 8000:
+def _telephone_event_pt(m: MediaDescription,
+                        codecs: dict[int, RtpMap] | None = None) -> int | None:
+    for pt, c in (m.codecs if codecs is None else codecs).items():
+        if c.clock == 8000 and c.encoding.lower() == "telephone-event":
             return pt
     return None
 
@@ -138,18 +140,24 @@ def make_answer(offer: SessionDescription, local_ip: str, port: int, supported=(
     answer_media: list[MediaDescription] = []
     negotiated: NegotiatedMedia | None = None
     for index, m in enumerate(offer.media):
-        pick = _pick_codec(m, allowed) if negotiated is None and _usable_audio(m) else None
+        codecs = m.codecs if negotiated is None and _usable_audio(m) else None
+        pick = _pick_codec(m, allowed, codecs) if codecs is not None else None
         if pick is None:
             answer_media.append(_rejected(m))
             continue
         codec, pt = pick
-        te_pt = _telephone_event_pt(m) if telephone_event else None
-        ours = m.direction(offer).reverse().intersect(direction)
+        te_pt = _telephone_event_pt(m, codecs) if telephone_event else None
+        offered = m.direction(offer)
+        ours = offered.reverse().intersect(direction)
         answer_media.append(_audio_media(port, [(codec, pt)], te_pt, ptime, ours, proto=m.proto))
+        connection = m.effective_connection(offer)
         negotiated = NegotiatedMedia(
             remote_ip=_remote(offer, m), remote_port=m.port, codec=codec, payload_type=pt,
             telephone_event_pt=te_pt, ptime=m.ptime or DEFAULT_PTIME, direction=ours,
-            on_hold=m.is_hold(offer), media_index=index)
+            # m.is_hold(offer), with the direction found above
+            on_hold=(connection is not None and connection.is_null)
+            or offered in (Direction.SENDONLY, Direction.INACTIVE),
+            media_index=index)
     if negotiated is None:
         raise NoCommonCodec(f"no audio stream offers any of {', '.join(allowed)}")
     answer = _session(local_ip, session_id, version, answer_media, timing=offer.timing)

@@ -297,14 +297,17 @@ def _attribute(value: str) -> Attribute:
     return (name, rest if sep else None)
 
 
-def _media(value: str, line: str) -> MediaDescription:
+def _media(value: str, line: str) -> list:
+    """An m= line as the start of a media section: ``[media, port, proto, formats,
+    port_count, attributes, bandwidths, connection, information, key]``; the parser fills
+    in the rest and builds the MediaDescription once the section is complete."""
     parts = value.split()
     if len(parts) < 3 or (len(parts) < 4 and parts[1] != "0"):
         raise SdpError(f"malformed m= line: {line!r}")
     port_text, _, count_text = parts[1].partition("/")
     port = _int(port_text, "port", line, 65535)
     count = _int(count_text, "port count", line) if count_text else None
-    return MediaDescription(parts[0], port, parts[2], tuple(parts[3:]), port_count=count)
+    return [parts[0], port, parts[2], tuple(parts[3:]), count, [], [], None, None, None]
 
 
 def _decode(data: bytes | str) -> str:
@@ -323,34 +326,43 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
     text = _decode(data)
     if "\x00" in text:
         raise SdpError("NUL byte in SDP")
-    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in text.split("\n")]
-    if any("\r" in ln for ln in lines):
+    # Lines end in LF or CRLF (the last one may lack it, or end in a lone CR); any other
+    # CR is inside a line.
+    body = text.replace("\r\n", "\n")
+    if body.endswith("\r"):
+        body = body[:-1]
+    if "\r" in body:
         raise SdpError("bare CR inside an SDP line")
-    lines = [ln for ln in lines if ln.strip()]
+    lines = [ln for ln in body.split("\n") if ln.strip()]
     if not lines or not lines[0].startswith("v="):
         raise SdpError("SDP must start with a v= line")
     session: dict = {"attributes": [], "bandwidths": [], "timing": [], "emails": [], "phones": []}
-    media: list[dict] = []
+    media: list[list] = []  # one _media() list per section
     seen: set[str] = set()
     for line in lines:
         if len(line) < 2 or line[1] != "=" or not line[0].isalpha() or not line[0].isascii():
             raise SdpError(f"malformed SDP line: {line!r}")
         kind, value = line[0], line[2:]
         if kind == "m":
-            media.append({"m": _media(value, line), "attributes": [], "bandwidths": []})
+            media.append(_media(value, line))
             continue
         if media:  # media-level section
             cur = media[-1]
             if kind == "a":
-                cur["attributes"].append(_attribute(value))
+                cur[5].append(_attribute(value))
             elif kind == "c":
-                cur.setdefault("connection", _connection(value, line))
+                if cur[7] is None:  # the first c= counts
+                    cur[7] = _connection(value, line)
+                else:
+                    _connection(value, line)  # a malformed later one is still an error
             elif kind == "b":
-                cur["bandwidths"].append(_bandwidth(value, line))
+                cur[6].append(_bandwidth(value, line))
             elif kind == "i":
-                cur.setdefault("information", value)
+                if cur[8] is None:
+                    cur[8] = value
             elif kind == "k":
-                cur.setdefault("key", value)
+                if cur[9] is None:
+                    cur[9] = value
             elif kind in "vos":
                 raise SdpError(f"{kind}= line inside a media section: {line!r}")
             continue  # unknown media-level line: ignored
@@ -394,9 +406,10 @@ def parse_sdp(data: bytes | str) -> SessionDescription:
     if not session["timing"]:
         session["timing"] = (Timing(),)  # tolerated: a missing t= means "permanent" anyway
     session["media"] = tuple(
-        replace(m.pop("m"), attributes=tuple(m.pop("attributes")),
-                bandwidths=tuple(m.pop("bandwidths")), **m)
-        for m in media
+        MediaDescription(name, port, proto, formats, connection, tuple(attributes),
+                         tuple(bandwidths), count, information, key)
+        for name, port, proto, formats, count, attributes, bandwidths, connection, information, key
+        in media
     )
     return SessionDescription(**session)
 
