@@ -164,25 +164,32 @@ class Headers:
     lookup always sees the current headers.  A parsed message is read dozens of times
     (validation, the transaction key, the dialog, the application) and changed once or
     twice (a stamped Via), so this turns list scans into dict lookups.
+
+    The index maps a name to its one value (a ``str``) or, for a name on several lines,
+    a tuple of them.  A dict of strings is not tracked by the cyclic garbage collector,
+    and messages live on in their transactions for 32 s (Timer J, RFC 6026's Accepted
+    state), so per-name lists would add thousands of objects to every full collection.
     """
 
     __slots__ = ("_items", "_index")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self._items: list[tuple[str, str]] = [(canonical_name(n), v) for n, v in items]
-        self._index: dict[str, list[str]] | None = None
+        self._index: dict[str, str | tuple[str, ...]] | None = None
 
-    def _values(self, key: str) -> list[str] | None:
-        """The raw values of canonical ``key`` (the index's own list: do not change it)."""
+    def _values(self, key: str) -> str | tuple[str, ...] | None:
+        """The raw value(s) of canonical ``key``: the value for one line, a tuple for more."""
         index = self._index
         if index is None:
             index = {}
             for n, v in self._items:
-                values = index.get(n)
-                if values is None:
-                    index[n] = [v]
+                found = index.get(n)
+                if found is None:
+                    index[n] = v
+                elif found.__class__ is tuple:
+                    index[n] = found + (v,)
                 else:
-                    values.append(v)
+                    index[n] = (found, v)
             self._index = index
         return index.get(key)
 
@@ -209,10 +216,10 @@ class Headers:
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of ``name`` (the first list element for list headers)."""
         key = canonical_name(name)
-        values = self._values(key)
-        if values is None:
+        found = self._values(key)
+        if found is None:
             return default
-        v = values[0]
+        v = found[0] if found.__class__ is tuple else found
         if key in _LIST_CANONICAL:
             parts = split_list(v)
             return parts[0] if parts else v
@@ -220,13 +227,17 @@ class Headers:
 
     def get_raw(self, name: str) -> list[str]:
         """Every header line's raw value for ``name``, in order."""
-        values = self._values(canonical_name(name))
-        return list(values) if values is not None else []
+        found = self._values(canonical_name(name))
+        if found is None:
+            return []
+        return list(found) if found.__class__ is tuple else [found]
 
     def count_raw(self, name: str) -> int:
         """How many header lines ``name`` has (``len(get_raw(name))`` without the list)."""
-        values = self._values(canonical_name(name))
-        return len(values) if values is not None else 0
+        found = self._values(canonical_name(name))
+        if found is None:
+            return 0
+        return len(found) if found.__class__ is tuple else 1
 
     def get_all(self, name: str) -> list[str]:
         """Every value of ``name``; list headers are split at their commas."""
@@ -234,10 +245,11 @@ class Headers:
         found = self._values(key)
         if found is None:
             return []
+        lines = found if found.__class__ is tuple else (found,)
         if key not in _LIST_CANONICAL:
-            return list(found)
+            return list(lines)
         values: list[str] = []
-        for v in found:
+        for v in lines:
             values.extend(split_list(v))
         return values
 
