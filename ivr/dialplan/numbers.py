@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 import phonenumbers
 from phonenumbers import PhoneNumberType
@@ -55,6 +56,8 @@ def user_part(value: str | None) -> str | None:
 
 def first_entry(value: str) -> str:
     """The first entry of a comma-separated header value (commas in quotes or <> kept)."""
+    if "," not in value:
+        return value.strip()  # what the scan below returns when no comma ends an entry
     quoted = angle = False
     for i, ch in enumerate(value):
         if ch == '"' and (i == 0 or value[i - 1] != "\\"):
@@ -70,7 +73,6 @@ def first_entry(value: str) -> str:
 
 def _unescape(s: str) -> str:
     try:
-        from urllib.parse import unquote
         return unquote(s)
     except Exception:  # pragma: no cover - unquote does not raise on str
         return s

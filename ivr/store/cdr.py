@@ -68,6 +68,10 @@ _UPSERT = (
 )
 
 
+#: ``json.dumps(value, sort_keys=True)`` without building a new encoder for every call.
+_dumps_sorted = json.JSONEncoder(sort_keys=True).encode
+
+
 class InvalidCdr(ValueError):
     """A record the caller built wrongly (no leg_id, unknown field types)."""
 
@@ -80,7 +84,7 @@ def normalise(cdr: dict) -> list[Any]:
     extra = {k: row.pop(k) for k in list(row) if k not in COLUMNS}
     if isinstance(row.get("extra"), dict):
         extra = {**row["extra"], **extra}
-    row["extra"] = json.dumps(extra, sort_keys=True) if extra else None
+    row["extra"] = _dumps_sorted(extra) if extra else None
     digits = row.get("digits")
     if digits is not None:
         row["digits"] = json.dumps([digits] if isinstance(digits, str) else
