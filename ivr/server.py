@@ -7,6 +7,7 @@ Retry-After) and exits once the calls in progress have ended (or after
 """
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -323,6 +324,12 @@ def run_server(args) -> int:
     except (OSError, CannotListenError) as exc:
         print(f"ivr: cannot start: {exc}", file=sys.stderr)
         return 1
+    # Everything loaded so far (modules, dialplans, prompts, config) lives as long as the
+    # process: freezing it takes it out of the cyclic collector's scans, so a full collection
+    # walks only the objects of the calls in progress.  (gen2 pauses of 40-100 ms with 200
+    # calls up stopped every stream's packets for that long.)
+    gc.collect()
+    gc.freeze()
     # Twisted's own handlers stay (SIGCHLD reaps the TTS worker); ours replace its
     # SIGINT/SIGTERM ones once the reactor runs.
     reactor.callWhenRunning(srv.install_signal_handlers)
