@@ -133,19 +133,3 @@ def test_fast_text_matches_twisted_formatter():
 def test_twisted_port_chatter_is_dropped():
     assert _chatter({"log_namespace": "log_legacy", "log_format": "(UDP Port 4000 Closed)"})
     assert not _chatter({"log_namespace": "ivr.call", "log_format": "(UDP Port 4000 Closed)"})
-
-
-def test_inline_level_filter_matches_twisteds_predicate():
-    from twisted.logger import LogLevelFilterPredicate, PredicateResult
-
-    from ivr.logging import _levels_from, _passes
-    levels = list(LogLevel.iterconstants())
-    for minimum in levels:
-        predicate = LogLevelFilterPredicate(defaultLogLevel=minimum)
-        wanted = _levels_from(minimum)
-        events = [{"log_level": level, "log_namespace": ns}
-                  for level in levels for ns in ("ivr.call", "", None)]
-        events += [{"log_namespace": "ivr.call"}, {"log_level": LogLevel.critical}, {}]
-        for event in events:
-            expected = predicate(event) is not PredicateResult.no
-            assert _passes(event, wanted) is expected, (minimum, event)

@@ -14,12 +14,14 @@ peer's unparsed buffer exceeds the stream parser's limits.
 """
 from __future__ import annotations
 
+import errno
 import functools
 import ipaddress
+import socket
 from dataclasses import dataclass, field
 from typing import Callable
 
-from twisted.internet import protocol
+from twisted.internet import abstract, error, protocol
 from twisted.logger import Logger
 
 from .message import (
@@ -88,6 +90,16 @@ def stamp_via(request: Request, source: Source) -> None:
     if changed is not via:
         request.headers.pop_first("Via")
         request.headers.prepend("Via", str(changed))
+
+
+@functools.lru_cache(maxsize=1024)
+def _ip_family(host: str) -> int | None:
+    """AF_INET / AF_INET6 for an IP literal (by Twisted's own tests), None for anything else."""
+    if abstract.isIPAddress(host):
+        return socket.AF_INET
+    if abstract.isIPv6Address(host):
+        return socket.AF_INET6
+    return None
 
 
 def reconnect_destination(response: Response, default_port: int = 5060) -> tuple[str, int]:
@@ -239,14 +251,37 @@ class SipTransport:
             self._send_tcp(data, host, port)
             return
         host, port = response_destination(response)
-        self._udp.transport.write(data, (host, port))
+        self._send_udp(data, (host, port))
 
     def send_request(self, request: Request, dest: Destination) -> None:
         data = serialize(request)
         if dest.transport == "UDP":
-            self._udp.transport.write(data, (dest.host, dest.port))
+            self._send_udp(data, (dest.host, dest.port))
         else:
             self._send_tcp(data, dest.host, dest.port)
+
+    def _send_udp(self, data: bytes, addr: tuple[str, int]) -> None:
+        """``Port.write(data, addr)``, without its three address checks per datagram
+        when ``addr`` is an IP literal of the socket's family (remembered per host).
+        Anything else (a host name, the wrong family) goes through ``Port.write``, which
+        raises as it always did; send errors are mapped as ``Port.write`` maps them."""
+        port = self._udp.transport
+        sock = getattr(port, "socket", None)
+        if sock is None or _ip_family(addr[0]) != port.addressFamily:
+            port.write(data, addr)
+            return
+        while True:
+            try:
+                sock.sendto(data, addr)
+                return
+            except OSError as exc:
+                if exc.errno == errno.EINTR:
+                    continue
+                if exc.errno == errno.EMSGSIZE:
+                    raise error.MessageLengthError("message too long") from None
+                if exc.errno == errno.ECONNREFUSED:
+                    return  # Port.write ignores it on an unconnected socket too
+                raise
 
     def _send_tcp(self, data: bytes, host: str, port: int) -> None:
         conn = self._connections.get((host, port))
