@@ -30,7 +30,9 @@ class InbandDtmfService:
         queue: deque = deque(maxlen=16)
         self._channels[slot] = (queue, on_digit)
         if len(self._channels) == 1:
-            self.clock.register(self)
+            # every firing: each consumes the frames received since the previous one, so
+            # the detector's work is spread over the phases instead of landing on one
+            self.clock.register(self, every_firing=True)
         return InbandChannel(self, slot, queue)
 
     def close(self, slot: int) -> None:

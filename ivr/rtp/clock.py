@@ -19,6 +19,11 @@ served last in a firing leave after 1/N of the work, not all of it: with 1000 st
 spread of send times within a period shrinks from ~11 ms to ~3, and so does the jitter that
 the variable cost of the streams before it adds to its interval.
 
+A stream registered with ``every_firing=True`` is ticked at every firing instead (count 1
+each time a firing happens): for batch work that consumes what arrived since the last firing,
+such as the in-band DTMF detector, spreading it over the firings instead of piling a whole
+period's work onto one phase.
+
 Receiving (``receiver=``, the server): a :class:`~ivr.rtp.receiver.MediaReceiver` is polled at
 the end of every firing, after the firing's packets were sent, so incoming RTP is read in
 batches by the clock instead of one reactor wake-up per packet (see ``receiver.py``).
@@ -51,6 +56,7 @@ class MediaClock:
         self._streams: list[TickingStream] = []
         self._phase_of: dict[int, int] = {}  # id(stream) -> phase
         self._by_phase: list[list[TickingStream]] = [[] for _ in range(phases)]
+        self._every: list[TickingStream] = []  # ticked at every firing
         self._step = 0  # firings' worth of sub-intervals elapsed since start
         self._loop: task.LoopingCall | None = None
         self.ticks = 0  # tick calls made
@@ -66,13 +72,17 @@ class MediaClock:
     def streams(self) -> int:
         return len(self._streams)
 
-    def register(self, stream: TickingStream) -> None:
+    def register(self, stream: TickingStream, every_firing: bool = False) -> None:
         if stream in self._streams:
             return
         self._streams.append(stream)
-        phase = min(range(self.phases), key=lambda p: len(self._by_phase[p]))
-        self._phase_of[id(stream)] = phase
-        self._by_phase[phase].append(stream)
+        if every_firing:
+            self._phase_of[id(stream)] = -1
+            self._every.append(stream)
+        else:
+            phase = min(range(self.phases), key=lambda p: len(self._by_phase[p]))
+            self._phase_of[id(stream)] = phase
+            self._by_phase[phase].append(stream)
         if self._loop is None:
             self._step = 0
             self._loop = task.LoopingCall.withCount(self._tick)
@@ -85,7 +95,8 @@ class MediaClock:
             self._streams.remove(stream)
         except ValueError:
             return
-        self._by_phase[self._phase_of.pop(id(stream))].remove(stream)
+        phase = self._phase_of.pop(id(stream))
+        (self._every if phase < 0 else self._by_phase[phase]).remove(stream)
         if not self._streams and self._loop is not None:
             loop, self._loop = self._loop, None
             if loop.running:
@@ -96,7 +107,7 @@ class MediaClock:
         first, last = self._step + 1, self._step + count  # the sub-intervals that elapsed
         self._step = last
         if n == 1:
-            self._run(self._streams, count)
+            self._run(self._by_phase[0], count)
         else:
             # Serve every phase whose slot fell in (first..last], in the order the slots
             # came, each with the number of its 20 ms periods that elapsed.
@@ -104,6 +115,8 @@ class MediaClock:
                 phase = step % n
                 periods = (last - phase) // n - (first - 1 - phase) // n
                 self._run(self._by_phase[phase], periods)
+        if self._every:  # after the firing's packets went out
+            self._run(self._every, 1)
         if self.receiver is not None:
             try:
                 self.receiver.poll()

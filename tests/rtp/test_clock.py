@@ -125,3 +125,33 @@ def test_phases_count_the_periods_a_late_firing_covers():
     for _ in range(4):
         clock.advance(P / 4)
     assert len(streams[0].calls) == 2 and all(len(s.calls) == 3 for s in streams[1:])
+
+
+def test_every_firing_streams_run_at_each_firing_after_the_phase_streams():
+    clock = task.Clock()
+    mc = MediaClock(clock, phases=4)
+    order = []
+
+    class Named:
+        def __init__(self, name):
+            self.name = name
+
+        def tick(self, count):
+            order.append((self.name, count))
+
+    a, b, batch = Named("a"), Named("b"), Named("batch")
+    mc.register(a)
+    mc.register(batch, every_firing=True)
+    mc.register(b)
+    for _ in range(4):
+        clock.advance(0.005)
+    assert order.count(("batch", 1)) == 4  # one per firing, not one per 20 ms
+    assert sorted(o for o in order if o[0] != "batch") == [("a", 1), ("b", 1)]
+    # a firing's batch work comes after its phase streams
+    for i, item in enumerate(order):
+        if item[0] in ("a", "b"):
+            assert order[i + 1] == ("batch", 1)
+    mc.unregister(batch)
+    mc.unregister(a)
+    mc.unregister(b)
+    assert not mc.running
