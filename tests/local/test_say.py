@@ -64,10 +64,18 @@ def test_say_plays_on_the_device_and_the_monitor_hears_the_prompt(tmp_path, pipe
     assert r.returncode == 0, r.stderr
     assert "played" in r.stderr
     peak, lag = normalised_xcorr_peak(heard, ref)
-    print(f"correlation {peak:.3f} lag {lag} active {active_seconds(heard):.2f} vs {active_seconds(ref):.2f}")
-    assert peak > 0.6, f"correlation {peak:.2f}"
+    # Sixths of the prompt, each looked for on its own: an underrun of the null sink on a
+    # loaded machine shifts the rest of the playback by a few ms, which spoils the
+    # whole-prompt correlation (seen at 0.21-0.63 with the right active length, with the
+    # code before and after a change that did not touch `ivr say`) and the one sixth it
+    # falls in, not the others.  Silence, noise or another prompt match none of them.
+    parts = [normalised_xcorr_peak(heard, part) for part in np.array_split(ref, 6)]
+    print(f"correlation {peak:.3f} lag {lag} sixths {[(round(p, 3), l) for p, l in parts]} "
+          f"active {active_seconds(heard):.2f} vs {active_seconds(ref):.2f}")
+    found = [l for p, l in parts if p > 0.6]
+    assert len(found) >= 4, f"correlation of the sixths {parts}"
+    assert found == sorted(found) and 0 <= found[0] / 8000 < 3.0  # heard in order
     assert abs(active_seconds(heard) - active_seconds(ref)) < 0.15
-    assert 0 <= lag / 8000 < 3.0
 
 
 def test_say_without_a_device_fails_clearly(tmp_path, no_device_env):
