@@ -27,7 +27,7 @@ from ivr.call.bridge import RelaySource
 from ivr.rtp.clock import SERVER_PHASES, MediaClock
 from ivr.rtp.ports import PortAllocator
 from ivr.rtp.receiver import MediaReceiver
-from ivr.rtp.session import RtpSession
+from ivr.rtp.session import PlaybackStopped, RtpSession
 
 from . import common
 
@@ -55,8 +55,8 @@ def measure(pairs: int = 100, periods: int = 250, warmup: int = 25) -> dict:
         a.set_remote("127.0.0.1", pa.getsockname()[1], 0, "PCMU", telephone_event_pt=101)
         b.set_remote("127.0.0.1", pb.getsockname()[1], 0, "PCMU", telephone_event_pt=101)
         to_a, to_b = RelaySource(), RelaySource()
-        a.play(to_a)
-        b.play(to_b)
+        for leg, source in ((a, to_a), (b, to_b)):  # close() stops playback: expected
+            leg.play(source).addErrback(lambda f: f.trap(PlaybackStopped))
         a.add_payload_listener(to_b.push)
         b.add_payload_listener(to_a.push)
         legs += [a, b]

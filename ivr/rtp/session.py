@@ -34,9 +34,9 @@ from twisted.python import log
 from ..media import g711
 from ..media.player import FRAME_SAMPLES
 from .dtmf import DtmfReceiver, DtmfSender, event_code
-from .packet import (Bye, ReceiverReport, RtpError, RtpPacket, SenderReport, SourceDescription,
-                     build_compound, is_rtcp, ntp_from_unix, ntp_middle32, parse_rtcp)
+from .packet import RtpError, RtpPacket, is_rtcp
 from .ports import EphemeralPorts
+from .rtcp import RtcpReporter
 from .stats import ReceiveStats
 
 __all__ = ["RtpSession", "PlaybackStopped", "DtmfNotNegotiated", "SessionClosed", "DIRECTIONS",
@@ -106,7 +106,6 @@ class RtpSession:
         self.clock = media_clock
         self.host = host
         self.media_timeout = media_timeout
-        self.rtcp_interval = rtcp_interval
         self._rng = rng or random.SystemRandom()
         self._ports = ports or EphemeralPorts(reactor)
         self._pair = self._ports.allocate(lambda: _Port(self, False), lambda: _Port(self, True),
@@ -119,8 +118,7 @@ class RtpSession:
         self._ticked = False
         self._ticks = self.ssrc % HOUSEKEEPING_TICKS  # spread housekeeping over the ticks
         self._remote: tuple[str, int] | None = None
-        self._rtcp_remote: tuple[str, int] | None = None
-        self._rtcp_latched = False
+        self._rtcp = RtcpReporter(self.ssrc, self.cname, rtcp_interval, self._rng)
         self._pt = 0
         self._te_pt: int | None = None
         self._encode = g711.ulaw_encode
@@ -151,9 +149,6 @@ class RtpSession:
         self._timeout_callbacks: list = []
         self._rx_reference = reactor.seconds()
         self._timed_out = False
-        self._next_rtcp: float | None = None
-        self.peer_bye = False
-        self._remote_view: dict = {}
         # packets/octets sent are attributes, not dict entries: they change on every tick
         self._packets_sent = 0
         self._octets_sent = 0
@@ -161,7 +156,6 @@ class RtpSession:
                               bad_packets=0, unexpected_payload_type=0, send_errors=0,
                               rtcp_sent=0, rtcp_received=0, bad_rtcp=0, relatches=0,
                               media_timeouts=0)
-        self._sent_since_report = False
         self._rtp_socket = getattr(self._pair.rtp, "socket", None)  # None: an in-memory port
 
     # ------------------------------------------------------------------ configuration
@@ -172,8 +166,7 @@ class RtpSession:
         if not 0 < port < 65536 or not 0 <= payload_type < 128:
             raise ValueError("bad port or payload type")
         self._remote = (ip, port)
-        if not self._rtcp_latched:
-            self._rtcp_remote = (ip, rtcp_port or port + 1)
+        self._rtcp.follow_rtp(ip, port, rtcp_port)
         self._pt = payload_type
         self._encode = g711.encoder_for(codec)
         self._send_decoder = g711.decoder_for(codec)
@@ -183,9 +176,9 @@ class RtpSession:
         self._decoders[payload_type] = g711.decoder_for(codec)
         if self._closed:
             return
-        if self._next_rtcp is None:
+        if self._rtcp.next_at is None:
             self._rx_reference = self.reactor.seconds()
-            self._schedule_rtcp(self.reactor.seconds())
+            self._rtcp.schedule(self.reactor.seconds())
         self.clock.register(self)
 
     @property
@@ -377,7 +370,7 @@ class RtpSession:
         self._seq = (self._seq + 1) & 0xFFFF
         self._packets_sent += 1
         self._octets_sent += len(payload)
-        self._sent_since_report = True
+        self._rtcp.sent_since_report = True
         sock = self._rtp_socket
         if sock is None:
             self._write(self._pair.rtp, data, self._remote)
@@ -406,11 +399,10 @@ class RtpSession:
                 and now - self._rx_reference >= self.media_timeout):
             self._timed_out = True
             self._counters["media_timeouts"] += 1
-            for cb in list(self._timeout_callbacks):
-                _safe(cb)
-        if self._next_rtcp is not None and now >= self._next_rtcp:
+            _notify(self._timeout_callbacks)
+        if self._rtcp.due(now):
             self._send_rtcp(now)
-            self._schedule_rtcp(now)
+            self._rtcp.schedule(now)
 
     # ------------------------------------------------------------------ receive
     def _rtp_received(self, data: bytes, addr) -> None:
@@ -442,8 +434,7 @@ class RtpSession:
             self._counters["relatches"] += 1
             log.msg(f"RtpSession {self.local_port}: latching RTP to {addr[0]}:{addr[1]}")
             self._remote = addr
-            if not self._rtcp_latched:
-                self._rtcp_remote = (addr[0], addr[1] + 1)
+            self._rtcp.follow_rtp(addr[0], addr[1])
         now = self.reactor.seconds()
         verdict = self._rx.update(ssrc, seq, timestamp, now, len(payload))
         self._rx_reference = now
@@ -456,68 +447,41 @@ class RtpSession:
         elif payload and pt in self._decoders:
             decoder = self._decoders[pt]
             if self._payload_listeners:
-                encoded = EncodedFrame(payload, decoder)
-                for cb in tuple(self._payload_listeners):
-                    try:
-                        cb(encoded)
-                    except Exception:
-                        log.err(None, f"RtpSession: callback {cb!r} failed")
+                _notify(self._payload_listeners, EncodedFrame(payload, decoder))
             if self._audio_listeners:  # decoded only when someone listens to audio
-                frame = decoder(payload)
-                for cb in tuple(self._audio_listeners):
-                    _safe(cb, frame)
+                _notify(self._audio_listeners, decoder(payload))
 
     def _deliver_dtmf(self, digit: str) -> None:
         self._counters["dtmf_received"] += 1
-        for cb in list(self._dtmf_callbacks):
-            _safe(cb, digit, source="rfc4733")
+        _notify(self._dtmf_callbacks, digit, source="rfc4733")
 
-    # ------------------------------------------------------------------ RTCP
-    def _schedule_rtcp(self, now: float) -> None:
-        self._next_rtcp = now + self.rtcp_interval * self._rng.uniform(0.5, 1.5)
+    # ------------------------------------------------------------------ RTCP (rtcp.py)
+    @property
+    def rtcp_interval(self) -> float:
+        return self._rtcp.interval
 
-    def _report(self, now: float) -> list:
-        block = self._rx.report_block(now)
-        blocks = (block,) if block is not None else ()
-        if self._sent_since_report:
-            report = SenderReport(self.ssrc, ntp_from_unix(now), self._ts,
-                                  self._packets_sent & _MASK32,
-                                  self._octets_sent & _MASK32, blocks)
-        else:
-            report = ReceiverReport(self.ssrc, blocks)
-        self._sent_since_report = False
-        return [report, SourceDescription.cname(self.ssrc, self.cname)]
+    @property
+    def peer_bye(self) -> bool:
+        """The peer sent an RTCP BYE."""
+        return self._rtcp.peer_bye
 
     def _send_rtcp(self, now: float, bye: bool = False) -> None:
-        if self._rtcp_remote is None:
+        if self._rtcp.remote is None:
             return
-        packets = self._report(now)
-        if bye:
-            packets.append(Bye((self.ssrc,)))
+        data = self._rtcp.compound(now, self._rx, self._ts, self._packets_sent,
+                                   self._octets_sent, bye=bye)
         self._counters["rtcp_sent"] += 1
-        self._write(self._pair.rtcp, build_compound(packets), self._rtcp_remote)
+        self._write(self._pair.rtcp, data, self._rtcp.remote)
 
     def _rtcp_received(self, data: bytes, addr) -> None:
         if self._closed:
             return
         try:
-            packets = parse_rtcp(data)
+            self._rtcp.received(data, addr, self.reactor.seconds(), self._rx)
         except RtpError:
             self._counters["bad_rtcp"] += 1
             return
         self._counters["rtcp_received"] += 1
-        self._rtcp_remote = (addr[0], addr[1])
-        self._rtcp_latched = True
-        now = self.reactor.seconds()
-        for p in packets:
-            if isinstance(p, SenderReport):
-                self._rx.on_sender_report(p.ntp_timestamp, now)
-            if isinstance(p, (SenderReport, ReceiverReport)):
-                for block in p.reports:
-                    if block.ssrc == self.ssrc:
-                        self._remote_view = _peer_view(block, now)
-            elif isinstance(p, Bye):
-                self.peer_bye = True
 
     # ------------------------------------------------------------------ stats / close
     def stats(self) -> dict:
@@ -527,8 +491,8 @@ class RtpSession:
         out.update(ssrc=self.ssrc, local_port=self.local_port, remote=self._remote,
                    packets_received=rx["packets_received"], octets_received=rx["octets_received"],
                    lost=rx["lost"], duplicates=rx["duplicates"], reordered=rx["reordered"],
-                   jitter_ms=rx["jitter_ms"], remote_ssrc=rx["ssrc"], peer=dict(self._remote_view),
-                   peer_bye=self.peer_bye, direction=self.direction, held=self._held)
+                   jitter_ms=rx["jitter_ms"], remote_ssrc=rx["ssrc"], peer=dict(self._rtcp.peer_view),
+                   peer_bye=self._rtcp.peer_bye, direction=self.direction, held=self._held)
         return out
 
     def close(self) -> defer.Deferred:
@@ -561,18 +525,11 @@ def _fit(frame) -> np.ndarray:
     return arr
 
 
-def _peer_view(block, now: float) -> dict:
-    view = {"fraction_lost": block.fraction_lost / 256.0, "cumulative_lost": block.cumulative_lost,
-            "jitter_ms": block.jitter / 8.0, "highest_seq": block.highest_seq}
-    if block.lsr:
-        rtt = (ntp_middle32(ntp_from_unix(now)) - block.lsr - block.dlsr) & _MASK32
-        if rtt < 0x80000000:
-            view["rtt_ms"] = rtt * 1000.0 / 65536
-    return view
-
-
-def _safe(cb, *args, **kwargs) -> None:
-    try:
-        cb(*args, **kwargs)
-    except Exception:
-        log.err(None, f"RtpSession: callback {cb!r} failed")
+def _notify(callbacks: list, *args, **kwargs) -> None:
+    """Call each callback (a copy of the list: one may remove itself); a failing one is logged
+    and the rest still run."""
+    for cb in tuple(callbacks):
+        try:
+            cb(*args, **kwargs)
+        except Exception:
+            log.err(None, f"RtpSession: callback {cb!r} failed")

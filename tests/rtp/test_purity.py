@@ -2,7 +2,7 @@
 import subprocess
 import sys
 
-PURE = ["ivr.rtp.packet", "ivr.rtp.stats", "ivr.rtp.dtmf", "ivr.media.g711", "ivr.media.player"]
+PURE = ["ivr.rtp.packet", "ivr.rtp.stats", "ivr.rtp.rtcp", "ivr.rtp.dtmf", "ivr.media.g711", "ivr.media.player"]
 
 
 def test_pure_modules_do_not_import_twisted():
