@@ -353,7 +353,14 @@ class InviteServerTransaction(_ServerTransaction):
         return actions + [StartTimer(TimerName.H, self.timers.timeout)]
 
     def _on_2xx(self, response) -> list[Action]:
-        return self._send(response) + [StartTimer(TimerName.L, self.timers.timeout)]
+        # Accepted never re-sends on its own (the UAS core retransmits the 2xx), so the
+        # transaction lets go of it and of the 100 Trying: it lingers for Timer L holding
+        # as little as possible.
+        self.last_response = None
+        return [Send(response), StartTimer(TimerName.L, self.timers.timeout)]
+
+    def _send_through(self, response) -> list[Action]:
+        return [Send(response)]
 
     def _on_timer_g(self, _message) -> list[Action]:
         self.interval = min(2 * self.interval, self.timers.t2)
@@ -393,7 +400,7 @@ InviteServerTransaction.TABLE = {
     # RFC 6026 7.1: INVITE retransmissions absorbed, the TU's 2xx retransmissions sent,
     # an ACK that matches (RFC 2543 peers reuse the branch) goes up to the TU.
     (State.ACCEPTED, Event.REQUEST): ("_nothing", State.ACCEPTED),
-    (State.ACCEPTED, Event.TU_2XX): ("_send", State.ACCEPTED),
+    (State.ACCEPTED, Event.TU_2XX): ("_send_through", State.ACCEPTED),
     (State.ACCEPTED, Event.ACK): ("_pass", State.ACCEPTED),
     (State.ACCEPTED, Event.TRANSPORT_ERROR): ("_on_transport_error_accepted", State.ACCEPTED),
     (State.ACCEPTED, TimerName.L): ("_terminate", State.TERMINATED),

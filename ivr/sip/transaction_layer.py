@@ -2,7 +2,8 @@
 
 It matches incoming messages to transactions (RFC 3261 17.1.3 / 17.2.3), creates server
 transactions for new requests, and carries out the machines' actions: ``Send`` goes to
-the transport, ``StartTimer``/``CancelTimer`` become ``clock.callLater`` calls kept per
+the transport, ``StartTimer``/``CancelTimer`` become timers on one :class:`TimerQueue`
+(a FIFO per distinct delay behind a single ``callLater``; see timer_queue.py for why) kept per
 transaction under the timer's RFC letter, ``PassToTU``/``Timeout``/``TransportFailed``
 become TU callbacks, and ``Terminated`` removes the transaction from the tables.
 
@@ -29,11 +30,14 @@ from twisted.logger import Logger
 
 from .message import Request, Response
 from .timers import TimerConfig, TimerName
+from .timer_queue import QueuedTimer, TimerQueue
 from .transaction import (
     CancelTimer,
+    InviteServerTransaction,
     PassToTU,
     Send,
     StartTimer,
+    State,
     Terminated,
     Timeout,
     TransactionError,
@@ -49,6 +53,13 @@ from .transaction import (
 from .uas_2xx import NoAck, TwoXXRetransmitter
 
 log = Logger(namespace="ivr.sip.transaction")
+
+
+#: What a parked INVITE server transaction in Accepted is (see TransactionLayer._park).
+_ACCEPTED = "accepted"
+#: The timer name of a parked transaction's end (Timer J or L, moved over at parking).
+_PARK_EXPIRY = "parked"
+_PARKABLE = frozenset((State.ACCEPTED, State.COMPLETED))
 
 
 class _Handle:
@@ -99,6 +110,8 @@ class TransactionLayer:
         self.timers = timers
         self.clients: dict[tuple, ClientTransaction] = {}
         self.servers: dict[tuple, ServerTransaction] = {}
+        self.timer_queue = TimerQueue(clock, self._queued_timer_fired)
+        self.parked = 0  # server transactions lingering as a compact record (see _park)
 
     # -- from the transport --------------------------------------------------------------
     def receive(self, message: Request | Response, source) -> None:
@@ -134,7 +147,10 @@ class TransactionLayer:
             return
         txn = self.servers.get(key)
         if txn is not None:
-            self._dispatch(txn, txn.machine.receive_request, request)
+            if txn.__class__ is ServerTransaction:
+                self._dispatch(txn, txn.machine.receive_request, request)
+            else:
+                self._parked_request(txn, request, source)
             return
         if request.method == "ACK":
             self._call_tu(self.tu.ack_for_2xx, request, source)
@@ -183,7 +199,10 @@ class TransactionLayer:
         except ValueError:
             return None
         txn = self.servers.get(key)
-        if txn is None or txn.terminated or txn.request.method != "INVITE":
+        if txn is _ACCEPTED:
+            return txn  # a final response went out: the CANCEL gets its 200 and does nothing
+        if txn is None or txn.__class__ is not ServerTransaction or txn.terminated \
+                or txn.request.method != "INVITE":
             return None
         return txn
 
@@ -217,8 +236,7 @@ class TransactionLayer:
                 self._send(txn, action.message)
             elif isinstance(action, StartTimer):
                 self._cancel_timer(txn, action.name)
-                txn.delayed[action.name] = self.clock.callLater(
-                    action.delay, self._timer_fired, txn, action.name)
+                txn.delayed[action.name] = self.timer_queue.start(action.delay, txn, action.name)
             elif isinstance(action, CancelTimer):
                 self._cancel_timer(txn, action.name)
             elif isinstance(action, PassToTU):
@@ -235,6 +253,63 @@ class TransactionLayer:
                     self._call_tu(getattr(self.tu, "server_transport_error", None), txn)
             elif isinstance(action, Terminated):
                 self._forget(txn)
+        if txn.__class__ is ServerTransaction and txn.machine.state in _PARKABLE:
+            self._park(txn)
+
+    def _park(self, txn: ServerTransaction) -> None:
+        """Replace a transaction that only waits out Timer J or L by a compact record.
+
+        Once an INVITE server transaction is in RFC 6026's Accepted state (it absorbs
+        retransmitted INVITEs and passes a matching ACK up; the UAS core's 2xx
+        retransmissions reach the transport through the handle it holds), or a non-INVITE
+        server transaction is in Completed (it re-sends its final response to a
+        retransmitted request), it does nothing else for 32 s.  Kept as objects, those
+        transactions were most of what the cyclic garbage collector walked at a few hundred
+        calls per second (a dozen objects each: the machine, both messages, headers, the
+        source, timers), so full collections grew to 100 ms pauses.  Parked, each is a
+        tuple of strings and bytes, which the collector does not track, plus its timer.
+        """
+        machine = txn.machine
+        invite = isinstance(machine, InviteServerTransaction)
+        if invite != (machine.state is State.ACCEPTED):
+            return  # an INVITE's Completed (non-2xx) still retransmits on Timer G
+        timer_name = TimerName.L if invite else TimerName.J
+        timer = txn.delayed.get(timer_name)
+        if timer is None or timer.__class__ is not QueuedTimer or not timer.active():
+            return
+        if machine.state is State.ACCEPTED:
+            record = _ACCEPTED
+        else:
+            prepare = getattr(self.transport, "prepare_response", None)
+            prepared = (prepare(machine.last_response, txn.source)
+                        if prepare is not None and machine.last_response is not None else None)
+            if prepared is None:
+                return
+            record = prepared  # (datagram, (host, port))
+        keys = tuple(k for k in txn.keys if self.servers.get(k) is txn)
+        for key in keys:
+            self.servers[key] = record
+        del txn.delayed[timer_name]
+        timer.subject, timer.name = keys, _PARK_EXPIRY  # same deadline, same place in its queue
+        self.parked += 1
+
+    def _parked_request(self, record, request: Request, source) -> None:
+        if record is _ACCEPTED:
+            if request.method == "ACK":  # RFC 2543 peers reuse the INVITE's branch
+                self._call_tu(self.tu.ack_for_2xx, request, source)
+            return  # a retransmitted INVITE is absorbed
+        data, addr = record
+        try:
+            self.transport.send_prepared(data, addr)
+        except Exception:
+            log.failure("transport failed re-sending a final response to {a!r}", a=addr)
+
+    def _unpark(self, keys: tuple) -> None:
+        for key in keys:
+            record = self.servers.get(key)
+            if record is not None and record.__class__ is not ServerTransaction:
+                del self.servers[key]
+        self.parked -= 1
 
     def _send(self, txn: _Handle, message) -> None:
         try:
@@ -260,6 +335,14 @@ class TransactionLayer:
             self._call_tu(self.tu.ack_for_2xx, message, txn.source)
         else:
             self._call_tu(self.tu.request_received, txn, message, txn.source)
+
+    def _queued_timer_fired(self, subject, name: TimerName) -> None:
+        if name is _PARK_EXPIRY:
+            self._unpark(subject)
+        elif isinstance(subject, Retransmission):
+            subject._fired(name)
+        else:
+            self._timer_fired(subject, name)
 
     def _timer_fired(self, txn: _Handle, name: TimerName) -> None:
         txn.delayed.pop(name, None)
@@ -323,8 +406,8 @@ class Retransmission:
                         log.failure("transport failed re-sending {m!r}", m=action.message)
             elif isinstance(action, StartTimer):
                 self._cancel(action.name)
-                self.delayed[action.name] = self.layer.clock.callLater(
-                    action.delay, self._fired, action.name)
+                self.delayed[action.name] = self.layer.timer_queue.start(action.delay, self,
+                                                                          action.name)
             elif isinstance(action, CancelTimer):
                 self._cancel(action.name)
             elif isinstance(action, NoAck):

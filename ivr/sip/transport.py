@@ -253,6 +253,17 @@ class SipTransport:
         host, port = response_destination(response)
         self._send_udp(data, (host, port))
 
+    def prepare_response(self, response: Response, source: Source):
+        """``(datagram, (host, port))`` to re-send ``response`` later with
+        :meth:`send_prepared` (a parked transaction keeps only that); None over TCP/TLS,
+        where a transaction never lingers to re-send."""
+        if source.reliable:
+            return None
+        return serialize(response), response_destination(response)
+
+    def send_prepared(self, data: bytes, addr: tuple[str, int]) -> None:
+        self._send_udp(data, addr)
+
     def send_request(self, request: Request, dest: Destination) -> None:
         data = serialize(request)
         if dest.transport == "UDP":

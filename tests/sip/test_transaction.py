@@ -287,8 +287,10 @@ def test_invite_server_accepted_state_rfc6026():
     ok = response(invite, 200)
     assert txn.send_response(ok) == [Send(ok), StartTimer(L, 32.0)]
     assert txn.state is State.ACCEPTED
+    assert txn.last_response is None  # lingers for Timer L holding no response
     assert txn.receive_request(invite) == []  # retransmitted INVITE absorbed
     assert txn.send_response(ok) == [Send(ok)]  # the UA core's 2xx retransmission
+    assert txn.last_response is None
     ack = request("ACK", to_tag="a6c85cf")
     assert txn.receive_request(ack) == [PassToTU(ack)]
     assert txn.timer_fired(L) == [Terminated()]
