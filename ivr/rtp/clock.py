@@ -24,6 +24,11 @@ each time a firing happens): for batch work that consumes what arrived since the
 such as the in-band DTMF detector, spreading it over the firings instead of piling a whole
 period's work onto one phase.
 
+A stream's ``tick`` may return a callable: the rest of its tick, run once every stream of the
+firing has sent its packet.  A session whose prompt just ended uses it to run the dialplan
+(which starts the next prompt) outside the send loop, so that work delays that one stream's
+packet instead of every stream ticked after it (see ``RtpSession.tick``).
+
 Receiving (``receiver=``, the server): a :class:`~ivr.rtp.receiver.MediaReceiver` is polled at
 the end of every firing, after the firing's packets were sent, so incoming RTP is read in
 batches by the clock instead of one reactor wake-up per packet (see ``receiver.py``).
@@ -130,12 +135,25 @@ class MediaClock:
         if count > 1:
             self.late_ticks += 1
             self.missed_intervals += count - 1
+        rest = None
         for stream in list(streams):
             try:
-                stream.tick(count)
+                more = stream.tick(count)
             except Exception:
                 self.stream_errors += 1
                 log.err(None, f"media clock: stream {stream!r} failed in tick")
+                continue
+            if more is not None:
+                if rest is None:
+                    rest = []
+                rest.append(more)
+        if rest is not None:  # after the firing's other packets went out
+            for more in rest:
+                try:
+                    more()
+                except Exception:
+                    self.stream_errors += 1
+                    log.err(None, f"media clock: the rest of a tick failed ({more!r})")
 
     def metrics(self) -> dict:
         return {"ticks": self.ticks, "late_ticks": self.late_ticks, "phases": self.phases,

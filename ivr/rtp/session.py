@@ -48,6 +48,7 @@ _MASK32 = 0xFFFFFFFF
 _STATIC_DECODERS = {0: g711.ulaw_decode, 8: g711.alaw_decode}
 _CN_PT = 13
 _SENDING = frozenset(("sendrecv", "sendonly"))
+_ENDED = object()  # _next_audio_frame: the source just ended
 HOUSEKEEPING_TICKS = 5  # run _housekeeping on one tick in five (every 100 ms)
 
 
@@ -133,6 +134,7 @@ class RtpSession:
         self._source = None
         self._play_d: defer.Deferred | None = None
         self._played = 0
+        self._ended: tuple | None = None  # (Deferred, frames) of a source that just ended
         self._dtmf_queue: deque = deque()
         self._dtmf_packets: list | None = None
         self._dtmf_index = 0
@@ -276,7 +278,13 @@ class RtpSession:
         return d
 
     # ------------------------------------------------------------------ the tick
-    def tick(self, count: int) -> None:
+    def tick(self, count: int):
+        """Send this period's packet.  When the playing source has just ended, returns
+        :meth:`_finish_tick` instead: the media clock calls it after the other streams of
+        the firing have sent theirs.  Ending a prompt runs the play() Deferred's callbacks
+        (the dialplan's next verb, which usually starts the next prompt), and that work must
+        not delay every stream ticked after this one.  The packet still goes out in this
+        period, from the next source when one was started (gapless), else silence."""
         if self._closed:
             return
         if self._ticked:
@@ -301,41 +309,67 @@ class RtpSession:
             self._after_dtmf_packet()
         else:
             frame = self._next_audio_frame()
-            if frame is None:
-                payload = self._silence
-            elif type(frame) is bytes:
-                payload = frame
-            elif type(frame) is EncodedFrame:
-                # A relayed payload in the codec we send goes out as it came in.
-                if frame.decoder is self._send_decoder and len(frame.payload) == FRAME_SAMPLES:
-                    payload = frame.payload
-                else:
-                    payload = self._encode(_fit(frame.pcm())).tobytes()
-            else:
-                payload = self._encode(_fit(frame)).tobytes()
-            self._send_rtp(self._pt, self._marker_next, self._ts, payload)
+            if frame is _ENDED:
+                return self._finish_tick
+            self._send_audio(frame)
         self._marker_next = False
 
-    def _next_audio_frame(self):
+    def _finish_tick(self) -> None:
         for _ in range(4):  # a finished source's callback may start the next one (gapless)
-            src = self._source
-            if src is None:
-                return None
-            try:
-                # A source that can hand out encoded frames (a prompt) skips the per-frame
-                # G.711 encode: it returns bytes, which tick() sends as they are.
-                read_encoded = getattr(src, "read_encoded", None)
-                frame = read_encoded(self._encode) if read_encoded is not None else src.read_frame()
-            except Exception as e:
-                d, self._source, self._play_d = self._play_d, None, None
-                d.errback(e)
-                return None
-            if frame is not None:
-                self._played += 1
-                return frame
+            ended, self._ended = self._ended, None
+            if ended is not None:
+                ended[0].callback(ended[1])
+            if self._closed:
+                return
+            if (self._held or self._remote is None or self.direction not in _SENDING):
+                self._marker_next = True
+                return
+            frame = self._next_audio_frame()
+            if frame is not _ENDED:
+                self._send_audio(frame)
+                self._marker_next = False
+                return
+        self._ended[0].callback(self._ended[1])  # a fifth empty source in a row: silence
+        self._ended = None
+        self._send_audio(None)
+        self._marker_next = False
+
+    def _send_audio(self, frame) -> None:
+        if frame is None:
+            payload = self._silence
+        elif type(frame) is bytes:
+            payload = frame
+        elif type(frame) is EncodedFrame:
+            # A relayed payload in the codec we send goes out as it came in.
+            if frame.decoder is self._send_decoder and len(frame.payload) == FRAME_SAMPLES:
+                payload = frame.payload
+            else:
+                payload = self._encode(_fit(frame.pcm())).tobytes()
+        else:
+            payload = self._encode(_fit(frame)).tobytes()
+        self._send_rtp(self._pt, self._marker_next, self._ts, payload)
+
+    def _next_audio_frame(self):
+        """The next frame of the playing source; None for silence; ``_ENDED`` when the
+        source just ended (its Deferred waits in ``_ended`` for :meth:`_finish_tick`)."""
+        src = self._source
+        if src is None:
+            return None
+        try:
+            # A source that can hand out encoded frames (a prompt) skips the per-frame
+            # G.711 encode: it returns bytes, which tick() sends as they are.
+            read_encoded = getattr(src, "read_encoded", None)
+            frame = read_encoded(self._encode) if read_encoded is not None else src.read_frame()
+        except Exception as e:
             d, self._source, self._play_d = self._play_d, None, None
-            d.callback(self._played)
-        return None
+            d.errback(e)
+            return None
+        if frame is not None:
+            self._played += 1
+            return frame
+        self._ended = (self._play_d, self._played)
+        self._source = self._play_d = None
+        return _ENDED
 
     def _next_dtmf_packet(self):
         if self._te_pt is None:  # renegotiated away mid-queue: digits wait, nothing is sent

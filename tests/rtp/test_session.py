@@ -101,6 +101,47 @@ def test_gapless_chaining_from_callback():
     assert pl[2] == b"\xff" * 160
 
 
+def test_prompt_end_runs_after_the_other_streams_of_the_firing_sent_theirs():
+    """The dialplan work a prompt's end triggers (here: the callback) runs once every other
+    stream of the firing has sent its packet, and the stream's own packet of that period
+    still comes from the next prompt (gapless, sequence contiguous)."""
+    clock = task.Clock()
+    media = MediaClock(clock)
+    first_ports, other_ports = FakePorts(), FakePorts()
+    first = RtpSession(clock, media, ports=first_ports, rng=random.Random(1))
+    other = RtpSession(clock, media, ports=other_ports, rng=random.Random(2))
+    first.set_remote(PEER[0], PEER[1])  # registered first: ticked first in each firing
+    other.set_remote(PEER[0], PEER[1] + 2)
+    one = np.full(160, 1000, dtype=np.int16)
+    two = np.full(160, -1000, dtype=np.int16)
+    seen = []
+
+    def ended(frames):
+        seen.append((frames, len(other_ports.pair.rtp.sent), len(first_ports.pair.rtp.sent)))
+        first.play(PcmSource(two))
+    first.play(PcmSource(one)).addCallback(ended)
+    ticks(clock, 3)
+    # The prompt ended on the second tick: by then the other stream had sent that tick's
+    # packet (2 sent), and the first stream's had not gone out yet (1 sent).
+    assert seen == [(1, 2, 1)]
+    pkts = sent(first_ports)
+    assert [p.payload for p in pkts] == [g711.ulaw_encode(one).tobytes(),
+                                         g711.ulaw_encode(two).tobytes(), b"\xff" * 160]
+    assert [p.sequence - pkts[0].sequence for p in pkts] == [0, 1, 2]
+    assert [p.timestamp - pkts[0].timestamp for p in pkts] == [0, 160, 320]
+
+
+def test_a_failing_prompt_end_callback_still_sends_the_period_packet():
+    s, clock, ports = make()
+    d = s.play(PcmSource(np.full(160, 1000, dtype=np.int16)))
+    d.addCallback(lambda _: 1 / 0)
+    errors = []
+    d.addErrback(lambda f: errors.append(f.type))
+    ticks(clock, 3)
+    assert errors == [ZeroDivisionError]
+    assert len(sent(ports)) == 3  # the end's period went out as silence, and the next
+
+
 def test_stop_and_cancel_playback():
     s, clock, ports = make()
     d = s.play(SilenceSource(10))
