@@ -43,6 +43,30 @@ def test_lost_ack_makes_server_retransmit_2xx(server, tmp_path):
     assert "ack-timeout" not in server.log()
 
 
+def test_retransmissions_after_the_final_response_are_absorbed_or_answered_again(server,
+                                                                               tmp_path):
+    """A late INVITE retransmission after the call is up makes no second call (RFC 6026
+    Accepted) and a re-sent BYE gets the same 200 again (Completed, Timer J): both now
+    answered by parked transactions (TransactionLayer._park) on a real server."""
+    r = sipp(tmp_path, server.sip, scenario=SCENARIOS / "uac_retransmit_after_final.xml",
+             service="echo", timeout=30)
+    assert r.returncode == 0, str(r)
+    assert r.stat("SuccessfulCall(C)") == 1, str(r)
+    bye_oks = [lines for _, d, lines in sipp_messages(r.messages)
+               if d == "received" and lines[0].startswith("SIP/2.0 200")
+               and any(line.startswith("CSeq:") and "BYE" in line for line in lines)]
+    assert len(bye_oks) == 2, str(r)
+    assert bye_oks[0] == bye_oks[1]  # the same response, byte for byte
+    invite_replies = count_messages(r.messages, "SIP/2.0", "INVITE")
+    log = server.wait_for_log("ended: remote-bye (remote)")
+    time.sleep(0.3)
+    log = server.log()
+    assert log.count("flow='echo_test' source='request_uri'") == 1, log[-2000:]
+    assert log.count("ended: remote-bye") == 1
+    assert invite_replies <= 3, str(r)  # 100 and 200 for the first INVITE only (180 optional)
+    assert "Traceback" not in log
+
+
 def test_missing_ack_ends_call_with_bye_after_64_t1(server_factory, tmp_path):
     server = server_factory(extra=["--t1", "0.05"])  # 64 * T1 = 3.2 s
     r = sipp(tmp_path, server.sip, scenario=SCENARIOS / "uac_never_ack.xml", service="echo",
