@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -158,6 +158,74 @@ _TRANSITIONS: dict[tuple[_State, _Input], _State] = {
 def _ts_before(a: int, b: int) -> bool:
     """a is earlier than b in 32-bit RTP timestamp arithmetic."""
     return a != b and ((b - a) & 0xFFFFFFFF) < 0x80000000
+
+
+class DtmfSendQueue:
+    """RFC 4733 events waiting to go out on one stream, one packet per media tick.
+
+    Each queued event may carry a ``done`` token (anything: the session uses a Deferred),
+    handed back by :meth:`sent` once the event's last end packet went out.  Between two
+    events the stream sends ``gap_ticks`` ticks of audio, so that a receiver sees separate
+    key presses.  Pure: no clock, no I/O.
+    """
+
+    def __init__(self, gap_ticks: int = 3) -> None:
+        self.gap_ticks = max(0, gap_ticks)
+        self._queue: deque = deque()
+        self._packets: list[DtmfPacket] | None = None  # the event being sent
+        self._index = 0
+        self._event_ts = 0
+        self._done = None
+        self._gap = 0
+        #: Nothing to send and no gap to wait out.  An attribute, not a property: the
+        #: session reads it on every tick of every stream, and it changes only here.
+        self.idle = True
+
+    def _update_idle(self) -> None:
+        self.idle = self._packets is None and not self._queue and self._gap <= 0
+
+    def add(self, code: int, duration_ms: int, done=None) -> None:
+        self._queue.append((code, duration_ms, done))
+        self.idle = False
+
+    def next_packet(self, timestamp: int) -> tuple[bytes, bool, int] | None:
+        """(payload, marker, RTP timestamp) to send on this tick, or None for audio.  A new
+        event starts at ``timestamp`` (the stream's current one)."""
+        if self._packets is None:
+            if self._gap > 0:
+                self._gap -= 1
+                self._update_idle()
+                return None
+            if not self._queue:
+                return None
+            code, duration_ms, self._done = self._queue.popleft()
+            self._packets = list(DtmfSender(code, duration_ms=duration_ms))
+            self._index = 0
+            self._event_ts = timestamp
+        pkt = self._packets[self._index]
+        return pkt.payload, pkt.marker, (self._event_ts + pkt.timestamp_offset) & 0xFFFFFFFF
+
+    def sent(self) -> tuple[bool, object]:
+        """The packet from :meth:`next_packet` went out: (did an event just end, its token)."""
+        self._index += 1
+        if self._index < len(self._packets):
+            return False, None
+        self._packets = None
+        self._gap = self.gap_ticks
+        self._update_idle()
+        done, self._done = self._done, None
+        return True, done
+
+    def clear(self) -> list:
+        """Drop everything; the tokens of the events that will never be sent."""
+        pending = [done for _code, _ms, done in self._queue if done is not None]
+        if self._done is not None:
+            pending.append(self._done)
+        self._queue.clear()
+        self._packets = self._done = None
+        self._gap = 0
+        self.idle = True
+        return pending
 
 
 class DtmfReceiver:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import ipaddress
 import random
 import struct
-from collections import deque
 
 import numpy as np
 from twisted.internet import defer
@@ -33,7 +32,7 @@ from twisted.python import log
 
 from ..media import g711
 from ..media.player import FRAME_SAMPLES
-from .dtmf import DtmfReceiver, DtmfSender, event_code
+from .dtmf import DtmfReceiver, DtmfSendQueue, event_code
 from .packet import RtpError, RtpPacket, is_rtcp
 from .ports import EphemeralPorts
 from .rtcp import RtcpReporter
@@ -135,13 +134,7 @@ class RtpSession:
         self._play_d: defer.Deferred | None = None
         self._played = 0
         self._ended: tuple | None = None  # (Deferred, frames) of a source that just ended
-        self._dtmf_queue: deque = deque()
-        self._dtmf_packets: list | None = None
-        self._dtmf_index = 0
-        self._dtmf_event_ts = 0
-        self._dtmf_done: defer.Deferred | None = None
-        self._dtmf_gap_ticks = max(0, dtmf_gap_ms // 20)
-        self._dtmf_gap = 0
+        self._dtmf_out = DtmfSendQueue(gap_ticks=dtmf_gap_ms // 20)
         # receive side
         self._rx = ReceiveStats()
         self._dtmf_rx = DtmfReceiver(end_timeout=dtmf_end_timeout)
@@ -274,7 +267,7 @@ class RtpSession:
             d.callback(0)
             return d
         for i, code in enumerate(codes):
-            self._dtmf_queue.append((code, duration_ms, d if i == len(codes) - 1 else None))
+            self._dtmf_out.add(code, duration_ms, d if i == len(codes) - 1 else None)
         return d
 
     # ------------------------------------------------------------------ the tick
@@ -300,13 +293,18 @@ class RtpSession:
                 or self._closed):
             self._marker_next = True
             return
-        dtmf = (self._next_dtmf_packet()
-                if self._dtmf_packets is not None or self._dtmf_queue or self._dtmf_gap > 0
-                else None)
+        # Digits wait while telephone-event is not negotiated (renegotiated away mid-queue).
+        dtmf_out = self._dtmf_out
+        dtmf = (dtmf_out.next_packet(self._ts)
+                if not dtmf_out.idle and self._te_pt is not None else None)
         if dtmf is not None:
             payload, marker, ts = dtmf
             self._send_rtp(self._te_pt, marker or self._marker_next, ts, payload)
-            self._after_dtmf_packet()
+            ended, done = dtmf_out.sent()
+            if ended:
+                self._counters["dtmf_sent"] += 1
+                if done is not None:
+                    done.callback(None)
         else:
             frame = self._next_audio_frame()
             if frame is _ENDED:
@@ -315,24 +313,19 @@ class RtpSession:
         self._marker_next = False
 
     def _finish_tick(self) -> None:
-        for _ in range(4):  # a finished source's callback may start the next one (gapless)
+        # A finished source's callback may start the next one (gapless), which may itself be
+        # empty: up to four in a row are followed, then this period is silence.
+        for attempt in range(5):
             ended, self._ended = self._ended, None
-            if ended is not None:
-                ended[0].callback(ended[1])
-            if self._closed:
-                return
-            if (self._held or self._remote is None or self.direction not in _SENDING):
+            ended[0].callback(ended[1])
+            if not self.sending:
                 self._marker_next = True
                 return
-            frame = self._next_audio_frame()
+            frame = self._next_audio_frame() if attempt < 4 else None
             if frame is not _ENDED:
                 self._send_audio(frame)
                 self._marker_next = False
                 return
-        self._ended[0].callback(self._ended[1])  # a fifth empty source in a row: silence
-        self._ended = None
-        self._send_audio(None)
-        self._marker_next = False
 
     def _send_audio(self, frame) -> None:
         if frame is None:
@@ -370,34 +363,6 @@ class RtpSession:
         self._ended = (self._play_d, self._played)
         self._source = self._play_d = None
         return _ENDED
-
-    def _next_dtmf_packet(self):
-        if self._te_pt is None:  # renegotiated away mid-queue: digits wait, nothing is sent
-            return None
-        if self._dtmf_packets is None:
-            if self._dtmf_gap > 0:
-                self._dtmf_gap -= 1
-                return None
-            if not self._dtmf_queue:
-                return None
-            code, duration_ms, d = self._dtmf_queue.popleft()
-            self._dtmf_packets = list(DtmfSender(code, duration_ms=duration_ms))
-            self._dtmf_index = 0
-            self._dtmf_event_ts = self._ts
-            self._dtmf_done = d
-        pkt = self._dtmf_packets[self._dtmf_index]
-        return pkt.payload, pkt.marker, (self._dtmf_event_ts + pkt.timestamp_offset) & _MASK32
-
-    def _after_dtmf_packet(self) -> None:
-        self._dtmf_index += 1
-        if self._dtmf_index < len(self._dtmf_packets):
-            return
-        self._dtmf_packets = None
-        self._dtmf_gap = self._dtmf_gap_ticks
-        self._counters["dtmf_sent"] += 1
-        d, self._dtmf_done = self._dtmf_done, None
-        if d is not None:
-            d.callback(None)
 
     def _send_rtp(self, pt: int, marker: bool, ts: int, payload: bytes) -> None:
         data = _HEADER.pack(0x80, (0x80 if marker else 0) | pt, self._seq, ts, self.ssrc) + payload
@@ -538,12 +503,7 @@ class RtpSession:
         self._closed = True
         self.clock.unregister(self)
         self.stop_playback("session closed")
-        pending = [d for _code, _ms, d in self._dtmf_queue if d is not None]
-        if self._dtmf_done is not None:
-            pending.append(self._dtmf_done)
-        self._dtmf_queue.clear()
-        self._dtmf_packets = self._dtmf_done = None
-        for d in pending:
+        for d in self._dtmf_out.clear():
             d.errback(SessionClosed("session closed"))
         return defer.maybeDeferred(self._ports.release, self._pair)
 

@@ -250,8 +250,7 @@ class SipTransport:
             host, port = reconnect_destination(response)
             self._send_tcp(data, host, port)
             return
-        host, port = response_destination(response)
-        self._send_udp(data, (host, port))
+        self._send_udp(data, response_destination(response))
 
     def prepare_response(self, response: Response, source: Source):
         """``(datagram, (host, port))`` to re-send ``response`` later with

@@ -172,3 +172,40 @@ def test_sender_feeds_receiver_with_losses():
         got = [d for i, p in enumerate(kept) for d in rx.feed(480, i, p.payload, i * 0.02)]
         got += rx.poll(100)
         assert [d.digit for d in got] == ["B"]
+
+
+def test_send_queue_sends_each_event_whole_with_a_gap_and_hands_back_its_token():
+    from ivr.rtp.dtmf import DtmfSendQueue, DtmfSender, event_code
+    q = DtmfSendQueue(gap_ticks=2)
+    assert q.idle and q.next_packet(0) is None
+    q.add(event_code("1"), 40)
+    q.add(event_code("2"), 40, done="both sent")
+    per_event = len(list(DtmfSender("1", duration_ms=40)))
+    ticks, ts = [], 1000
+    while not q.idle:
+        pkt = q.next_packet(ts)
+        if pkt is None:
+            ticks.append("gap")
+        else:
+            ticks.append((pkt[0][0], pkt[1], pkt[2]))  # event code, marker, timestamp
+            ticks[-1] += q.sent()
+        ts += 160
+    first, second = ticks[:per_event], ticks[per_event + 2:2 * per_event + 2]
+    assert ticks[per_event:per_event + 2] == ["gap", "gap"]
+    assert ticks[2 * per_event + 2:] == ["gap", "gap"]  # a gap follows every event
+    assert [t[0] for t in first] == [1] * per_event and [t[0] for t in second] == [2] * per_event
+    assert [t[1] for t in first] == [True] + [False] * (per_event - 1)  # marker on the first
+    assert {t[2] for t in first} == {1000}  # one event, one timestamp: where it started
+    assert {t[2] for t in second} == {1000 + 160 * (per_event + 2)}
+    assert first[-1][3:] == (True, None) and second[-1][3:] == (True, "both sent")
+    assert all(t[3:] == (False, None) for t in first[:-1] + second[:-1])
+
+
+def test_send_queue_clear_returns_the_tokens_never_sent():
+    from ivr.rtp.dtmf import DtmfSendQueue
+    q = DtmfSendQueue()
+    q.add(1, 100, done="a")
+    q.add(2, 100)
+    q.add(3, 100, done="b")
+    assert q.next_packet(0) is not None  # "a" is being sent
+    assert q.clear() == ["b", "a"] and q.idle
