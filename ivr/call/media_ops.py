@@ -3,16 +3,16 @@ from __future__ import annotations
 
 import os
 import re
-from collections import deque
-
-import numpy as np
 from twisted.internet import defer
 
 from ..media.audio import tone
+from ..media.player import CatchUpBuffer
 from ..media.recorder import WavRecorder
 from .interface import CallEnded, RecordingResult
 
 BEEP = tone(1000, 0.25)
+ECHO_MAX_WAITING = 2  # frames kept at a read: the echo's added delay stays under 40 ms
+ECHO_SETTLE_READS = 10  # a standing extra frame is dropped after 200 ms
 _SIGNAL_RE = re.compile(r"^\s*Signal\s*=\s*(\S)", re.I | re.M)
 
 
@@ -84,19 +84,20 @@ def record(call, path: str, max_seconds: float, finish_on_key: str, beep: bool) 
 
 
 class _EchoSource:
-    """Plays back what the caller said, about 100 ms later."""
+    """Plays back what the caller said, as soon as the media clock can: the frames go through
+    a :class:`CatchUpBuffer`, so the added delay is one or two frames (at most 40 ms) and a
+    stall (a burst of late packets, a late media clock) is caught up within 200 ms instead of
+    adding its length to the echo for the rest of the call."""
 
-    def __init__(self, frames: deque, seconds: float) -> None:
-        self.frames = frames
+    def __init__(self, buffer: CatchUpBuffer, seconds: float) -> None:
+        self.buffer = buffer
         self.remaining = int(seconds * 50)
 
     def read_frame(self):
         if self.remaining <= 0:
             return None
         self.remaining -= 1
-        if len(self.frames) > 5:
-            return self.frames.popleft()
-        return np.zeros(160, dtype=np.int16)
+        return self.buffer.read_frame()
 
 
 def echo(call, seconds: float) -> defer.Deferred:
@@ -104,8 +105,8 @@ def echo(call, seconds: float) -> defer.Deferred:
     if call.ended:
         return defer.fail(CallEnded(call.end_reason))
     rtp = call._ensure_rtp()
-    frames: deque = deque(maxlen=50)
-    listener = frames.append
+    buffer = CatchUpBuffer(max_waiting=ECHO_MAX_WAITING, settle_reads=ECHO_SETTLE_READS)
+    listener = buffer.push
 
     def digit_back(digit):
         if call.negotiated is not None and call.negotiated.telephone_event_pt is not None:
@@ -113,7 +114,7 @@ def echo(call, seconds: float) -> defer.Deferred:
 
     rtp.add_audio_listener(listener)
     call.add_digit_listener(digit_back)
-    d = rtp.play(_EchoSource(frames, seconds))
+    d = rtp.play(_EchoSource(buffer, seconds))
     result = defer.Deferred()
 
     def cleanup(outcome):

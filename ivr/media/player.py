@@ -2,15 +2,18 @@
 
 Pure.  A source is any object with ``read_frame() -> numpy.ndarray | None``; ``None`` means it
 is finished (and stays finished).  Frames are 1-D int16 arrays of ``FRAME_SAMPLES`` samples.
+:class:`CatchUpBuffer` holds live audio pushed in by a receiver (the echo) and plays it out
+with a small, bounded delay that returns to nominal after a stall.
 """
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import Callable, Iterable, Protocol
 
 import numpy as np
 
-__all__ = ["FRAME_SAMPLES", "SAMPLE_RATE", "Source", "PcmSource", "SilenceSource", "SequenceSource"]
+__all__ = ["FRAME_SAMPLES", "SAMPLE_RATE", "Source", "PcmSource", "SilenceSource", "SequenceSource",
+           "CatchUpBuffer"]
 
 SAMPLE_RATE = 8000
 FRAME_SAMPLES = 160
@@ -143,3 +146,72 @@ class SequenceSource:
                 return frame
             self._index += 1
         return None
+
+
+class CatchUpBuffer:
+    """Live frames pushed by a receiver, read one per media tick, with a delay that catches up.
+
+    Frames arrive on the network's schedule and leave on the media clock's, so the number
+    waiting at a read varies: normally 1, 0 or 2 with jitter, several after a stall (the peer's
+    packets held up and then delivered in a burst, or the server's clock firing late, which
+    sends one frame for several periods).  Without a rule each stall adds its length to the
+    delay for the rest of the stream.  Two rules keep it near one frame:
+
+    * at a read, at most ``max_waiting`` frames are kept; older ones are dropped at once
+      (after a burst the delay is back under ``max_waiting`` x 20 ms at the next read);
+    * when at least two frames were waiting at every read for ``settle_reads`` reads in a row,
+      the surplus that was always there (the smallest count seen, less one) is pure delay and
+      is dropped: a transient extra frame from jitter is kept, a standing one goes within
+      ``settle_reads`` x 20 ms.
+
+    An empty buffer plays silence.  At most ``max_frames`` are held between reads (a flood
+    cannot grow it).  Counters: ``played``, ``underruns``, ``dropped``.
+    """
+
+    def __init__(self, max_waiting: int = 2, settle_reads: int = 10, max_frames: int = 50) -> None:
+        if max_waiting < 1 or settle_reads < 1 or max_frames < max_waiting:
+            raise ValueError("need max_waiting >= 1, settle_reads >= 1, max_frames >= max_waiting")
+        self.max_waiting = max_waiting
+        self.settle_reads = settle_reads
+        self.frames: deque = deque()
+        self.max_frames = max_frames
+        self.played = 0
+        self.underruns = 0
+        self.dropped = 0
+        self._run = 0  # reads in a row with >= 2 frames waiting
+        self._run_min = 0  # the fewest frames waiting over that run
+
+    def push(self, frame) -> None:
+        frames = self.frames
+        if len(frames) >= self.max_frames:
+            frames.popleft()
+            self.dropped += 1
+        frames.append(frame)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def read_frame(self):
+        frames = self.frames
+        waiting = len(frames)
+        if waiting > self.max_waiting:
+            self._drop(waiting - self.max_waiting)
+            waiting = self.max_waiting
+        if waiting >= 2:
+            self._run_min = waiting if self._run == 0 else min(self._run_min, waiting)
+            self._run += 1
+            if self._run >= self.settle_reads:
+                self._drop(self._run_min - 1)
+                self._run = 0
+        else:
+            self._run = 0
+        if not frames:
+            self.underruns += 1
+            return np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        self.played += 1
+        return frames.popleft()
+
+    def _drop(self, n: int) -> None:
+        for _ in range(n):
+            self.frames.popleft()
+        self.dropped += n
