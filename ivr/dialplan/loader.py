@@ -18,7 +18,7 @@ from yaml.nodes import Node
 
 from ivr.dialplan import timecond
 from ivr.dialplan.model import Dialplan, DialplanError, Flow, Route, Settings
-from ivr.dialplan.numbers import ALL_CLASSES, to_e164
+from ivr.dialplan.numbers import ALL_CLASSES, route_number
 from ivr.dialplan.patterns import PatternError, pattern_to_regex
 from ivr.dialplan.schema import INVALID, NAME_RE, Parser, custom, flow_ref, integer, string, suggest
 from ivr.dialplan.verbs import REGISTRY
@@ -204,10 +204,11 @@ def _route(p: Parser, node: Node, region: str):
         return INVALID
     matcher = None
     if kind_ == "number":
-        e164 = to_e164(value, region)
-        if e164 is None:
-            return p.error(vnode, f"'{value}' is not a phone number (region {region})")
-        value = e164
+        key = route_number(value, region)  # E.164, or a short code / extension as dialled
+        if key is None:
+            return p.error(vnode, f"'{value}' is not a phone number (region {region}) or a "
+                                  "short code (up to 8 of 0-9, * and #)")
+        value = key
     elif kind_ == "name":
         if not _NAME_ROUTE_RE.match(value):
             return p.error(vnode, f"'{value}' is not a valid route name")

@@ -11,6 +11,9 @@ from ivr.call.interface import CallerId
 
 _VISUAL = re.compile(r"[\s\-().]")
 _DIALLABLE = re.compile(r"\+?[0-9]+\Z")
+#: A short code or extension as an exact route: 611, 7001, *97, #1 (digits, * and #, at
+#: least one digit, no '+').  Eight characters, like the API's extensions.
+SHORT_CODE = re.compile(r"(?=[*#]*[0-9])[0-9*#]{1,8}\Z")
 ANONYMOUS = {"anonymous", "restricted", "unknown", "unavailable", "withheld", "private"}
 
 NUMBER_CLASSES = {
@@ -95,6 +98,22 @@ def parse_number(user: str | None, region: str) -> phonenumbers.PhoneNumber | No
 def to_e164(user: str | None, region: str) -> str | None:
     num = parse_number(user, region)
     return None if num is None else phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+
+
+def short_code(user: str | None) -> str | None:
+    """``user`` without visual separators if it is a short code / extension, else None."""
+    if not user:
+        return None
+    compact = _VISUAL.sub("", user)
+    return compact if SHORT_CODE.match(compact) else None
+
+
+def route_number(value: str | None, region: str) -> str | None:
+    """The key of an exact ``number:`` route and of a dialled number looked up in them:
+    E.164 for a number the region can dial (as :func:`to_e164`), else the short code itself
+    (``611``, ``*97``), else None (not a number).  Both sides go through here, so a short
+    string that the region's plan makes a possible number (``7001`` in GB) still meets."""
+    return to_e164(value, region) or short_code(value)
 
 
 def national_digits(user: str | None, region: str) -> str | None:

@@ -5,6 +5,10 @@ part, then Diversion (RFC 5806, the most recent entry).  The first candidate tha
 route wins; for one candidate the precedence is exact number > name > longest prefix >
 pattern / regex (file order) > number class (toll_free, ..., any).
 
+Exact numbers are E.164 or, for what no numbering plan dials, short codes and extensions
+(``611``, ``7001``, ``*97``): both the route and the dialled user part are keyed by
+:func:`~ivr.dialplan.numbers.route_number`.
+
 Asterisk patterns match the dialled digits, the E.164 digits without '+', or (for numbers of
 the default region's country) the national number: ``_NXXNXXXXXX`` is "a US number".
 Regular expressions search the E.164 form (``^\\+4420``), or the raw user part when it is
@@ -18,7 +22,8 @@ from dataclasses import dataclass
 import phonenumbers
 
 from ivr.dialplan.model import Dialplan, Route
-from ivr.dialplan.numbers import national_digits, number_class_matches, to_e164, user_part
+from ivr.dialplan.numbers import (national_digits, number_class_matches, short_code, to_e164,
+                                  user_part)
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +39,13 @@ class RouteMatch:
     @property
     def called(self) -> str:
         return self.called_e164 or self.called_raw
+
+    @property
+    def label(self) -> str:
+        """Which route matched, for the CDR: ``kind:value`` as the plan has it after
+        validation (``number:+18005550100``, ``number:611``, ``name:echo``, ``prefix:+4420``,
+        ``pattern:_NXXNXXXXXX``, ``regex:^\\+49``, ``class:toll_free``)."""
+        return f"{self.route.kind}:{self.route.value}"
 
 
 class Router:
@@ -86,8 +98,9 @@ class Router:
         def found(route: Route) -> RouteMatch:
             return RouteMatch(route.flow, e164, user, route, source)
 
-        if e164 is not None and e164 in self.exact:
-            return found(self.exact[e164])
+        key = e164 or short_code(user)
+        if key is not None and key in self.exact:
+            return found(self.exact[key])
         named = self.named.get(user.lower())
         if named is not None:
             return RouteMatch(named.flow, e164, user, named, source)
