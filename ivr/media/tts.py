@@ -1,8 +1,10 @@
 """Text-to-speech with caches: ``TtsEngine`` renders through the worker process of
 ``tts_worker.py`` (espeak-ng via pyttsx3, see there why a process), with an in-memory LRU
 in front (``cached()`` is a same-tick, memory-only lookup) and a disk cache of 8 kHz WAVs
-keyed by sha256 of (text, voice, language, rate, engine id). Disk reads and writes run
-through ``run_in_thread``.
+keyed by sha256 of (text, voice, language, rate, engine id). The request and the engine id
+(cache format, output rate, espeak-ng version and data, pyttsx3, soxr) are everything the
+samples depend on: the worker renders each request from the same engine state. Disk reads
+and writes run through ``run_in_thread``.
 """
 
 from __future__ import annotations

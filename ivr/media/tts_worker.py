@@ -9,6 +9,10 @@ prompt takes ~10-20 ms, so one worker fed one request at a time is plenty; the I
 well under a millisecond. The worker speaks a tiny framed protocol on stdin/stdout
 (4-byte length + JSON header [+ raw int16 payload]) and is driven by the reactor with
 ``spawnProcess``: no threads in the parent.  The caches in front are in ``tts.py``.
+
+Inside the worker each render runs in a forked child of the initialised engine
+(``espeak.py`` says why): the audio depends on the request only, never on what the worker
+rendered before, and a crash in espeak costs the child, not the worker.
 """
 
 from __future__ import annotations
@@ -16,140 +20,22 @@ from __future__ import annotations
 import json
 import os
 import struct
-import subprocess
 import sys
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 from twisted.internet import defer, protocol
 from twisted.logger import Logger
 
-from ivr.media.audio import RATE, resample, rms
+# The renderer lives in espeak.py; its public names are re-exported from here and tts.py.
+from ivr.media.espeak import (CACHE_FORMAT, MIN_RMS, EspeakRenderer, TtsError, Voice,  # noqa: F401
+                              check_output, engine_id, resolve_voice)
 
-CACHE_FORMAT = "ivr-tts/1"
 FALLBACK_TEXT = "Sorry, please hold."
 MAX_TEXT = 5000
-MIN_RMS = 50.0  # int16 units; espeak speech is in the thousands
 
 log = Logger(namespace="ivr.media.tts")
-
-
-class TtsError(Exception):
-    """Rendering failed: bad request, engine error, empty output, worker crash or timeout."""
-
-
-@dataclass(frozen=True)
-class Voice:
-    id: str
-    name: str
-    languages: tuple[str, ...]
-
-
-def resolve_voice(voices: Iterable[Voice], voice: str | None, language: str | None) -> str | None:
-    """The espeak voice id for a voice id/name/short id or a language tag; None = default."""
-    voices = list(voices)
-    if voice:
-        want = voice.lower()
-        for test in (lambda v: v.id == want, lambda v: v.name.lower() == want,
-                     lambda v: v.id.rsplit("/", 1)[-1] == want):
-            found = [v for v in voices if test(v)]
-            if found:
-                return found[0].id
-        if not language:
-            language = voice  # "en-us" or "fr" given as a voice
-    if language:
-        want = language.lower().replace("_", "-")
-        for test in (lambda v: want in (lang.lower() for lang in v.languages),
-                     lambda v: v.id.rsplit("/", 1)[-1] == want,
-                     lambda v: any(lang.lower().startswith(want + "-") for lang in v.languages)):
-            found = [v for v in voices if test(v)]
-            if found:
-                return found[0].id
-        raise TtsError(f"no voice for {voice or language!r}")
-    return None
-
-
-def engine_id() -> str:
-    """Versions that change the audio: espeak-ng, pyttsx3 and our cache format."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        espeak = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True,
-                                timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        espeak = "espeak-ng unknown"
-    try:
-        ptt = version("pyttsx3")
-    except PackageNotFoundError:
-        ptt = "unknown"
-    return f"{CACHE_FORMAT}; {espeak}; pyttsx3 {ptt}"
-
-
-def check_output(samples: np.ndarray) -> np.ndarray:
-    if len(samples) < RATE // 20 or rms(samples) < MIN_RMS:
-        raise TtsError(f"empty output ({len(samples)} samples, rms {rms(samples):.1f})")
-    return samples
-
-
-class EspeakRenderer:
-    """Blocking espeak-ng renderer in synchronous mode. One per process; used by the worker.
-
-    Uses pyttsx3's ctypes binding of libespeak-ng (``pyttsx3.drivers._espeak``) rather
-    than ``Engine.save_to_file`` + ``runAndWait``: pyttsx3's espeak driver runs espeak in
-    asynchronous retrieval mode and polls for the end, and back-to-back renders race. We
-    measured, rendering the same sentence 180 times at three alternating rates, the rate of
-    one request applied to another about two times in three, and occasional empty WAVs.
-    AUDIO_OUTPUT_SYNCHRONOUS returns from ``Synth`` with all the audio delivered.
-    """
-
-    def __init__(self):
-        import ctypes
-
-        from pyttsx3.drivers import _espeak
-
-        self._es = _espeak
-        self._rate_hz = _espeak.Initialize(_espeak.AUDIO_OUTPUT_SYNCHRONOUS, 200)
-        if self._rate_hz <= 0:
-            raise TtsError("could not initialise espeak-ng")
-        self._chunks: list[bytes] = []
-
-        def on_audio(wav, numsamples, events):
-            if wav and numsamples > 0:
-                self._chunks.append(ctypes.string_at(wav, numsamples * 2))
-            return 0
-        _espeak.SetSynthCallback(on_audio)  # the binding keeps the ctypes callback alive
-        self._voices = [Voice(v.identifier.decode().lower(), v.name.decode(),
-                              (v.languages[1:].decode("utf-8", "ignore"),) if v.languages else ())
-                        for v in _espeak.ListVoices(None)]
-        current = _espeak.GetCurrentVoice()
-        self._default_voice = (current.contents.identifier.decode().lower()
-                               if current and current.contents.identifier else "gmw/en")
-        self._default_rate = 175  # espeak-ng's own default, words per minute
-
-    def voices(self) -> list[Voice]:
-        return list(self._voices)
-
-    def render(self, text: str, voice=None, language=None, rate=None) -> np.ndarray:
-        if not isinstance(text, str) or not text.strip():
-            raise TtsError("empty text")
-        es = self._es
-        voice_id = resolve_voice(self._voices, voice, language) or self._default_voice
-        if es.SetVoiceByName(voice_id.encode()) != es.EE_OK:
-            raise TtsError(f"espeak-ng cannot load voice {voice_id!r}")
-        wpm = int(rate) if rate else self._default_rate
-        if not 80 <= wpm <= 450:
-            raise TtsError(f"rate {wpm} words per minute is outside 80..450")
-        es.SetParameter(es.RATE, wpm, 0)
-        self._chunks = []
-        status = es.Synth(text, flags=es.CHARS_UTF8 | es.ENDPAUSE)
-        if status != es.EE_OK:
-            raise TtsError(f"espeak-ng Synth returned {status}")
-        pcm = np.frombuffer(b"".join(self._chunks), "<i2")
-        self._chunks = []
-        return check_output(resample(pcm, self._rate_hz))
 
 
 # ---- the worker process ------------------------------------------------------------
