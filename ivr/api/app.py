@@ -27,6 +27,7 @@ from .calls import CallService
 from .click_to_call import Request as C2CRequest
 from .config import ApiConfig
 from .errors import ApiError, KeyRing, RateLimiter
+from .limits import GuardedResource, parse_json_value
 from .sessions import SessionService
 from .times import parse_time
 from ..store.cdr import OUTCOMES, to_csv
@@ -43,10 +44,7 @@ def json_body(request) -> dict:
 def parse_json(raw: bytes) -> dict:
     if not raw.strip():
         raise ApiError(400, "invalid_json", "a JSON object body is required")
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+    body = parse_json_value(raw)   # UTF-8, RFC 8259, nesting depth (ivr/api/limits.py)
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
     return body
@@ -157,13 +155,15 @@ def make_api(telephony, store, webhooks, config: ApiConfig | None = None, clock=
     api = Api(telephony, store, webhooks, config or ApiConfig(), clock, dnd=dnd,
               metrics=metrics, environ=environ)
     app = build_app(api)
-    resource = app.resource()
+    resource = GuardedResource(app.resource(), lambda request, err: api.respond(
+        request, err.status, json.loads(err.body()), err.headers))
     resource.api = api   # for the wiring code and tests
     return resource
 
 
 def build_app(api: Api) -> Klein:
     app = Klein()
+    app.url_map.merge_slashes = False   # "/v1//calls" is a 404, not a redirect (before routes)
     cfg = api.config
 
     @app.handle_errors(ApiError)
