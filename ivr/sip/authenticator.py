@@ -5,7 +5,13 @@
 tells an existing extension from a non-existent one: both get the same challenge (same
 realm, algorithms, one nonce manager), and an answer for an unknown user is checked
 against a dummy HA1 -- the same hash work as a real one -- and refused with the same 403
-as a wrong password.  Failures are counted per source address (:mod:`ivr.sip.throttle`).
+as a wrong password.  Failures are counted per source address (:mod:`ivr.sip.throttle`),
+except from a *protected* address -- a trunk's ``allow_from`` or an address with a live
+registration in ``location`` -- whatever the username: a UDP source is easily forged, and
+counting those failures would let anyone get a carrier or a registered phone banned.  This
+includes the registered user's own name: extension numbers are few and guessable, so
+counting them would hand a forger the same weapon; the address is an ordinary one again
+(and counted) as soon as its last registration ends.
 
 Policy for initial INVITEs (:class:`InviteAuthenticator`):
 
@@ -54,10 +60,11 @@ CHALLENGE_STATUS = {"Authorization": 401, "Proxy-Authorization": 407}
 
 class DigestGate:
     def __init__(self, config: ExtensionsConfig, nonces: NonceManager,
-                 throttle: Throttle | None = None):
+                 throttle: Throttle | None = None, location=None):
         self.config = config
         self.nonces = nonces
         self.throttle = throttle
+        self.location = location  # ivr.sip.registrar.LocationService: who is registered where
         secret = secrets.token_hex(16)
         self._dummy_ha1 = {a: compute_ha1("\x00unknown", config.realm, secret, a)
                            for a in config.algorithms}
@@ -103,7 +110,7 @@ class DigestGate:
         if not good or extension is None:
             # Also for stale nonces: otherwise stale=TRUE vs not would be a password oracle.
             if self.throttle is not None:
-                self.throttle.failure(host, now)
+                self.throttle.failure(host, now, self.protected(host, now))
             return Verdict(Outcome.FORBIDDEN)
         if status is NonceStatus.STALE:
             return Verdict(Outcome.STALE, extension)
@@ -112,6 +119,13 @@ class DigestGate:
         if self.throttle is not None:
             self.throttle.success(host, now)
         return Verdict(Outcome.OK, extension)
+
+    def protected(self, host: str, now: float) -> bool:
+        """Is ``host`` a trunk's allow_from address or the source of a live registration?
+        Failures from it are not counted towards a ban (see the module docstring)."""
+        if self.config.trunk_for_source(host) is not None:
+            return True
+        return self.location is not None and bool(self.location.registered_from(host, now))
 
     def refusal(self, request: Request, verdict: Verdict, header: str, now: float,
                 to_tag: str | None = None) -> Response:

@@ -63,6 +63,31 @@ class LocationService:
 
     def __init__(self) -> None:
         self._bindings: dict[str, dict[tuple, Binding]] = {}
+        # source host -> (aor, contact key) of the bindings registered from it
+        self._by_host: dict[str, set[tuple[str, tuple]]] = {}
+
+    def _index(self, binding: Binding, add: bool) -> None:
+        host = _host_key(binding.received)
+        if host is None:
+            return
+        entry = (binding.aor, contact_key(binding.contact.uri))
+        if add:
+            self._by_host.setdefault(host, set()).add(entry)
+            return
+        keys = self._by_host.get(host)
+        if keys is not None:
+            keys.discard(entry)
+            if not keys:
+                del self._by_host[host]
+
+    def registered_from(self, host: str, now: float) -> frozenset[str]:
+        """The AORs with an unexpired binding registered from source address ``host``."""
+        out = set()
+        for aor, key in self._by_host.get(_host_key_of(host), ()):
+            binding = self._bindings.get(aor, {}).get(key)
+            if binding is not None and binding.expires_at > now:
+                out.add(aor)
+        return frozenset(out)
 
     def bindings(self, aor: str, now: float) -> list[Binding]:
         """Unexpired bindings, highest q first, then most recently refreshed."""
@@ -75,11 +100,17 @@ class LocationService:
     def put(self, binding: Binding, max_contacts: int) -> list[Binding]:
         """Add or replace a binding; returns the oldest ones evicted beyond ``max_contacts``."""
         table = self._bindings.setdefault(binding.aor, {})
-        table[contact_key(binding.contact.uri)] = binding
+        key = contact_key(binding.contact.uri)
+        old = table.get(key)
+        if old is not None:
+            self._index(old, False)
+        table[key] = binding
+        self._index(binding, True)
         evicted = []
         while len(table) > max_contacts:
             oldest = min(table, key=lambda k: table[k].updated_at)
             evicted.append(table.pop(oldest))
+            self._index(evicted[-1], False)
         return evicted
 
     def remove(self, aor: str, key: tuple) -> Binding | None:
@@ -87,12 +118,17 @@ class LocationService:
         if not table:
             return None
         binding = table.pop(key, None)
+        if binding is not None:
+            self._index(binding, False)
         if not table:
             del self._bindings[aor]
         return binding
 
     def clear(self, aor: str) -> list[Binding]:
-        return list(self._bindings.pop(aor, {}).values())
+        gone = list(self._bindings.pop(aor, {}).values())
+        for binding in gone:
+            self._index(binding, False)
+        return gone
 
     def expire(self, now: float) -> list[Binding]:
         """Drop expired bindings; returns them."""
@@ -101,6 +137,7 @@ class LocationService:
             table = self._bindings[aor]
             for key in [k for k, b in table.items() if b.expires_at <= now]:
                 gone.append(table.pop(key))
+                self._index(gone[-1], False)
             if not table:
                 del self._bindings[aor]
         return gone
@@ -128,7 +165,7 @@ class Registrar:
         self.location = location
         self.clock = clock
         self.throttle = throttle
-        self.gate = gate or DigestGate(config, nonces, throttle)
+        self.gate = gate or DigestGate(config, nonces, throttle, location)
 
     def handle(self, request: Request, source) -> Response | None:
         now = self.clock.seconds()
@@ -226,6 +263,15 @@ class Registrar:
     @staticmethod
     def _format(binding: Binding, now: float) -> str:
         return f"{binding.contact};expires={binding.remaining(now)}"
+
+
+def _host_key_of(host: str) -> str:
+    return host.strip("[]").lower()
+
+
+def _host_key(source) -> str | None:
+    host = getattr(source, "host", None)
+    return _host_key_of(host) if isinstance(host, str) else None
 
 
 def _qvalue(text: str | None) -> float | None:
