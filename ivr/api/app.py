@@ -30,7 +30,7 @@ from .errors import ApiError, KeyRing, RateLimiter
 from .limits import GuardedResource, parse_json_value
 from .sessions import SessionService
 from .times import parse_time
-from ..store.cdr import OUTCOMES, to_csv
+from ..store.cdr import OUTCOMES, number_forms, to_csv
 from .demo import demo_routes
 
 log = logging.getLogger(__name__)
@@ -273,9 +273,13 @@ def build_app(api: Api) -> Klein:
         args = {k.decode(): v[0].decode("utf-8", "replace") for k, v in request.args.items()}
         since = parse_time(args.get("since"), "since")
         until = parse_time(args.get("until"), "until")
-        number = args.get("number")
-        if number:
-            number = numbers.to_e164(number, cfg.default_region, "number")
+        number = (args.get("number") or "").strip()
+        if len(number) > 128 or any(ord(c) < 32 or ord(c) == 127 for c in number):
+            raise ApiError(400, "invalid_field", "'number' must be at most 128 printable "
+                                                 "characters")
+        # Any dialled string: extensions, short codes, SIP users, and the E.164 and
+        # national forms of a phone number (ivr/store/cdr.py number_forms).
+        number = number_forms(number, cfg.default_region) if number else None
         outcome = args.get("outcome") or None
         if outcome is not None and outcome not in OUTCOMES:
             raise ApiError(400, "invalid_field", f"'outcome' must be one of {', '.join(OUTCOMES)}")

@@ -11,9 +11,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sqlite3
 from typing import Any, Iterable
 
+import phonenumbers
 from twisted.internet.defer import Deferred
 
 from .db import Database
@@ -104,6 +106,40 @@ def row_to_dict(row: sqlite3.Row) -> dict:
     return out
 
 
+_VISUAL = re.compile(r"[\s\-().]")
+_NUMBER = re.compile(r"\+?[0-9]+\Z")
+_DIALLED = re.compile(r"\+?[0-9*#]+\Z")
+
+
+def number_forms(value: str, region: str = "US") -> tuple[str, ...]:
+    """Every form the dialled string ``value`` may be stored in, for :meth:`CdrStore.query`.
+
+    Rows keep numbers as the call had them: E.164 where the number parsed, else the user
+    part as dialled (an extension ``2001``, a short code ``611`` or ``*97``, a SIP user
+    ``alice``, a URI for an outbound SIP target).  So the filter matches the string itself
+    and without visual separators, and for a phone number its E.164 form, E.164 without
+    ``+``, and -- only for numbers of ``region``'s country, whose national digits would
+    otherwise be another country's -- the national number with and without trunk prefix
+    (``2025550143``; ``02079460000`` and ``2079460000`` in GB).
+    """
+    raw = value.strip()
+    compact = _VISUAL.sub("", raw)
+    forms = dict.fromkeys((raw, compact) if _DIALLED.match(compact) else (raw,))
+    if _NUMBER.match(compact):
+        try:
+            num = phonenumbers.parse(compact, region)
+        except phonenumbers.NumberParseException:
+            num = None
+        if num is not None and phonenumbers.is_possible_number(num):
+            e164 = phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+            forms.update(dict.fromkeys((e164, e164[1:])))
+            if num.country_code == phonenumbers.country_code_for_region(region):
+                national = phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.NATIONAL)
+                forms.update(dict.fromkeys((phonenumbers.national_significant_number(num),
+                                            re.sub(r"[^0-9]", "", national))))
+    return tuple(f for f in forms if f)
+
+
 class CdrStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -123,10 +159,11 @@ class CdrStore:
         return self.db.run(work)
 
     def query(self, since: float | None = None, until: float | None = None,
-              number: str | None = None, outcome: str | None = None,
+              number: str | Iterable[str] | None = None, outcome: str | None = None,
               session_id: str | None = None, limit: int = 100,
               offset: int = 0) -> Deferred:
-        """Records newest first.  ``number`` matches from, to or caller id."""
+        """Records newest first.  ``number`` (one string, or the forms from
+        :func:`number_forms`) matches from, to or caller id exactly."""
         where, args = [], []
         if since is not None:
             where.append("setup_at >= ?")
@@ -134,9 +171,13 @@ class CdrStore:
         if until is not None:
             where.append("setup_at < ?")
             args.append(until)
-        if number:
-            where.append("(from_number = ? OR to_number = ? OR caller_id = ?)")
-            args += [number] * 3
+        forms = [number] if isinstance(number, str) else list(number or ())
+        forms = [f for f in forms if f]
+        if forms:
+            marks = ", ".join("?" for _ in forms)
+            where.append(f"(from_number IN ({marks}) OR to_number IN ({marks})"
+                         f" OR caller_id IN ({marks}))")
+            args += forms * 3
         if outcome:
             where.append("outcome = ?")
             args.append(outcome)
