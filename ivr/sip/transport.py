@@ -8,15 +8,24 @@ sent-by address.  Malformed requests are answered (400, 505, 513) from whatever 
 read; malformed responses and garbage are dropped.  Nothing raised while handling a
 message escapes into the reactor.
 
+UDP: datagrams are read whole up to 65,535 bytes (RFC 3261 18.1.1 lets a message be
+that large; Twisted's default read of 8,192 bytes cut larger INVITEs short).
+
 TCP: connections are reused in both directions (keyed by the peer's address), closed
 after ``idle_timeout`` seconds without traffic, and closed on a framing error or when a
-peer's unparsed buffer exceeds the stream parser's limits.
+peer's unparsed buffer exceeds the stream parser's limits.  Accepted connections are
+capped per source address and in total (:mod:`.connection_limits`: when the table is
+full the longest-idle connection makes room), and a message must be complete within
+``message_timeout`` seconds of its first byte, so a sender trickling bytes (slowloris)
+is closed although its traffic keeps resetting the idle timer.  When a limit bites it is
+logged once, and further hits of the same limit are counted into one line a minute.
 """
 from __future__ import annotations
 
 import errno
 import functools
 import ipaddress
+import resource
 import socket
 from dataclasses import dataclass, field
 from typing import Callable
@@ -24,6 +33,8 @@ from typing import Callable
 from twisted.internet import abstract, error, protocol
 from twisted.logger import Logger
 
+from .connection_limits import ConnectionTable, TcpLimits, Verdict
+from .limit_log import LimitLog
 from .message import (
     FramingError,
     Request,
@@ -37,6 +48,9 @@ from .message import (
 from .uri import SipSyntaxError
 
 log = Logger(namespace="ivr.sip.transport")
+
+MAX_UDP_DATAGRAM = 65535  # RFC 3261 18.1.1: the largest message UDP can carry
+UDP_RECEIVE_BUFFER = 1 << 20  # room for 16 maximum-size datagrams (or ~400 typical ones)
 
 
 @dataclass(frozen=True)
@@ -130,12 +144,16 @@ class SipTransport:
 
     def __init__(self, reactor, host: str, port: int,
                  on_message: Callable[[Request | Response, Source], None],
-                 idle_timeout: float = 300.0) -> None:
+                 idle_timeout: float = 300.0, tcp_limits: TcpLimits = TcpLimits()) -> None:
         self.reactor = reactor
         self.host = host
         self.port = port
         self.on_message = on_message
         self.idle_timeout = idle_timeout
+        self.tcp_limits = tcp_limits
+        self._inbound: ConnectionTable[_TcpProtocol] = ConnectionTable(
+            tcp_limits, busy=lambda conn: conn.in_message)
+        self.limit_log = LimitLog(reactor, log)
         self._udp = _UdpProtocol(self)
         self._udp_port = None
         self._tcp_port = None
@@ -148,11 +166,14 @@ class SipTransport:
         from twisted.internet.error import CannotListenError
         wanted = self.port
         for attempt in range(10):
-            self._udp_port = self.reactor.listenUDP(wanted, self._udp, interface=self.host)
+            self._udp_port = self.reactor.listenUDP(wanted, self._udp, interface=self.host,
+                                                    maxPacketSize=MAX_UDP_DATAGRAM)
             self.port = self._udp_port.getHost().port
             try:
                 self._tcp_port = self.reactor.listenTCP(self.port, _TcpFactory(self),
                                                         interface=self.host)
+                _grow_receive_buffer(self._udp_port)
+                self._check_file_limit()
                 return
             except CannotListenError:
                 # Port 0: the UDP port the OS chose may be taken for TCP; try another.
@@ -165,6 +186,7 @@ class SipTransport:
         """Close the listeners and every connection; the Deferred fires once all are
         closed (so nothing is left on the reactor)."""
         from twisted.internet.defer import Deferred
+        self.limit_log.stop()
         deferreds = []
         for factory in list(self._connecting.values()):
             factory.abandon()
@@ -312,12 +334,70 @@ class SipTransport:
 
     def forget_connection(self, conn: "_TcpProtocol") -> None:
         self._all.discard(conn)
+        self._inbound.forget(conn)
         if self._connections.get(conn.peer) is conn:
             del self._connections[conn.peer]
 
     def connect_finished(self, factory: "_TcpFactory") -> None:
         if self._connecting.get(factory.key) is factory:
             del self._connecting[factory.key]
+
+    # -- TCP limits -------------------------------------------------------------------
+    def accept_connection(self, host: str) -> "_TcpProtocol | None":
+        """A protocol for a new connection from ``host``, or None to close it at once
+        (Twisted closes the socket when ``buildProtocol`` returns None)."""
+        admission = self._inbound.admit(host)
+        if admission.evict is not None:
+            victim = admission.evict
+            self.limit_log.note("evicted", "{n} idle SIP/TCP connection(s) closed to make room",
+                                "SIP/TCP connection table full ({max}): closing the longest-"
+                                "idle connection, from {victim}, to take one from {host}",
+                                max=self.tcp_limits.max_connections,
+                                victim=victim.peer[0], host=host)
+            victim.abort()
+        elif admission.verdict is Verdict.REFUSE_ADDRESS_FULL:
+            self.limit_log.note("per-address", "{n} SIP/TCP connection(s) refused (per-address "
+                                "limit)", "SIP/TCP connection from {host} refused: it already "
+                                "has {max} open", host=host,
+                                max=self.tcp_limits.max_per_address)
+            return None
+        elif admission.verdict is Verdict.REFUSE_TABLE_FULL:
+            self.limit_log.note("full", "{n} SIP/TCP connection(s) refused (table full)",
+                                "SIP/TCP connection from {host} refused: {max} connections "
+                                "open and none idle", host=host,
+                                max=self.tcp_limits.max_connections)
+            return None
+        conn = _TcpProtocol(self)
+        self._inbound.add(conn, host)
+        return conn
+
+    def connection_active(self, conn: "_TcpProtocol") -> None:
+        self._inbound.touch(conn)
+
+    def _check_file_limit(self) -> None:
+        """Warn when the connection cap could use up the process's open files."""
+        cap = self.tcp_limits.max_connections
+        try:
+            soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        except (OSError, ValueError):
+            return
+        if soft != resource.RLIM_INFINITY and (not cap or cap + 64 > soft):
+            log.warn("open-file limit {soft} leaves too little room beside {cap} SIP/TCP "
+                     "connections and two RTP sockets per call: raise it (ulimit -n) or "
+                     "lower --sip-tcp-max-connections", soft=soft, cap=cap or "unlimited")
+
+
+def _grow_receive_buffer(port) -> None:
+    """Let the UDP socket queue a burst of large datagrams (the kernel caps the size at
+    net.core.rmem_max; a smaller buffer is only slower to fill, not wrong)."""
+    sock = getattr(port, "socket", None)
+    if sock is None:
+        return
+    try:
+        if sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < UDP_RECEIVE_BUFFER:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+    except OSError as exc:
+        log.info("could not grow the SIP/UDP receive buffer: {e}", e=exc)
 
 
 def _short(reason: str) -> str:
@@ -344,6 +424,12 @@ class _TcpProtocol(protocol.Protocol):
         self.closing = False  # loseConnection called: read nothing more, send nothing more
         self.on_close: list = []  # Deferreds fired by connectionLost
         self._idle = None
+        self._deadline = None  # running while a message is part-way in
+
+    @property
+    def in_message(self) -> bool:
+        """Part of a message has arrived and the rest has not."""
+        return self.parser.buffered > 0 or self.parser.waiting_for_body
 
     def connectionMade(self):
         peer = self.transport.getPeer()
@@ -362,11 +448,40 @@ class _TcpProtocol(protocol.Protocol):
         self.closing = True
         self.transport.loseConnection()
 
+    def abort(self) -> None:
+        """Close now, without waiting to flush what the peer has not read: a limit
+        closes a connection to free its descriptor, which a peer that stopped reading
+        would otherwise hold."""
+        self.closing = True
+        self.transport.abortConnection()
+
     def _touch(self):
         if self._idle is not None and self._idle.active():
             self._idle.reset(self.owner.idle_timeout)
         else:
             self._idle = self.owner.reactor.callLater(self.owner.idle_timeout, self._expire)
+        self.owner.connection_active(self)
+
+    def _follow_deadline(self, finished_one: bool) -> None:
+        """Start the message deadline at a message's first byte, restart it when one
+        message ended and the next began in the same read, stop it between messages."""
+        timeout = self.owner.tcp_limits.message_timeout
+        running = self._deadline is not None and self._deadline.active()
+        if not self.in_message:
+            if running:
+                self._deadline.cancel()
+        elif not running:
+            self._deadline = self.owner.reactor.callLater(timeout, self._too_slow)
+        elif finished_one:
+            self._deadline.reset(timeout)
+
+    def _too_slow(self):
+        self.owner.limit_log.note(
+            "deadline", "{n} SIP/TCP connection(s) closed for a message not completed in time",
+            "closing SIP/TCP connection from {peer}: a message still incomplete {s:g} s after "
+            "its first byte ({b} bytes so far)", peer=self.peer[0],
+            s=self.owner.tcp_limits.message_timeout, b=self.parser.buffered)
+        self.abort()
 
     def _expire(self):
         log.info("closing idle SIP/TCP connection from {peer}", peer=self.peer)
@@ -390,6 +505,8 @@ class _TcpProtocol(protocol.Protocol):
             log.failure("stream parser crashed; closing {peer}", peer=self.peer)
             self.close()
             return
+        if self.owner.tcp_limits.message_timeout:
+            self._follow_deadline(finished_one=bool(items))
         for item in items:
             if self.closing:
                 return
@@ -402,8 +519,9 @@ class _TcpProtocol(protocol.Protocol):
 
     def connectionLost(self, reason=protocol.connectionDone):
         self.closing = True
-        if self._idle is not None and self._idle.active():
-            self._idle.cancel()
+        for timer in (self._idle, self._deadline):
+            if timer is not None and timer.active():
+                timer.cancel()
         self.owner.forget_connection(self)
         waiting, self.on_close = self.on_close, []
         for deferred in waiting:
@@ -424,7 +542,12 @@ class _TcpFactory(protocol.ClientFactory):
         self.connector = None
 
     def buildProtocol(self, addr):
-        proto = _TcpProtocol(self.owner, self.pending)
+        if self.key is None:  # the listener: an accepted connection, within the limits
+            proto = self.owner.accept_connection(getattr(addr, "host", ""))
+            if proto is None:
+                return None
+        else:
+            proto = _TcpProtocol(self.owner, self.pending)
         proto.factory = self
         if self.key is not None:
             self.owner.connect_finished(self)
