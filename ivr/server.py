@@ -135,9 +135,11 @@ class IvrServer:
             log.info("no {p}: no extensions, ring groups or trunks", p=path)
         self.extensions = config
         nonces = NonceManager(os.urandom(32))
-        self.throttle = Throttle.from_settings(config.security)
-        gate = DigestGate(config, nonces, self.throttle)
-        self.registrar = Registrar(config, nonces, LocationService(), self.reactor,
+        self.throttle = Throttle.from_settings(
+            config.security, log=Logger(namespace="ivr.sip.throttle").info)
+        location = LocationService()  # the gate never counts failures from registered addresses
+        gate = DigestGate(config, nonces, self.throttle, location)
+        self.registrar = Registrar(config, nonces, location, self.reactor,
                                    self.throttle, gate)
         self.invite_auth = InviteAuthenticator(config, nonces, self.reactor, self.throttle,
                                                local_hosts=[self.advertise], gate=gate,
@@ -181,7 +183,7 @@ class IvrServer:
         if errors:
             raise DialplanInvalid(errors)
         self.api = make_api(self.control, self.cdrs, self.webhooks, config, self.reactor,
-                            dnd=self.dnd, metrics=self.metrics)
+                            dnd=self.dnd, metrics=self.metrics, throttle=self.throttle)
         self._late_ticks_seen = 0
         from twisted.internet.task import LoopingCall
         self._housekeeping = LoopingCall(self._housekeep)

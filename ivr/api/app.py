@@ -148,12 +148,13 @@ class Api:
 
 
 def make_api(telephony, store, webhooks, config: ApiConfig | None = None, clock=None, *,
-             dnd=None, metrics=None, environ=None):
+             dnd=None, metrics=None, environ=None, throttle=None):
     """The whole HTTP surface as one ``twisted.web`` resource."""
     if clock is None:
         from twisted.internet import reactor as clock
     api = Api(telephony, store, webhooks, config or ApiConfig(), clock, dnd=dnd,
               metrics=metrics, environ=environ)
+    api.throttle = throttle  # SIP failure bans (ivr.sip.throttle), for /v1/security/bans
     app = build_app(api)
     resource = GuardedResource(app.resource(), lambda request, err: api.respond(
         request, err.status, json.loads(err.body()), err.headers))
@@ -162,9 +163,11 @@ def make_api(telephony, store, webhooks, config: ApiConfig | None = None, clock=
 
 
 def build_app(api: Api) -> Klein:
+    from .security import security_routes
     app = Klein()
     app.url_map.merge_slashes = False   # "/v1//calls" is a 404, not a redirect (before routes)
     cfg = api.config
+    security_routes(app, api)  # GET /v1/security/bans, DELETE /v1/security/bans/{address}
 
     @app.handle_errors(ApiError)
     def api_error(request, failure):
