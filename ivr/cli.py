@@ -23,6 +23,18 @@ def port_range(text: str) -> tuple[int, int]:
     return low_i, high_i
 
 
+def non_negative(cast):
+    def parse(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            value = -1
+        if not 0 <= value < float("inf"):  # also refuses nan
+            raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+        return value
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ivr", description="Open telephony IVR and voice server")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -49,6 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="hang up after this many seconds without RTP (0: never)")
     serve.add_argument("--drain-timeout", type=float, default=3600.0,
                        help="on SIGTERM, wait at most this long for calls to finish")
+    serve.add_argument("--sip-tcp-max-connections", type=non_negative(int), default=1000,
+                       metavar="N", help="SIP/TCP connections accepted in all; when full the "
+                                         "longest-idle one is closed (default 1000; 0: no limit)")
+    serve.add_argument("--sip-tcp-max-per-address", type=non_negative(int), default=50,
+                       metavar="N", help="SIP/TCP connections accepted from one address "
+                                         "(default 50; 0: no limit)")
+    serve.add_argument("--sip-tcp-message-timeout", type=non_negative(float), default=10.0,
+                       metavar="SECONDS", help="close a SIP/TCP connection whose message is "
+                                               "not complete this long after its first byte "
+                                               "(default 10; 0: never)")
 
     passwd = sub.add_parser("passwd", help="print the HA1 lines for an extension's password")
     from .config.passwd import add_arguments as passwd_arguments

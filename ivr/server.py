@@ -28,6 +28,7 @@ from .rtp.ports import PortAllocator
 from .rtp.receiver import MediaReceiver
 from .sip.message import Request
 from .sip.timers import TimerConfig
+from .sip.connection_limits import TcpLimits
 from .sip.transport import SipTransport
 from .sip.ua import UserAgent
 
@@ -50,7 +51,8 @@ class IvrServer:
     def __init__(self, reactor, *, sip=("127.0.0.1", 5060), http=("127.0.0.1", 8080),
                  rtp_ports=(10000, 20000), advertise=None, dialplans="dialplans",
                  prompts="prompts", data="data", timers=TimerConfig(), media_timeout=30.0,
-                 drain_timeout=3600.0, tts=None, config="config") -> None:
+                 drain_timeout=3600.0, tts=None, config="config",
+                 tcp_limits=TcpLimits()) -> None:
         self.reactor = reactor
         self.sip_addr, self.http_addr = sip, http
         self.data = Path(data)
@@ -76,7 +78,8 @@ class IvrServer:
                                   inband=self.inband, media_timeout=media_timeout,
                                   recordings_dir=str(self.data / "recordings"),
                                   data_dir=str(self.data))
-        self.transport = SipTransport(reactor, host, sip[1], self._on_sip)
+        self.transport = SipTransport(reactor, host, sip[1], self._on_sip,
+                                      tcp_limits=tcp_limits)
         self.ua: UserAgent | None = None
         self.timers = timers
         self.calls: dict[str, Call] = {}
@@ -307,6 +310,13 @@ class _Health(resource.Resource):
         return json.dumps(body).encode()
 
 
+def tcp_limits_from(args) -> TcpLimits:
+    """The SIP/TCP limits given by ``ivr serve``'s flags."""
+    return TcpLimits(max_connections=args.sip_tcp_max_connections,
+                     max_per_address=args.sip_tcp_max_per_address,
+                     message_timeout=args.sip_tcp_message_timeout)
+
+
 def run_server(args) -> int:
     from twisted.internet import reactor
 
@@ -315,7 +325,7 @@ def run_server(args) -> int:
                     advertise=args.advertise, dialplans=args.dialplans, prompts=args.prompts,
                     data=args.data, timers=TimerConfig(t1=args.t1),
                     media_timeout=args.media_timeout, drain_timeout=args.drain_timeout,
-                    config=args.config)
+                    config=args.config, tcp_limits=tcp_limits_from(args))
     try:
         srv.start()
     except DialplanInvalid as exc:

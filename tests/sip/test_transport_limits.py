@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import pytest
 from twisted.internet import defer, protocol, reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
@@ -256,3 +257,33 @@ class RealSocketTests(_Base):
         self.assertFalse(slow.transport.connected)
         self.assertLess(byte, 15)  # closed about 0.5 s after its first byte
         self.assertTrue(idle.transport.connected)
+
+
+# -- configuration: `ivr serve` flags reach the transport --------------------------------
+
+def test_serve_flags_reach_the_servers_transport():
+    from twisted.internet.testing import MemoryReactorClock
+
+    from ivr.cli import build_parser
+    from ivr.server import IvrServer, tcp_limits_from
+
+    parser = build_parser()
+    assert tcp_limits_from(parser.parse_args(["serve"])) == TcpLimits()
+    args = parser.parse_args(["serve", "--sip-tcp-max-connections", "7",
+                              "--sip-tcp-max-per-address", "0",
+                              "--sip-tcp-message-timeout", "2.5"])
+    limits = tcp_limits_from(args)
+    assert limits == TcpLimits(max_connections=7, max_per_address=0, message_timeout=2.5)
+    server = IvrServer(MemoryReactorClock(), sip=(HOST, 0), tcp_limits=limits)
+    assert server.transport.tcp_limits is limits
+
+
+def test_serve_refuses_negative_or_non_numeric_limits(capsys):
+    from ivr.cli import build_parser
+
+    for flag, value in (("--sip-tcp-max-connections", "-1"), ("--sip-tcp-max-per-address", "x"),
+                        ("--sip-tcp-message-timeout", "nan"),
+                        ("--sip-tcp-message-timeout", "inf")):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["serve", flag, value])
+        assert "expected a number >= 0" in capsys.readouterr().err
