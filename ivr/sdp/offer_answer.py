@@ -6,6 +6,7 @@ we send and do not expect media back).
 """
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, replace
 
 from .session import (
@@ -28,9 +29,13 @@ TELEPHONE_EVENT_FMTP = "0-16"
 class OfferAnswerError(SdpError):
     """The peer's offer or answer breaks RFC 3264 (answer with 488 / tear down)."""
 
+    status = 488
+
 
 class NoCommonCodec(OfferAnswerError):
     """No audio stream shares a codec with us: answer the INVITE with 488 Not Acceptable Here."""
+
+    warn_code = 305  # RFC 3261 20.43: Incompatible media format
 
 
 @dataclass(frozen=True)
@@ -117,9 +122,25 @@ def _usable_audio(m: MediaDescription) -> bool:
 
 
 def _remote(sd: SessionDescription, m: MediaDescription) -> str:
-    address = m.remote_address(sd)
-    if address is None:
+    """The IP address to send the stream to.  What we cannot send to is refused (488)
+    with the Warning code of RFC 3261 20.43 that says why: we resolve no host names and
+    send no multicast."""
+    conn = m.effective_connection(sd)
+    if conn is None:
         raise OfferAnswerError("audio stream has no c= line at media or session level")
+    if conn.nettype != "IN":
+        raise OfferAnswerError(f"c= network type {conn.nettype} is not IN", warn_code=300)
+    if conn.addrtype not in ("IP4", "IP6"):
+        raise OfferAnswerError(f"c= address type {conn.addrtype} is not IP4 or IP6",
+                               warn_code=301)
+    address = conn.address.split("/")[0]
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:  # the parser let it through as a host name
+        raise OfferAnswerError(f"c= address {address} is a host name, not an IP address",
+                               warn_code=301) from None
+    if ip.is_multicast:
+        raise OfferAnswerError(f"c= address {address} is not a unicast address")
     return address
 
 

@@ -13,6 +13,8 @@ a non-numeric port raises :class:`SdpError`.  Unknown line types are dropped (RF
 from __future__ import annotations
 
 import enum
+import ipaddress
+import re
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
@@ -24,7 +26,21 @@ __all__ = [
 
 
 class SdpError(ValueError):
-    """The peer sent a session description we cannot make sense of."""
+    """The peer sent a session description we cannot make sense of.
+
+    ``status`` is the SIP answer to an offer that raised it (400: the description is
+    malformed) and ``warn_code`` the RFC 3261 20.43 Warning code naming the problem
+    (399 miscellaneous unless a subclass or the raiser knows better); ``str(error)``
+    is the Warning's text.
+    """
+
+    status = 400
+    warn_code = 399
+
+    def __init__(self, message: str, warn_code: int | None = None) -> None:
+        super().__init__(message)
+        if warn_code is not None:
+            self.warn_code = warn_code
 
 
 class Direction(str, enum.Enum):
@@ -120,8 +136,13 @@ class Timing:
     repeats: tuple[str, ...] = ()
 
 
+#: Longest number we read from SDP (a 64-bit o= version has 20 digits): int() of a few
+#: thousand digits raises ValueError, and nothing legitimate is that long.
+MAX_DIGITS = 20
+
+
 def _digits(text: str) -> bool:
-    return text.isascii() and text.isdigit()
+    return text.isascii() and text.isdigit() and len(text) <= MAX_DIGITS
 
 
 def _find(attributes: tuple[Attribute, ...], name: str) -> list[str | None]:
@@ -205,7 +226,7 @@ class MediaDescription:
         value = self.attribute("ptime")
         try:
             ms = round(float(value or ""))
-        except ValueError:
+        except (ValueError, OverflowError):  # "abc", "nan"; "inf"
             return None
         return ms if 0 < ms <= 1000 else None
 
@@ -273,16 +294,43 @@ def _split(value: str, n: int, what: str, line: str) -> list[str]:
 
 
 def _int(text: str, what: str, line: str, limit: int | None = None) -> int:
-    if not _digits(text):
+    if not (text.isascii() and text.isdigit()):
         raise SdpError(f"non-numeric {what} in {line!r}")
-    value = int(text)
-    if limit is not None and value > limit:
+    if len(text) > MAX_DIGITS or (limit is not None and int(text) > limit):
         raise SdpError(f"{what} out of range in {line!r}")
-    return value
+    return int(text)
+
+
+_FQDN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+                   r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.?")
 
 
 def _connection(value: str, line: str) -> Connection:
-    return Connection(*_split(value, 3, "c=", line))
+    """A c= line.  For ``IN IP4`` / ``IN IP6`` the address must be an address of that
+    type (with the multicast ``/ttl/count`` suffixes RFC 8866 5.7 allows) or a host
+    name; other network and address types are kept for offer/answer to refuse."""
+    conn = Connection(*_split(value, 3, "c=", line))
+    if conn.nettype == "IN" and conn.addrtype in ("IP4", "IP6"):
+        _check_address(conn.addrtype, conn.address)
+    return conn
+
+
+def _check_address(addrtype: str, address: str) -> None:
+    host, *suffixes = address.split("/")
+    if len(suffixes) > (2 if addrtype == "IP4" else 1) or not all(map(_digits, suffixes)):
+        raise SdpError(f"c= address {address} has a malformed /ttl/count suffix")
+    family = ipaddress.IPv4Address if addrtype == "IP4" else ipaddress.IPv6Address
+    try:
+        family(host)
+        return
+    except ValueError:
+        pass
+    # A host name is allowed (RFC 8866 5.7), but not one that reads as an address: a
+    # top-level label is never all digits (RFC 1123 2.1), and ':' is not in a name.
+    top = host.rstrip(".").rpartition(".")[2]
+    if _FQDN.fullmatch(host) is None or top.isdigit():
+        kind = "an IPv4" if addrtype == "IP4" else "an IPv6"
+        raise SdpError(f"c= address {host} is not {kind} address")
 
 
 def _bandwidth(value: str, line: str) -> Bandwidth:
