@@ -282,3 +282,46 @@ def test_registered_from_matches_ipv6_however_written(host):
     s = Server()
     assert s.login("2002", Source("UDP", "2001:db8::5", 5060)).status == 200
     assert s.location.registered_from(host, s.clock.seconds()) == {"2002"}
+
+
+# -- the location index behind registered_from -------------------------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from ivr.sip.registrar import Binding, contact_key  # noqa: E402
+from ivr.sip.uri import NameAddr, parse_uri  # noqa: E402
+
+_HOSTS = ["192.0.2.1", "192.0.2.2", "2001:db8::1"]
+_ops = st.lists(st.one_of(
+    st.tuples(st.just("put"), st.sampled_from(["2001", "2002"]), st.integers(0, 3),
+              st.sampled_from(_HOSTS), st.integers(1, 20), st.integers(1, 3)),
+    st.tuples(st.just("remove"), st.sampled_from(["2001", "2002"]), st.integers(0, 3)),
+    st.tuples(st.just("clear"), st.sampled_from(["2001", "2002"])),
+    st.tuples(st.just("expire"), st.integers(0, 25))), max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_ops)
+def test_registered_from_always_agrees_with_the_bindings(ops):
+    """Whatever happens to the bindings, registered_from answers as a scan of them would,
+    and the index keeps nothing for a binding that is gone."""
+    loc = LocationService()
+    for op in ops:
+        if op[0] == "put":
+            _, aor, n, host, expires, max_contacts = op
+            uri = parse_uri(f"sip:{aor}@10.0.0.{n}")
+            loc.put(Binding(aor, NameAddr(uri), expires, Source("UDP", host, 5060),
+                            updated_at=len(ops)), max_contacts)
+        elif op[0] == "remove":
+            loc.remove(op[1], contact_key(parse_uri(f"sip:{op[1]}@10.0.0.{op[2]}")))
+        elif op[0] == "clear":
+            loc.clear(op[1])
+        else:
+            loc.expire(op[1])
+        everything = [b for aor in ("2001", "2002") for b in loc.bindings(aor, -1)]
+        for now in (0, 10, 30):
+            for host in _HOSTS:
+                expected = {b.aor for b in everything if b.received.host == host and b.expires_at > now}
+                assert loc.registered_from(host, now) == expected
+        indexed = {(aor, key) for keys in loc._by_host.values() for aor, key in keys}
+        assert indexed == {(b.aor, contact_key(b.contact.uri)) for b in everything}
