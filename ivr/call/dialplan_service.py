@@ -84,7 +84,7 @@ class DialplanService:
         caller = caller_id(headers.get("From") or "", headers.get("P-Asserted-Identity"),
                            headers.get("Privacy"), region=plan.settings.default_region)
         call = Call(self.media, session, caller, match.called,
-                    {"flow": match.flow, "route_source": match.source})
+                    {"flow": match.flow, "route_source": match.source, "route": match.label})
         call.log_event("route", called=match.called, flow=match.flow, source=match.source,
                        caller=caller.number or "anonymous")
         self._run(call, plan, match.flow)
@@ -103,7 +103,8 @@ class DialplanService:
             return None
         caller = CallerId(extension.number, extension.name, headers_from(request))
         call = Call(self.media, session, caller, dialled,
-                    {"flow": flow, "route_source": "extension", "dialled": dialled,
+                    {"flow": flow, "route_source": "extension", "route": "extension",
+                     "dialled": dialled,
                      "extension": extension.number})
         call.log_event("route", called=dialled, flow=flow, source="extension",
                        caller=extension.number)

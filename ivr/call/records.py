@@ -40,8 +40,9 @@ def call_summary(call) -> dict:
         "outcome": outcome(call),
         "end_reason": call.end_reason,
         "hangup_side": getattr(call, "hangup_side", None),
-        "route": call.variables.get("route"),
+        "route": call.variables.get("route"),  # which route matched (dialplan_service)
         "flow": call.variables.get("flow"),
+        "recording": call.variables.get("recording"),  # set by the record verb
         "digits": list(call.gathered),
         "rtp_packets_lost": lost,
         "rtp_loss_pct": round(100.0 * lost / (lost + received), 2) if lost + received else 0.0,

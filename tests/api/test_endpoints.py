@@ -57,6 +57,9 @@ def test_click_to_call_end_to_end_with_webhooks_and_cdrs(env):
     assert all(r["session_id"] == sid and r["outcome"] == "answered" for r in rows)
     cust = next(r for r in rows if r["role"] == "customer")
     assert cust["hangup_side"] == "customer" and cust["billsec"] == 20.0
+    # start_recording's file is on each leg's record (the session fills it in)
+    assert {r["role"]: r["recording"] for r in rows} == {
+        "agent": agent.recordings[0], "customer": customer.recordings[0]}
     assert env.metrics.registry.get_sample_value(
         "ivr_click_to_call_sessions_total",
         {"state": "completed", "reason": "customer-hangup"}) == 1.0

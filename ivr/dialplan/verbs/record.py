@@ -2,6 +2,9 @@
 
 The file goes to ``settings.recordings_dir``; its path, length and how it ended are
 stored in ``<variable>.path``, ``<variable>.seconds`` and ``<variable>.finished_by``.
+The path also goes to ``recording`` as soon as recording starts (whatever ``variable``
+says): the leg's CDR takes its ``recording`` column from there, so a caller who hangs up
+mid-message (the verb is cancelled before its result) still leaves the file on record.
 """
 from __future__ import annotations
 
@@ -45,6 +48,7 @@ class Record(Verb):
         os.makedirs(directory, exist_ok=True)
         path = os.path.join(directory, safe_name(self.render(self.args.file)))
         self.log("record", path=path, max_length=self.args.max_length)
+        call.variables["recording"] = path  # for the CDR (ivr/call/records.py)
         result = yield self.wait(call.record(path, self.args.max_length,
                                              finish_on_key=self.args.finish_on_key, beep=self.args.beep))
         var = self.args.variable
