@@ -141,14 +141,17 @@ class Call:
         return serialize_sdp(self._local_sdp)
 
     def _sdp_or_reject(self) -> bytes | None:
+        """Our SDP for the INVITE's answer, or None once the INVITE got 400 (its offer is
+        malformed) or 488 (NoCommonCodec, nothing we can send to) with a Warning saying
+        why.  The SDP layer checks everything it hands on, so anything else raised here
+        is a bug of ours (the runner logs it and answers 500)."""
         try:
             return self._answer_sdp()
-        except NoCommonCodec as exc:
-            self.log_event("reject", status=488, why=str(exc))
-            self.session.reject(488)
         except SdpError as exc:
-            self.log_event("reject", status=400, why=f"bad SDP: {exc}")
-            self.session.reject(400, "Bad SDP")
+            why = f"bad SDP: {exc}" if exc.status == 400 else str(exc)
+            self.log_event("reject", status=exc.status, why=why)
+            self.session.reject(exc.status, "Bad SDP" if exc.status == 400 else None,
+                                extra=[self.session.warning(why, exc.warn_code)])
         self._end("rejected")
         return None
 
@@ -360,9 +363,10 @@ class Call:
             else:
                 answer, negotiated = make_answer(offer, self.ctx.advertise, rtp.local_port,
                                                  session_id=self._session_id, version=1)
-        except SdpError as exc:
-            self.log_event("offer_rejected", why=str(exc))
-            raise OfferRejected(str(exc))
+        except SdpError as exc:  # the session answers 400 or 488 with a Warning
+            why = f"bad SDP: {exc}" if exc.status == 400 else str(exc)
+            self.log_event("offer_rejected", status=exc.status, why=why)
+            raise OfferRejected(why, exc.status, exc.warn_code) from None
         self._local_sdp = answer
         self._apply(negotiated)
         self.log_event("hold" if negotiated.on_hold else "media_update",

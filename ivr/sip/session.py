@@ -44,7 +44,30 @@ class SessionState(Enum):
 
 
 class OfferRejected(Exception):
-    """The listener cannot accept an SDP offer (answer 488)."""
+    """The listener cannot accept an SDP offer: answer ``status`` (488, or 400 for SDP
+    that is malformed) with a Warning of code ``warn_code`` saying ``why``, if given."""
+
+    def __init__(self, why: str = "", status: int = 488, warn_code: int = 399) -> None:
+        super().__init__(why)
+        self.why, self.status, self.warn_code = why, status, warn_code
+
+
+#: Longest Warning text we send: it quotes what the peer sent, which may be anything.
+MAX_WARNING_TEXT = 200
+
+
+def warning_header(agent: str, text: str, code: int = 399) -> tuple[str, str]:
+    """``("Warning", 'code agent "text"')`` (RFC 3261 20.43).  ``text`` usually quotes
+    the peer's own bytes, so it becomes a safe quoted-string: characters that are not
+    printable (CR, LF, NUL, other controls) turn into ``?``, ``"`` and ``\\`` are escaped,
+    and it is cut at MAX_WARNING_TEXT characters."""
+    if not 300 <= code <= 399:
+        raise ValueError(f"a Warning code is 3xx, not {code}")
+    if len(text) > MAX_WARNING_TEXT:
+        text = text[: MAX_WARNING_TEXT - 3] + "..."
+    text = "".join(c if c.isprintable() else "?" for c in text)
+    text = text.replace("\\", "\\\\").replace('"', '\\"')
+    return ("Warning", f'{code} {agent} "{text}"')
 
 
 class SessionError(Exception):
@@ -147,6 +170,12 @@ class InviteSession:
     def ua_allow(self) -> str:
         from .ua import ALLOW
         return ALLOW
+
+    def warning(self, text: str, code: int = 399) -> tuple[str, str]:
+        """A Warning header from this UA (its host:port is the warn-agent)."""
+        host = self.ua.host
+        host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+        return warning_header(f"{host}:{self.ua.port}", text, code)
 
     def _send_2xx(self, txn, response: Response) -> None:
         """Send a 2xx to an INVITE and retransmit it until the ACK (13.3.1.4)."""
@@ -374,8 +403,9 @@ class InviteSession:
         an unanswered INVITE server transaction would never end)."""
         try:
             return self.listener.on_offer(self, offer) if self.listener else None
-        except OfferRejected:
-            self.ua.layer.respond(txn, make_response(request, 488))
+        except OfferRejected as exc:
+            extra = [self.warning(exc.why, exc.warn_code)] if exc.why else None
+            self.ua.layer.respond(txn, make_response(request, exc.status, extra=extra))
         except Exception:
             log.failure("call {cid}: listener failed on an offer", cid=self.call_id)
             self.ua.layer.respond(txn, make_response(request, 500))
