@@ -10,7 +10,12 @@ Signature header (verify it on the receiving side)::
 
 ``body`` is the exact request body bytes.  Receivers recompute the HMAC over
 ``str(t).encode() + b"." + body``, compare with :func:`hmac.compare_digest`, and reject
-timestamps more than a few minutes old (:func:`verify` does all three).
+timestamps more than a few minutes old (:func:`verify` does all three).  The dialplan
+``webhook`` verb's requests carry the same header, made the same way with the same secret.
+
+The transport (:mod:`ivr.api.webhook_http`) keeps connections alive; a delivery that meets a
+pooled connection the receiver has closed meanwhile is sent again at once on a fresh one and
+does not count as a failed attempt.
 """
 from __future__ import annotations
 
@@ -23,7 +28,10 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.interfaces import IReactorTCP
+
+from .webhook_http import WebhookHttp
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +64,12 @@ def verify(secret: bytes, header: str, body: bytes, now: float, tolerance: float
     return hmac.compare_digest(expected, given)
 
 
-def treq_post(timeout: float = 10.0) -> Post:
-    """The real transport: POST with treq, fires with the status code."""
-    import treq
-
+def http_post(http: WebhookHttp, timeout: float = 10.0) -> Post:
+    """The real transport: POST over ``http``, fires with the status code."""
     def post(url: str, body: bytes, headers: dict) -> Deferred:
-        d = treq.post(url, data=body, headers={k: [v] for k, v in headers.items()},
-                      timeout=timeout, allow_redirects=False)
-        d.addCallback(lambda resp: treq.content(resp).addCallback(lambda _: resp.code))
-        return d
+        d = http.post(url, body, headers)
+        d.addTimeout(timeout, http.reactor)
+        return d.addCallback(lambda reply: reply.status)
     return post
 
 
@@ -89,7 +94,11 @@ class WebhookDispatcher:
                  metrics=None, user_agent: str = "ivr-webhooks/1") -> None:
         self.secret = secret.encode() if isinstance(secret, str) else secret
         self.clock = clock
-        self._post = post if post is not None else treq_post()
+        self._http: WebhookHttp | None = None
+        if post is None:
+            self._http = WebhookHttp(clock if IReactorTCP.providedBy(clock) else None)
+            post = http_post(self._http)
+        self._post = post
         self.backoff = backoff
         self.max_attempts = max_attempts
         self.metrics = metrics
@@ -135,6 +144,10 @@ class WebhookDispatcher:
 
     def idle(self) -> bool:
         return not self._queues
+
+    def close(self) -> Deferred:
+        """Drop the transport's pooled connections (a Deferred)."""
+        return self._http.close() if self._http is not None else succeed(None)
 
     # -- delivery -------------------------------------------------------------------
 

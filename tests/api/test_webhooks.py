@@ -6,7 +6,8 @@ import hmac
 import json
 
 from twisted.internet import task
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
+from twisted.internet.task import deferLater
 
 from ivr.api.metrics import Metrics
 from ivr.api.webhooks import SIGNATURE_HEADER, WebhookDispatcher, sign, verify
@@ -133,3 +134,34 @@ def test_notify_for_dialplan_webhook_verb():
     assert url == "http://h/plan" and json.loads(body) == {"digits": "1234"}
     assert verify(SECRET, headers[SIGNATURE_HEADER], body, now=0)
     assert sign(SECRET, 0, body) == headers[SIGNATURE_HEADER]
+
+
+class ClosingReceiverTests(__import__("twisted.trial.unittest", fromlist=["TestCase"]).TestCase):
+    """The real transport against a receiver on 127.0.0.1 that closes after every response."""
+
+    @inlineCallbacks
+    def test_events_arrive_at_once_without_spending_attempts(self):
+        from twisted.internet import reactor
+
+        from tests.closing_receiver import ClosingReceiver
+
+        rx = ClosingReceiver(reactor)
+        self.addCleanup(rx.listen().stopListening)
+        backoff = 3.0
+        wh = WebhookDispatcher(SECRET, reactor, backoff=(backoff,))
+        self.addCleanup(lambda: wh.close())
+        names = ["initiated", "ringing", "answered", "completed"]
+        started = reactor.seconds()
+        for name in names:
+            wh.send("c1", rx.url(), name)
+        while not wh.idle() and reactor.seconds() - started < backoff:
+            yield deferLater(reactor, 0.01)
+        elapsed = reactor.seconds() - started
+        assert wh.idle(), f"still {wh.pending('c1')} pending after {elapsed:.1f} s"
+        assert elapsed < backoff                       # no event waited for a retry
+        assert [json.loads(r.body)["event"] for r in rx.requests] == names
+        assert [r.headers["x-ivr-attempt"] for r in rx.requests] == ["1"] * len(names)
+        assert wh.delivered == len(names) and wh.dropped == []
+        assert rx.connections == len(names)            # one fresh connection per event
+        for r in rx.requests:
+            assert verify(SECRET, r.headers["x-ivr-signature"], r.body, now=reactor.seconds())
