@@ -98,7 +98,7 @@ class IvrServer:
         self.media.tts = self._tts or TtsEngine(self.data / "cache" / "tts", reactor=self.reactor)
         from .call.dialplan_service import DialplanService
         self.dialplan = DialplanService(self.reactor, self.dialplans_dir, self.prompts_dir,
-                                        self.media)
+                                        self.media, webhook_secret=self._webhook_secret())
         self.dialplan.start()  # raises DialplanInvalid with file:line:col errors
         self._start_extensions()
         self.transport.start()

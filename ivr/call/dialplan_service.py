@@ -31,12 +31,13 @@ class DialplanInvalid(Exception):
 
 
 class DialplanService:
-    def __init__(self, reactor, dialplans_dir, prompts_dir, media) -> None:
+    def __init__(self, reactor, dialplans_dir, prompts_dir, media,
+                 webhook_secret: bytes | None = None) -> None:
         self.reactor = reactor
         self.media = media
         self.store = DialplanStore(dialplans_dir, prompts_dir, reactor=reactor)
         self.router: Router | None = None
-        self.http = TreqHttpClient(reactor=reactor)
+        self.http = TreqHttpClient(reactor=reactor, secret=webhook_secret)  # signs flow webhooks
         self.runners: dict[str, FlowRunner] = {}
         self.telephony = None  # set by the server once call control exists
 

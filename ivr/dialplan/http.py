@@ -1,4 +1,4 @@
-"""The HTTP client the ``webhook`` verb uses: a tiny protocol, a treq implementation.
+"""The HTTP client the ``webhook`` verb uses: a tiny protocol, a signed implementation.
 
 Tests inject a fake with the same ``post_json`` method; the verb applies its own timeout
 (with the call's clock) by cancelling the Deferred.
@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.defer import Deferred
 
 
 @dataclass(frozen=True)
@@ -23,35 +23,40 @@ class HttpClient(Protocol):
         ...
 
 
-class TreqHttpClient:
-    """``post_json`` over treq (which pools connections through its own Agent)."""
+class WebhookHttpClient:
+    """``post_json`` for flow webhooks, over the same transport as status webhooks.
 
-    def __init__(self, reactor=None, max_body: int = 1 << 20):
-        self._reactor = reactor
+    With a ``secret`` every request is signed exactly like a status webhook: an
+    ``X-IVR-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, f"{t}.{body}")>``
+    header over the exact body bytes (``ivr.api.webhooks.verify`` checks it).  Connections
+    are pooled; a request that meets a pooled connection the receiver has closed meanwhile
+    is sent again at once on a fresh one, so the verb sees one attempt, not a failure.
+    """
+
+    def __init__(self, reactor=None, max_body: int = 1 << 20, secret: bytes | str | None = None,
+                 user_agent: str = "ivr-webhooks/1"):
+        from ivr.api.webhook_http import WebhookHttp
         self.max_body = max_body
-        self._http = None
-        self._pool = None
+        self.secret = secret.encode() if isinstance(secret, str) else secret
+        self.user_agent = user_agent
+        self._http = WebhookHttp(reactor, max_body=max_body)
+
+    @property
+    def resent(self) -> int:
+        return self._http.resent
 
     def close(self):
         """Drop pooled connections (a Deferred)."""
-        from twisted.internet import defer
-        return self._pool.closeCachedConnections() if self._pool else defer.succeed(None)
+        return self._http.close()
 
-    def _client(self):
-        if self._http is None:
-            from treq.client import HTTPClient
-            from twisted.web.client import Agent, HTTPConnectionPool
-            if self._reactor is None:
-                from twisted.internet import reactor
-                self._reactor = reactor
-            pool = self._pool = HTTPConnectionPool(self._reactor, persistent=True)
-            self._http = HTTPClient(Agent(self._reactor, pool=pool))
-        return self._http
+    def post_json(self, url: str, body: bytes, headers: dict[str, str]) -> Deferred:
+        from ivr.api.webhooks import SIGNATURE_HEADER, sign
+        hdrs = {"Content-Type": "application/json", "User-Agent": self.user_agent, **headers}
+        if self.secret:
+            hdrs[SIGNATURE_HEADER] = sign(self.secret, int(self._http.reactor.seconds()), body)
+        d = self._http.post(url, body, hdrs)
+        return d.addCallback(lambda reply: HttpResponse(reply.status, reply.body))
 
-    @inlineCallbacks
-    def post_json(self, url: str, body: bytes, headers: dict[str, str]):
-        hdrs = {k: [v] for k, v in headers.items()}
-        hdrs.setdefault("Content-Type", ["application/json"])
-        response = yield self._client().post(url, data=body, headers=hdrs)
-        content = yield response.content()
-        return HttpResponse(response.code, content[: self.max_body])
+
+#: The old name (it used to run over treq).
+TreqHttpClient = WebhookHttpClient

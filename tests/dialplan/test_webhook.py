@@ -1,4 +1,7 @@
 import json
+from pathlib import Path
+
+from twisted.internet.defer import Deferred
 
 from ivr.dialplan.http import HttpResponse
 
@@ -38,7 +41,7 @@ def test_success_sets_variables(tmp_path):
     assert json.loads(body) == {"call_id": "call-1", "called": "+18005550100",
                                 "caller": "+12125551234", "caller_name": "Alice",
                                 "variables": {"account": "42"}}
-    assert headers == {"X-Call-Id": "call-1"}
+    assert headers == {"X-Call-Id": "call-1", "X-IVR-Attempt": "1"}
     assert call.variables["name"] == "Bob" and call.variables["n"] == "3"
     assert call.variables["webhook.status"] == "200"
     assert call.said() == ["Hello Bob"]
@@ -69,6 +72,7 @@ def test_timeout_then_retry_succeeds(tmp_path):
     assert failed[0]["reason"] == "timeout" and failed[0]["attempt"] == 1
     call.clock.advance(0.5)            # retry_delay
     assert len(http.requests) == 2
+    assert [h["X-IVR-Attempt"] for _u, _b, h in http.requests] == ["1", "2"]
     assert call.said()[-1] == "Hello Ann"
 
 
@@ -131,3 +135,93 @@ class RealHttpTests(__import__("twisted.trial.unittest", fromlist=["TestCase"]).
             self.assertEqual(json.loads(response.body), {"variables": {"ok": "yes"}})
             self.assertEqual(seen, [("application/json", {"a": 1})])
         return d.addCallback(check)
+
+
+class ClosingReceiverTests(__import__("twisted.trial.unittest", fromlist=["TestCase"]).TestCase):
+    """The server's client for flow webhooks against a real receiver on 127.0.0.1 that
+    closes every connection after one response (tests/closing_receiver.py)."""
+
+    SECRET = b"whsec_flow"
+
+    def setUp(self):
+        from twisted.internet import reactor
+
+        from ivr.dialplan.http import TreqHttpClient
+
+        from tests.closing_receiver import ClosingReceiver
+
+        self.reactor = reactor
+        self.rx = ClosingReceiver(reactor)
+        self.addCleanup(self.rx.listen().stopListening)
+        self.client = TreqHttpClient(reactor, secret=self.SECRET.decode())
+        self.addCleanup(self.client.close)
+
+    def test_requests_are_signed_like_status_webhooks(self):
+        from ivr.api.webhooks import SIGNATURE_HEADER, sign, verify
+
+        body = b'{"call_id": "c1", "variables": {}}'
+        before = int(self.reactor.seconds())
+        d = self.client.post_json(self.rx.url(), body, {"X-Call-Id": "c1"})
+
+        def check(response):
+            assert response.status == 200
+            got = self.rx.requests[0]
+            assert got.body == body and got.headers["x-call-id"] == "c1"
+            assert got.headers["content-type"] == "application/json"
+            header = got.headers[SIGNATURE_HEADER.lower()]
+            assert verify(self.SECRET, header, body, now=self.reactor.seconds())
+            assert not verify(b"another secret", header, body, now=self.reactor.seconds())
+            stamp = int(header.split(",")[0].removeprefix("t="))
+            assert before <= stamp <= self.reactor.seconds()
+            assert header == sign(self.SECRET, stamp, body)     # the status webhooks' scheme
+        return d.addCallback(check)
+
+    def test_back_to_back_webhook_verbs_do_not_fail_on_the_closed_connection(self):
+        # The second verb's POST goes out as soon as the first reply is in, onto the pooled
+        # connection the receiver is closing; with retries: 0 that used to take on_failure.
+        from ivr.api.webhooks import verify
+
+        self.rx.reply = b'{"variables": {"ok": "yes"}}'
+        url = self.rx.url("")
+        plan = f"""
+flows:
+  main:
+    - answer
+    - webhook: {{url: "{url}/first", retries: 0, on_failure: [{{say: "Failed one"}}]}}
+    - webhook: {{url: "{url}/second", retries: 0, on_failure: [{{say: "Failed two"}}]}}
+    - say: "Done {{{{ok}}}}"
+"""
+        tmp = Path(self.mktemp())
+        tmp.mkdir()
+        call, _runner, _result = start(tmp, plan, http=self.client)
+        done = Deferred()
+
+        def poll():
+            if call.said() or self.reactor.seconds() - started > 5:
+                done.callback(None)
+            else:
+                self.reactor.callLater(0.01, poll)
+        started = self.reactor.seconds()
+        poll()
+
+        def check(_):
+            assert call.said() == ["Done yes"]
+            assert [r.path for r in self.rx.requests] == ["/first", "/second"]
+            assert [r.headers["x-ivr-attempt"] for r in self.rx.requests] == ["1", "1"]
+            for r in self.rx.requests:
+                assert verify(self.SECRET, r.headers["x-ivr-signature"], r.body,
+                              now=self.reactor.seconds())
+            assert self.client.resent == 1
+        return done.addCallback(check)
+
+
+def test_dialplan_service_hands_the_webhook_secret_to_its_http_client(tmp_path):
+    from types import SimpleNamespace
+
+    from twisted.internet.task import Clock
+
+    from ivr.call.dialplan_service import DialplanService
+
+    service = DialplanService(Clock(), tmp_path, tmp_path, SimpleNamespace(tts=None),
+                              webhook_secret=b"whsec_server")
+    assert service.http.secret == b"whsec_server"

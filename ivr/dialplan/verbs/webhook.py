@@ -8,7 +8,9 @@
         filler_delay: 1          # seconds before the filler starts (then it repeats)
         on_failure: [ {say: "Sorry, our systems are busy."}, hangup ]
 
-Request: ``{"call_id", "called", "caller", "caller_name", "variables": {...}}``.  Reply (2xx,
+Request: ``{"call_id", "called", "caller", "caller_name", "variables": {...}}`` with headers
+``X-Call-Id``, ``X-IVR-Attempt`` (1, 2, ...) and, from the server's HTTP client,
+``X-IVR-Signature`` made like a status webhook's (``ivr.api.webhooks``).  Reply (2xx,
 JSON object): ``{"variables": {"name": "value"}, "goto": "flow"}`` (both optional).  The
 status lands in ``webhook.status``.  A reply naming an unknown flow counts as a failure.
 """
@@ -78,8 +80,9 @@ class Webhook(Verb):
                            "variables": dict(call.variables)}).encode()
 
     @defer.inlineCallbacks
-    def attempt(self, call, url, body):
-        d = self.env.http.post_json(url, body, {"X-Call-Id": call.call_id})
+    def attempt(self, call, url, body, n: int = 1):
+        d = self.env.http.post_json(url, body, {"X-Call-Id": call.call_id,
+                                                "X-IVR-Attempt": str(n)})
         d.addTimeout(self.args.timeout, call.clock)
         try:
             response = yield self.wait(d)
@@ -123,7 +126,7 @@ class Webhook(Verb):
         body = self.payload(call)
         for n in range(1, self.args.retries + 2):
             try:
-                variables, goto = yield self.attempt(call, url, body)
+                variables, goto = yield self.attempt(call, url, body, n)
             except WebhookFailed as e:
                 self.log("webhook_failed", url=url, attempt=n, reason=str(e))
                 if not e.retry or n > self.args.retries:
