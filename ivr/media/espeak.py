@@ -52,7 +52,11 @@ class Voice:
 
 
 def resolve_voice(voices: Iterable[Voice], voice: str | None, language: str | None) -> str | None:
-    """The espeak voice id for a voice id/name/short id or a language tag; None = default."""
+    """The espeak voice id for a voice id/name/short id or a language tag; None = default.
+
+    A voice, when given, decides alone: one that names no voice (nor a language, "en-us"
+    or "fr" given as a voice) is an error, never silently replaced by ``language``'s voice.
+    """
     voices = list(voices)
     if voice:
         want = voice.lower()
@@ -61,8 +65,7 @@ def resolve_voice(voices: Iterable[Voice], voice: str | None, language: str | No
             found = [v for v in voices if test(v)]
             if found:
                 return found[0].id
-        if not language:
-            language = voice  # "en-us" or "fr" given as a voice
+        language = voice
     if language:
         want = language.lower().replace("_", "-")
         for test in (lambda v: want in (lang.lower() for lang in v.languages),

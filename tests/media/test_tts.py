@@ -297,6 +297,15 @@ class ResolveVoiceTests(unittest.TestCase):
         self.assertRaises(TtsError, r, "klingon")
         self.assertRaises(TtsError, r, None, "tlh")
 
+    def test_a_given_voice_decides_alone(self):
+        r = lambda v=None, l=None: resolve_voice(self.VOICES, v, l)
+        self.assertEqual(r("roa/fr", "en-us"), "roa/fr")
+        self.assertEqual(r("en_US", "en"), "gmw/en-us")  # a language tag as the voice wins too
+        # an unknown voice is an error, not the plan language's voice in disguise
+        with self.assertRaises(TtsError) as caught:
+            r("klingon", "en-us")
+        self.assertIn("klingon", str(caught.exception))
+
 
 class BrokenWorkerTests(unittest.TestCase):
     """The worker process misbehaves: the request fails, the call gets the fallback."""

@@ -90,3 +90,28 @@ def test_a_broken_render_child_fails_its_request_and_the_next_render_is_unchange
                      "exit then same",
                      "error TtsError engine said no", "error then same",
                      "forks 9"], r.stdout + r.stderr
+
+
+def test_engine_id_covers_what_changes_the_samples_besides_the_request(tmp_path, monkeypatch):
+    from ivr.media import espeak
+    from ivr.media.audio import RATE
+    data = tmp_path / "espeak-ng-data"
+    (data / "voices" / "gmw").mkdir(parents=True)
+    (data / "phondata").write_bytes(b"\x01" * 100)
+    (data / "voices" / "gmw" / "en").write_text("name English\n")
+    version = f"eSpeak NG text-to-speech: 1.51  Data at: {data}"
+    first = espeak.engine_id(version)
+    assert espeak.engine_id(version) == first  # stable: the same engine, the same keys
+    assert espeak.CACHE_FORMAT in first and f"{RATE} Hz" in first and "1.51" in first
+    seen = {first}
+
+    (data / "voices" / "gmw" / "en").write_text("name English\npitch 90 140\n")  # a voice edited
+    seen.add(espeak.engine_id(version))
+    (data / "voices" / "gmw" / "en-us").write_text("name English (America)\n")  # a voice added
+    seen.add(espeak.engine_id(version))
+    seen.add(espeak.engine_id(version.replace("1.51", "1.52")))
+    real = espeak._package_version
+    monkeypatch.setattr(espeak, "_package_version", lambda name: "9.9" if name == "soxr" else real(name))
+    seen.add(espeak.engine_id(version))  # another resampler
+    assert len(seen) == 5
+
