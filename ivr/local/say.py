@@ -1,9 +1,12 @@
 """``ivr say``: a prompt exactly as a caller hears it.
 
-The text goes through the server's own TtsEngine (same disk cache, so the audio is the
-prompt the server will play), comes out at 8 kHz, and is G.711 encoded and decoded with the
-codec of the call, so the admin hears the companding noise too. Then it is either played on
-the local sound device or written to a WAV file.
+The text goes through the server's own TtsEngine (same disk cache, and renders that depend
+on the request alone), with the voice, language and rate a call would use: the flags, else
+the dialplan's ``settings`` (as the ``say`` verb applies them). It comes out at 8 kHz and
+goes through the frames the RTP path sends (the prompt G.711-encoded once, its last frame
+padded) and the caller's G.711 decode, so the samples are the ones the caller's phone
+decodes, companding noise included. Then it is either played on the local sound device or
+written to a WAV file.
 """
 from __future__ import annotations
 
@@ -12,22 +15,54 @@ from pathlib import Path
 import numpy as np
 from twisted.internet import defer, threads
 
+from ..dialplan.loader import load_dialplans
+from ..dialplan.model import Settings
 from ..media import g711
 from ..media.audio import RATE, save_wav
+from ..media.player import PcmSource
 from . import audio_device
 
-__all__ = ["caller_audio", "render_for_caller", "say", "voices_text"]
+__all__ = ["PlanInvalid", "call_voice", "caller_audio", "plan_settings", "render_for_caller", "say",
+           "voices_text"]
+
+
+class PlanInvalid(Exception):
+    """The dialplans do not load: the server would refuse them too."""
+
+    def __init__(self, errors) -> None:
+        super().__init__(f"{len(errors)} dialplan error(s)")
+        self.errors = list(errors)
+
+
+def plan_settings(dialplans) -> Settings:
+    """The ``settings`` of the plan in ``dialplans`` (a directory or file), loaded and
+    validated as the server loads it; PlanInvalid with file:line:col errors if it does not."""
+    plan, errors = load_dialplans(dialplans)
+    if plan is None or errors:
+        raise PlanInvalid(errors or [f"{dialplans}: no dialplan"])
+    return plan.settings
+
+
+def call_voice(settings: Settings, voice=None, language=None, rate=None) -> tuple:
+    """(voice, language, rate) as a call speaks a ``say`` with these fields: each one given
+    wins, else the plan's default (the verbs' ``voice_args``)."""
+    return (voice or settings.voice, language or settings.language, rate or settings.rate)
 
 
 def caller_audio(samples: np.ndarray, codec: str = "PCMU") -> np.ndarray:
-    """8 kHz int16 after one trip through the G.711 codec (what arrives at the caller)."""
+    """8 kHz int16 the caller decodes: the RTP path's frames (``PcmSource.read_encoded``,
+    the last one padded to 20 ms) through the codec's decoder."""
     encode, decode = g711.encoder_for(codec), g711.decoder_for(codec)
-    return decode(encode(np.asarray(samples, dtype=np.int16)))
+    source = PcmSource(np.asarray(samples, dtype=np.int16))
+    frames = []
+    while (frame := source.read_encoded(encode)) is not None:
+        frames.append(frame)
+    return decode(b"".join(frames))
 
 
 def render_for_caller(engine, text: str, voice=None, language=None, rate=None,
                       codec: str = "PCMU") -> defer.Deferred:
-    """Deferred 8 kHz int16: the rendered prompt after the G.711 round trip."""
+    """Deferred 8 kHz int16: the rendered prompt as the caller decodes it."""
     return engine.render(text, voice, language, rate).addCallback(caller_audio, codec)
 
 
