@@ -132,7 +132,7 @@ class IvrServer:
         if path.exists():
             config, errors = load_extensions(path)
             if errors:
-                raise DialplanInvalid(errors)
+                raise ConfigInvalid(errors, str(path))
         else:
             config = ExtensionsConfig()
             log.info("no {p}: no extensions, ring groups or trunks", p=path)
@@ -184,7 +184,7 @@ class IvrServer:
             ApiConfig(recordings_dir=str(self.data / "recordings"),
                       default_region=self.dialplan.store.current.settings.default_region))
         if errors:
-            raise DialplanInvalid(errors)
+            raise ConfigInvalid(errors, str(self.config_dir / "api.yaml"))
         self.api = make_api(self.control, self.cdrs, self.webhooks, config, self.reactor,
                             dnd=self.dnd, metrics=self.metrics, throttle=self.throttle)
         self._late_ticks_seen = 0
@@ -317,6 +317,15 @@ def tcp_limits_from(args) -> TcpLimits:
                      message_timeout=args.sip_tcp_message_timeout)
 
 
+class ConfigInvalid(DialplanInvalid):
+    """Errors in a configuration file other than the dialplans; ``source`` names it, so
+    the admin reads "errors in config/api.yaml", not "in the dialplans"."""
+
+    def __init__(self, errors, source: str) -> None:
+        super().__init__(errors)
+        self.source = source
+
+
 def run_server(args) -> int:
     from twisted.internet import reactor
 
@@ -331,7 +340,8 @@ def run_server(args) -> int:
     except DialplanInvalid as exc:
         for error in exc.errors:
             print(error, file=sys.stderr)
-        print(f"ivr: not starting: {len(exc.errors)} error(s) in the dialplans", file=sys.stderr)
+        source = getattr(exc, "source", None) or "the dialplans"
+        print(f"ivr: not starting: {len(exc.errors)} error(s) in {source}", file=sys.stderr)
         return 2
     except (OSError, CannotListenError) as exc:
         print(f"ivr: cannot start: {exc}", file=sys.stderr)
