@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+
 from twisted.internet import defer
 
 from ..media.audio import tone

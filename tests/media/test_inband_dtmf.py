@@ -165,14 +165,15 @@ def test_different_digits_back_to_back():
 # --- twist and level ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("twist_db", [8.0, 4.0, 0.0, -4.0])
+@pytest.mark.parametrize("twist_db", [8.0, 4.0, 0.0, -4.0, -6.0, -8.0])
 def test_twist_within_limits_accepted(twist_db):
-    # positive = normal twist (high group weaker), negative = reverse twist
-    signals, expected = tones(level_dbm0=-6.0, twist_db=twist_db)
+    # synthesize_dtmf's twist_db: positive = reverse twist (high group weaker), negative =
+    # normal twist (high group stronger, as handsets send); 8 dB either way is accepted
+    signals, expected = tones(level_dbm0=-10.0, twist_db=twist_db)
     assert detect_many(signals, ulaw=True) == expected
 
 
-@pytest.mark.parametrize("twist_db", [10.0, 12.0, -6.0, -8.0])
+@pytest.mark.parametrize("twist_db", [10.0, 12.0, -10.0, -12.0])
 def test_twist_beyond_limits_rejected(twist_db):
     signals, _ = tones(level_dbm0=-6.0, twist_db=twist_db)
     assert detect_many(signals) == [""] * 16
