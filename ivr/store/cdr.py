@@ -5,6 +5,16 @@ share a ``session_id``.  Several writers may contribute to the same leg's row --
 core writes numbers, times and RTP statistics, the click-to-call session writes its
 ``session_id`` and ``role`` -- so :meth:`CdrStore.record` is an upsert keyed by ``leg_id``
 that keeps existing values where the new record has none.
+
+``route`` says which route took an inbound leg, as ``kind:value`` of the dialplan route after
+validation (:attr:`ivr.dialplan.router.RouteMatch.label`): ``number:+18005550100`` (numbers
+in E.164), ``number:611`` (short codes as written, without separators), ``name:echo``,
+``prefix:+4420``, ``pattern:_NXXNXXXXXX``, ``regex:^\\+49``, ``class:toll_free``; ``extension``
+for an authenticated extension's own call, ``api`` / ``click-to-call`` for legs the API
+made, empty when no route took the call.  ``recording`` is the WAV path of the leg's
+recording: the last ``record`` step's file, or the click-to-call session's.  Numbers are
+stored as the call had them (E.164 where they parsed, else as dialled), which is why
+:func:`number_forms` looks for every form of a dialled string.
 """
 from __future__ import annotations
 
@@ -37,13 +47,13 @@ COLUMNS: dict[str, str] = {
     "outcome": "TEXT",           # answered | busy | no-answer | rejected | failed | cancelled
     "end_reason": "TEXT",
     "hangup_side": "TEXT",       # caller | callee | local | remote | system
-    "route": "TEXT",
+    "route": "TEXT",             # kind:value of the matched route (see above)
     "flow": "TEXT",
     "digits": "TEXT",            # JSON list of gathered digit strings
     "rtp_packets_lost": "INTEGER",
     "rtp_loss_pct": "REAL",
     "rtp_jitter_ms": "REAL",
-    "recording": "TEXT",
+    "recording": "TEXT",         # path of the leg's WAV recording
     "extra": "TEXT",             # JSON object for anything else
 }
 FIELDS = list(COLUMNS)
