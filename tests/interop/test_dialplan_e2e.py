@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sqlite3
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +25,20 @@ def call_events(log: str, call_id: str, names: tuple[str, ...]) -> list[str]:
         if m and m.group(1) in names:
             out.append(f"{m.group(1)} {m.group(2)}")
     return out
+
+
+def cdr_route(server, leg_id: str, timeout: float = 5.0) -> str | None:
+    """The ``route`` column of a leg's CDR, once the server has committed it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        conn = sqlite3.connect(server.data / "ivr.sqlite3")
+        try:
+            row = conn.execute("SELECT route FROM cdrs WHERE leg_id = ?", (leg_id,)).fetchone()
+        finally:
+            conn.close()
+        if row is not None or time.monotonic() > deadline:
+            return row[0] if row else None
+        time.sleep(0.1)
 
 
 def test_tollfree_menu_choice_invalid_and_timeout_paths(server, tmp_path):
@@ -56,6 +71,7 @@ def test_tollfree_menu_choice_invalid_and_timeout_paths(server, tmp_path):
         "menu_choice verb='menu' line=13 digits='1' to='sales'",
     ], path
     assert f"call {call_id} step flow='sales'" in log
+    assert cdr_route(server, call_id) == "number:+18005550100"  # which route took the call
 
 
 class _Hook(BaseHTTPRequestHandler):
