@@ -133,3 +133,15 @@ class SayIsWhatTheCallerHears(unittest.TestCase):
         self.assertSameSamples(said, server)
         self.assertEqual(len(said) % 160, 0)  # whole 20 ms frames, the last one padded as sent
         self.assertTrue(np.array_equal(caller_audio(said, "PCMA"), said))
+
+
+def test_a_plan_the_server_would_refuse_is_refused_with_its_errors(tmp_path):
+    bad = tmp_path / "plans"
+    bad.mkdir()
+    (bad / "settings.yaml").write_text("settings:\n  language: en-us\n  rate: fast\n")
+    out = tmp_path / "x.wav"
+    r = ivr(["say", "hello", "--output", str(out), "--dialplans", str(bad)], base_env())
+    assert r.returncode == 2 and f"{bad / 'settings.yaml'}:3:9:" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and not out.exists()
+    r = ivr(["say", "hello", "--output", str(out), "--dialplans", str(tmp_path / "none")], base_env())
+    assert r.returncode == 2 and "no dialplans at" in r.stderr and not out.exists(), r.stderr
