@@ -12,7 +12,11 @@ handler as a surprise (a ``RecursionError`` from a deeply nested body, a
 * JSON bodies: UTF-8, RFC 8259 (no ``NaN``/``Infinity``, no number too big for a float,
   no unpaired surrogate), nested at most :data:`MAX_DEPTH` arrays/objects deep.
 
-:class:`GuardedResource` applies the request checks in front of the klein resource.
+:class:`GuardedResource` applies the request checks in front of the klein resource (the
+body has then been read: twisted.web buffers it, to a temporary file over 100 KB).
+:class:`CappedRequest`, a Site's ``requestFactory``, refuses an over-cap body while it
+arrives instead: 413 as soon as ``Content-Length`` (or the chunks so far) pass the cap,
+then the connection closes, so nothing past the cap is stored.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from typing import Any, Callable
 from urllib.parse import unquote_to_bytes
 
 from twisted.web.resource import Resource
+from twisted.web.server import Request
 
 from .errors import ApiError
 
@@ -139,3 +144,44 @@ class GuardedResource(Resource):
         except ApiError as err:
             return self.answer(request, err)
         return self.inner.render(request)
+
+
+class CappedRequest(Request):
+    """A ``twisted.web.server.Request`` that stops reading a body over ``max_body``.
+
+    ``Site(root, requestFactory=CappedRequest)``.  The 413 is written straight to the
+    connection (the request never reaches a resource) and the connection is closed."""
+
+    max_body = MAX_BODY
+    _refused = False
+    _received = 0
+
+    def gotLength(self, length):
+        if length is not None and length > self.max_body:
+            self._refuse()
+            length = 0
+        super().gotLength(length)
+
+    def handleContentChunk(self, data):
+        if self._refused:
+            return
+        self._received += len(data)
+        if self._received > self.max_body:
+            self._refuse()
+            return
+        super().handleContentChunk(data)
+
+    def requestReceived(self, command, path, version):
+        if not self._refused:
+            super().requestReceived(command, path, version)
+
+    def _refuse(self) -> None:
+        self._refused = True
+        self.requestHeaders.removeHeader(b"expect")   # no "100 Continue" after the 413
+        body = ApiError(413, "body_too_large",
+                        f"the request body is over {self.max_body} bytes").body()
+        self.channel.transport.write(
+            b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n"
+            b"Cache-Control: no-store\r\nConnection: close\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        self.channel.loseConnection()

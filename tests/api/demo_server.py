@@ -15,6 +15,7 @@ from twisted.web.server import Site
 
 from ivr.api.app import make_api
 from ivr.api.config import ApiConfig
+from ivr.api.limits import CappedRequest
 from ivr.api.metrics import Metrics
 from ivr.api.webhooks import WebhookDispatcher
 from ivr.store.cdr import CdrStore
@@ -35,7 +36,7 @@ def main() -> None:
     resource = make_api(FakeTelephony(reactor, PLANS), CdrStore(db), webhooks,
                         ApiConfig(recordings_dir=str(data)), reactor, dnd=DndList(db),
                         metrics=metrics, environ={"IVR_API_KEY": "server-secret-key"})
-    port = reactor.listenTCP(0, Site(resource), interface="127.0.0.1")
+    port = reactor.listenTCP(0, Site(resource, requestFactory=CappedRequest), interface="127.0.0.1")
     print(f"PORT {port.getHost().port}", flush=True)
     reactor.run()
 

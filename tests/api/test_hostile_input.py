@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from ivr.api.limits import MAX_BODY, MAX_DEPTH, nesting_depth
+from ivr.api.limits import MAX_BODY, MAX_DEPTH, CappedRequest, nesting_depth
 
 from .harness import DEV_KEY, Env
 from .logs import ErrorLog
@@ -163,6 +163,42 @@ def test_chunked_body_over_the_cap_is_413(wire, errors):
     r = wire.send(raw)
     assert r.code == 413
     assert errors.records == []
+
+
+# CappedRequest (a Site's requestFactory) refuses while the body arrives
+
+@pytest.fixture
+def capped(env):
+    return Wire(env.resource, env.clock, request_factory=CappedRequest)
+
+
+def test_capped_request_refuses_a_big_content_length_before_the_body(capped, env, errors):
+    head = (b"POST /v1/click-to-call HTTP/1.1\r\nHost: x\r\nX-API-Key: " + DEV_KEY.encode()
+            + b"\r\nExpect: 100-continue\r\nContent-Length: 10000000000\r\n\r\n")
+    r = capped.send(head + b"{" + b" " * 1000)        # the 10 GB never come
+    assert r.status_line == b"HTTP/1.1 413 Payload Too Large"
+    assert r.header("Content-Type") == b"application/json"
+    assert r.json["error"]["code"] == "body_too_large"
+    assert b"100 Continue" not in r.raw
+    assert capped.last_transport.disconnecting
+    assert env.api.sessions.all() == [] and errors.records == []
+
+
+def test_capped_request_refuses_chunks_once_past_the_cap(capped, env):
+    head = (b"POST /v1/click-to-call HTTP/1.1\r\nHost: x\r\nX-API-Key: " + DEV_KEY.encode()
+            + b"\r\nTransfer-Encoding: chunked\r\n\r\n")
+    chunks = (b"1000\r\n" + b" " * 0x1000 + b"\r\n") * (MAX_BODY // 0x1000 + 1)
+    r = capped.send(head + chunks + b"0\r\n\r\n")
+    assert r.code == 413 and r.json["error"]["code"] == "body_too_large"
+    assert r.raw.count(b"HTTP/1.1") == 1                # the request never reached the API
+    assert capped.last_transport.disconnecting
+
+
+def test_capped_request_passes_a_body_at_the_cap(capped):
+    body = json.dumps(C2C).encode()
+    body += b" " * (MAX_BODY - len(body))
+    r = capped.request(b"POST", b"/v1/click-to-call", body, {**KEY, **JSON})
+    assert r.code == 201 and r.json["state"] == "ringing_agent"
 
 
 # -- odd JSON ---------------------------------------------------------------------------

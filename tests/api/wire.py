@@ -37,10 +37,11 @@ class WireResponse:
 
 
 class Wire:
-    def __init__(self, resource, clock):
+    def __init__(self, resource, clock, request_factory=None):
         self.clock = clock
-        self.site = Site(resource, reactor=clock)
+        self.site = Site(resource, requestFactory=request_factory, reactor=clock)
         self.site.noisy = False
+        self.last_transport = None
 
     def send(self, raw: bytes) -> WireResponse:
         proto = self.site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
@@ -48,6 +49,7 @@ class Wire:
                                     peerAddress=IPv4Address("TCP", "127.0.0.1", 40000))
         proto.makeConnection(transport)
         proto.dataReceived(raw)
+        self.last_transport = transport
         out = transport.value()
         assert out, f"no response to {raw[:200]!r}"
         proto.connectionLost(None)
