@@ -10,26 +10,22 @@ real plan, and real Call legs whose RTP ports are in memory, all on one task.Clo
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 import textwrap
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from twisted.internet import task
 from twisted.logger import globalLogPublisher
 
 from ivr.call.call import MediaContext
 from ivr.call.dialplan_service import DialplanService
 from ivr.rtp.clock import MediaClock
-from ivr.sip.message import Request, Response, SipParseError, parse_datagram
+from ivr.sip.message import Request, Response, parse_datagram
 from ivr.sip.transport import SipTransport
 from ivr.sip.ua import UserAgent
 
 from ..rtp.fakes import FakePorts
-from .test_torture import TORTURE  # the corpus, found the way the torture tests find it
 
 HOST, PORT = "127.0.0.1", 5060
 PEER = ("127.0.0.2", 5070)
@@ -122,11 +118,16 @@ def server(plan_dir) -> Server:
     return Server(plan_dir)
 
 
-class Errors:
-    """Every error logged (Twisted failures and errors, stdlib ERROR records)."""
+class ErrorLog(logging.Handler):
+    """Every error logged, by Twisted's logger (failures, errors) or the standard
+    library's (the dialplan runner): an error is a bug of ours."""
 
     def __init__(self) -> None:
+        super().__init__(logging.ERROR)
         self.events: list[str] = []
+
+    def emit(self, record) -> None:
+        self.events.append(record.getMessage())
 
     def __call__(self, event) -> None:
         level = event.get("log_level")
@@ -134,15 +135,20 @@ class Errors:
             failure = event.get("log_failure")
             self.events.append(failure.getTraceback() if failure else repr(event))
 
+    def __enter__(self) -> "ErrorLog":
+        globalLogPublisher.addObserver(self)
+        logging.getLogger().addHandler(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        logging.getLogger().removeHandler(self)
+        globalLogPublisher.removeObserver(self)
+
 
 @pytest.fixture
-def errors(caplog):
-    observer = Errors()
-    globalLogPublisher.addObserver(observer)
-    caplog.set_level(logging.ERROR)
-    yield observer
-    globalLogPublisher.removeObserver(observer)
-    observer.events.extend(r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
+def errors():
+    with ErrorLog() as log:
+        yield log
 
 
 def invite(body: bytes = GOOD_SDP, *, content_type: str | None = "application/sdp",
