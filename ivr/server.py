@@ -302,6 +302,17 @@ class _Health(resource.Resource):
         super().__init__()
         self.server = server
 
+    def render(self, request):
+        if request.method in (b"GET", b"HEAD"):
+            return super().render(request)
+        # twisted.web's own answer would be an HTML 405, or a 501 for a method it knows no
+        # render_ for: a 5xx to a client's request (issue #13).  JSON like the API's.
+        request.setResponseCode(405)
+        request.setHeader(b"allow", b"GET, HEAD")
+        request.setHeader(b"content-type", b"application/json")
+        return json.dumps({"error": {"code": "method_not_allowed",
+                                     "message": "method not allowed"}}).encode()
+
     def render_GET(self, request):
         request.setHeader(b"content-type", b"application/json")
         body = {"status": "draining" if self.server._stopping else "ok",

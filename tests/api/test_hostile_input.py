@@ -244,3 +244,31 @@ def test_our_own_bug_is_500_logged_once_with_traceback(env, wire, errors):
     assert b"boom" not in r.body
     assert len(errors.records) == 1
     assert "Traceback" in errors.records[0] and "boom in legs()" in errors.records[0]
+
+
+# -- /health (ivr/server.py) answers every method, in JSON -----------------------------------
+
+@pytest.fixture
+def health_wire(env):
+    from types import SimpleNamespace
+
+    from ivr.server import _Health, _Root
+    server = SimpleNamespace(_stopping=False, calls={}, media_clock=SimpleNamespace(late_ticks=3))
+    return Wire(_Root(env.resource, _Health(server)), env.clock)
+
+
+@pytest.mark.parametrize("method", [b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS", b"FOO"])
+def test_health_other_methods_are_405_json_not_501(health_wire, errors, method):
+    r = health_wire.request(method, b"/health", b"{}")
+    assert_client_error(r, 405, "method_not_allowed")
+    assert r.header("Allow") == b"GET, HEAD"
+    assert errors.records == []
+
+
+def test_health_get_and_head_unchanged(health_wire):
+    r = health_wire.request(b"GET", b"/health")
+    assert r.code == 200 and r.json == {"status": "ok", "calls": 0, "late_ticks": 3}
+    r = health_wire.request(b"HEAD", b"/health")
+    assert r.code == 200 and r.body == b""
+    # everything else still goes to the API, behind its checks
+    assert_client_error(health_wire.request(b"GET", b"/v1/calls/%ff"), 400, "invalid_url")
