@@ -11,6 +11,10 @@
     GET    /metrics                     (no key: for the Prometheus scraper)
     GET    /demo/click-to-call, /demo/click-to-call.js, POST /demo/api/click-to-call,
     GET    /demo/api/sessions/{id}      (no key: rate limited per visitor)
+
+Every request first passes ``limits.GuardedResource`` (URL encoding, 64 KiB body cap) and
+every JSON body ``limits.parse_json_value`` (UTF-8, RFC 8259, nesting depth): a client's
+mistake is a 4xx JSON error, never a 500.
 """
 from __future__ import annotations
 

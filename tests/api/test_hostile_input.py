@@ -272,3 +272,4 @@ def test_health_get_and_head_unchanged(health_wire):
     assert r.code == 200 and r.body == b""
     # everything else still goes to the API, behind its checks
     assert_client_error(health_wire.request(b"GET", b"/v1/calls/%ff"), 400, "invalid_url")
+    assert health_wire.request(b"GET", b"/v1/dnd", headers=KEY).json == {"numbers": []}
