@@ -123,13 +123,21 @@ class OutboundCall(Call):
                 self._apply(negotiate_answer(self._local_sdp, parse_sdp(response.body)))
             except SdpError as exc:
                 self.log_event("bad_answer_sdp", why=str(exc))
-                self.clock.callLater(0, self.hangup, "bad-sdp")
+                # The dialog is up and our ACK goes out when this returns: BYE right
+                # after it (hangup() would CANCEL, which does nothing once answered).
+                self.clock.callLater(0, self._bad_answer)
                 return None
         self.answered = True
         self.answered_at = time.time()
         self.log_event("answered")
         self._settle(self)
         return None
+
+    def _bad_answer(self) -> None:
+        """The callee answered with SDP we cannot use: the leg fails, the dialog ends."""
+        if not self.ended:
+            self._fail(LegFailed("failed", None, "bad SDP in the answer"))
+        self.session.bye("bad-sdp")
 
     def on_failed(self, session, status: int, reason: str) -> None:
         self.log_event("failed", status=status, reason=reason)

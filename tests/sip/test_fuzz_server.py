@@ -328,3 +328,49 @@ def test_the_warning_text_is_a_safe_quoted_string():
     assert long == f'305 h "{"x" * (MAX_WARNING_TEXT - 3)}..."'
     with pytest.raises(ValueError):
         warning_header("h", "text", 500)
+
+
+# -- bad SDP in the answers to our own INVITE (an outbound leg) --------------------------------
+
+
+def dial(server: Server):
+    """An outbound leg to PEER; the INVITE it sent."""
+    from ivr.call.outbound import OutboundCall
+    call = OutboundCall(server.media, f"sip:bob@{PEER[0]}:{PEER[1]}").dial(server.ua)
+    (request,) = server.sent_since(0)
+    assert request.method == "INVITE"
+    return call, request
+
+
+def reply(request: Request, status: int, body: bytes = b"") -> bytes:
+    from ivr.sip.message import make_response, serialize
+    extra = [("Contact", f"<sip:bob@{PEER[0]}:{PEER[1]}>")]
+    if body:
+        extra.append(("Content-Type", "application/sdp"))
+    return serialize(make_response(request, status, to_tag="b1", body=body, extra=extra))
+
+
+@pytest.mark.parametrize("answer", [
+    sdp("c=IN IP4 10.10.10.256"), sdp("c=IN IP4 media.example.com"), b"garbage",
+    sdp(media="m=audio 6000 RTP/AVP 18"),
+])
+def test_a_bad_answer_in_a_200_to_our_invite_is_acked_then_hung_up(server, errors, answer):
+    call, request = dial(server)
+    sent = server.send(reply(request, 200, answer))
+    assert [m.method for m in sent if isinstance(m, Request)] == ["ACK"]  # every 2xx (13.2.2.4)
+    sent = server.run(1)
+    assert [m.method for m in sent if isinstance(m, Request)][:1] == ["BYE"]
+    assert call.ended and not call.answered and server.ua.sessions == {}
+    failures = []
+    call.when_answered().addErrback(failures.append)
+    assert failures[0].value.reason == "failed"
+    assert errors.events == []
+
+
+def test_a_bad_answer_in_a_183_is_ignored(server, errors):
+    call, request = dial(server)
+    server.send(reply(request, 183, sdp("c=IN IP4 10.10.10.256")))
+    assert call.negotiated is None and not call.ended
+    server.send(reply(request, 200, GOOD_SDP))
+    assert call.answered and call.negotiated.remote_ip == "127.0.0.2"
+    assert errors.events == []
