@@ -19,14 +19,14 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.web import resource, server as web_server
 
-from .call.call import Call, MediaContext
+from .call.call import MediaContext
+from .call.table import CallTable
 from .call.dialplan_service import DialplanInvalid
 from .call.inband import InbandDtmfService
 from .logging import start_logging
 from .rtp.clock import SERVER_PHASES, MediaClock
 from .rtp.ports import PortAllocator
 from .rtp.receiver import MediaReceiver
-from .sip.message import Request
 from .sip.timers import TimerConfig
 from .sip.connection_limits import TcpLimits
 from .sip.transport import SipTransport
@@ -82,7 +82,7 @@ class IvrServer:
                                       tcp_limits=tcp_limits)
         self.ua: UserAgent | None = None
         self.timers = timers
-        self.calls: dict[str, Call] = {}
+        self.calls = CallTable()  # every live leg; records its CDR and metrics when it ends
         self.dialplan = None  # set by start()
         self._stopping = False
         self._http_port = None
@@ -97,8 +97,10 @@ class IvrServer:
                                          reactor=self.reactor)
         self.media.tts = self._tts or TtsEngine(self.data / "cache" / "tts", reactor=self.reactor)
         from .call.dialplan_service import DialplanService
+        self._start_store()
         self.dialplan = DialplanService(self.reactor, self.dialplans_dir, self.prompts_dir,
-                                        self.media, webhook_secret=self._webhook_secret())
+                                        self.media, calls=self.calls,
+                                        webhook_secret=self._webhook_secret())
         self.dialplan.start()  # raises DialplanInvalid with file:line:col errors
         self._start_extensions()
         self.transport.start()
@@ -150,13 +152,9 @@ class IvrServer:
         log.info("{n} extension(s), {g} ring group(s), {t} trunk(s)", n=len(config.extensions),
                  g=len(config.ring_groups), t=len(config.trunks))
 
-    def _start_records(self) -> None:
-        """CDRs, metrics, webhooks and the call-control API."""
-        from .api.app import make_api
-        from .api.config import ApiConfig
+    def _start_store(self) -> None:
+        """The database, CDRs and metrics: the call table records every leg's end."""
         from .api.metrics import Metrics
-        from .api.webhooks import WebhookDispatcher
-        from .call.control import CallControl
         from .store.cdr import CdrStore
         from .store.db import Database
         from .store.dnd import DndList
@@ -166,6 +164,14 @@ class IvrServer:
         self.metrics = Metrics()
         self.metrics.track_active_calls(lambda: len(self.calls))
         self.media.metrics = self.metrics
+        self.calls.cdrs, self.calls.metrics = self.cdrs, self.metrics
+
+    def _start_records(self) -> None:
+        """Webhooks and the call-control API."""
+        from .api.app import make_api
+        from .api.config import ApiConfig
+        from .api.webhooks import WebhookDispatcher
+        from .call.control import CallControl
         self.webhooks = WebhookDispatcher(self._webhook_secret(), self.reactor,
                                           metrics=self.metrics)
         self.control = CallControl(self)
@@ -220,23 +226,7 @@ class IvrServer:
 
     # -- calls -------------------------------------------------------------------------
     def incoming_call(self, session) -> None:
-        request: Request = session.invite
-        call = self.dialplan.start_call(session, request)
-        if call is not None:
-            self.track_call(call)
-
-    def track_call(self, call) -> None:
-        self.calls[call.call_id] = call
-        self.metrics.call_started()
-        call.on_end.append(self._call_ended)
-
-    def _call_ended(self, call) -> None:
-        from .call.records import call_summary
-        self.calls.pop(call.call_id, None)
-        summary = call_summary(call)
-        self.metrics.call_ended(summary["flow"], summary["outcome"])
-        self.cdrs.record(summary).addErrback(
-            lambda f: log.failure("CDR for {cid} not written", f, cid=call.call_id))
+        self.dialplan.incoming_call(session)  # the leg joins self.calls before its plan runs
 
     # -- shutdown ----------------------------------------------------------------------
     def _cleanup(self):

@@ -19,6 +19,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from ..media.player import PcmSource
+from ..rtp.ports import PortsExhausted
 from ..rtp.session import PlaybackStopped, RtpSession, SessionClosed
 from ..sdp import NoCommonCodec, SdpError, make_answer, make_offer, make_reanswer, negotiate_answer, parse_sdp, serialize_sdp
 from ..sip.session import InviteSession, OfferRejected
@@ -28,6 +29,7 @@ from . import media_ops
 log = Logger(namespace="ivr.call")
 
 DIGITS = set("0123456789*#ABCD")
+PORTS_RETRY_AFTER = 5  # seconds a caller is asked to wait when every RTP port is in use
 
 
 @dataclass
@@ -58,6 +60,8 @@ class Call:
         if session is not None:
             session.listener = self
         self.call_id = session.call_id if session is not None else ""
+        self.leg_id: str | None = None  # set by the CallTable when the Call-ID is taken
+        self._table = None  # the CallTable that owns this leg (ivr/call/table.py)
         self.caller = caller
         self.called = called
         self.variables: dict[str, str] = dict(variables or {})
@@ -89,8 +93,9 @@ class Call:
 
     @property
     def id(self) -> str:
-        """The leg's id in the API (``ivr.api.telephony.Leg``): its SIP Call-ID."""
-        return self.call_id
+        """The leg's id in the API and the CDRs (``ivr.api.telephony.Leg``): its SIP
+        Call-ID, with a suffix when another live leg has the same one (see CallTable)."""
+        return self.leg_id or self.call_id
 
     # -- path log ----------------------------------------------------------------------
     def log_event(self, event: str, **fields) -> None:
@@ -128,15 +133,21 @@ class Call:
         """Our SDP for a 18x/200: an answer to the INVITE's offer, or a (late) offer."""
         if self._local_sdp is not None:
             return serialize_sdp(self._local_sdp)
-        rtp = self._ensure_rtp()
         offer = self.session.remote_sdp
         if offer:
-            answer, negotiated = make_answer(parse_sdp(offer), self.ctx.advertise, rtp.local_port,
+            offer = parse_sdp(offer)
+            if self.rtp is None:
+                # A malformed offer (400) or one with no codec of ours (488) is answered
+                # before taking RTP ports, whether or not any are free.
+                make_answer(offer, self.ctx.advertise, 9, session_id=self._session_id,
+                            version=self._sdp_version)
+            rtp = self._ensure_rtp()
+            answer, negotiated = make_answer(offer, self.ctx.advertise, rtp.local_port,
                                              session_id=self._session_id, version=self._sdp_version)
             self._local_sdp = answer
             self._apply(negotiated)
         else:
-            self._local_sdp = make_offer(self.ctx.advertise, rtp.local_port,
+            self._local_sdp = make_offer(self.ctx.advertise, self._ensure_rtp().local_port,
                                          session_id=self._session_id, version=self._sdp_version)
         return serialize_sdp(self._local_sdp)
 
@@ -152,6 +163,13 @@ class Call:
             self.log_event("reject", status=exc.status, why=why)
             self.session.reject(exc.status, "Bad SDP" if exc.status == 400 else None,
                                 extra=[self.session.warning(why, exc.warn_code)])
+        except PortsExhausted as exc:  # every RTP port is in use: try again later
+            self.log_event("reject", status=503, why=str(exc))
+            log.warn("call {cid}: no free RTP port, answering 503", cid=self.call_id)
+            self.session.reject(503, "No Free Media Ports",
+                                extra=[("Retry-After", str(PORTS_RETRY_AFTER))])
+            self._end("no-media-ports")
+            return None
         self._end("rejected")
         return None
 
@@ -182,23 +200,28 @@ class Call:
             self.session.ring(180)
             self.log_event("ring")
 
-    def reject(self, status: int, reason: str | None = None) -> None:
+    def reject(self, status: int, reason: str | None = None, *,
+               end_reason: str | None = None) -> None:
         if self.ended:
             return
         self.log_event("reject", status=status)
-        self.session.reject(status, reason)
-        self._end(f"rejected-{status}")
+        try:
+            self.session.reject(status, reason)
+        finally:
+            self._end(end_reason or f"rejected-{status}")
 
     def hangup(self, reason: str = "normal") -> None:
         if self.ended:
             return
         self.log_event("hangup", reason=reason)
-        answered = self.answered
-        self._end(reason, side="local")  # first, so the session's own callback is a no-op
-        if answered:
+        if self.answered:
+            self._end(reason, side="local")  # first, so the session's own callback is a no-op
             self.session.bye(reason)
-        else:
+            return
+        try:  # the final response first, so the record has its status
             self.session.reject(480 if reason == "normal" else 500)
+        finally:
+            self._end(reason, side="local")
 
     def when_ended(self) -> defer.Deferred:
         if self.ended:
@@ -341,6 +364,13 @@ class Call:
                 self.log_event("bad_ack_sdp", why=str(exc))
                 self.hangup("bad-sdp")
                 return
+        if self.negotiated is None and self._local_sdp is not None:
+            # Our 2xx carried the offer (the INVITE had none) and the ACK must carry the
+            # answer (RFC 3261 13.2.1, RFC 3264): without one there is no media to run the
+            # plan on, and a session that never got an address would wait forever.
+            self.log_event("bad_ack_sdp", why="the ACK has no answer to our offer")
+            self.hangup("no-sdp-answer")
+            return
         d, self._answer_d = self._answer_d, None
         if d is not None:
             d.callback(None)
@@ -446,6 +476,17 @@ class Call:
         self.log_event("media_timeout", seconds=self.ctx.media_timeout)
         self.hangup("media-timeout")
 
+    def _release_media(self) -> None:
+        """Stop the digit timer and in-band detector, close the RTP session (its ports)."""
+        if self._digit_timer is not None and self._digit_timer.active():
+            self._digit_timer.cancel()
+        if self._inband is not None:
+            inband, self._inband = self._inband, None
+            inband.close()
+        self.rtp_stats = self.rtp.stats() if self.rtp is not None else {}
+        if self.rtp is not None:
+            self.rtp.close()
+
     def _end(self, reason: str, side: str = "local") -> None:
         if self.ended:
             return
@@ -453,17 +494,14 @@ class Call:
         self.end_reason = reason
         self.hangup_side = side
         self.ended_at = time.time()
+        self.rtp_stats = {}
         if reason != "normal" or side == "remote":
             self.path.append(f"end reason={reason} side={side}")
         log.info("call {cid} ended: {reason} ({side})", cid=self.call_id, reason=reason, side=side)
-        if self._digit_timer is not None and self._digit_timer.active():
-            self._digit_timer.cancel()
-        if self._inband is not None:
-            self._inband.close()
-            self._inband = None
-        self.rtp_stats = self.rtp.stats() if self.rtp is not None else {}
-        if self.rtp is not None:
-            self.rtp.close()
+        try:
+            self._release_media()
+        except Exception:  # the record and the owner's bookkeeping must still happen
+            log.failure("call {cid}: releasing media failed", cid=self.call_id)
         for d in [self._digit_waiter, self._answer_d]:
             if d is not None and not d.called:
                 d.errback(CallEnded(reason))

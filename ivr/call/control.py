@@ -85,10 +85,16 @@ class CallControl:
         caller = CallerId(caller_id, caller_name, caller_id or "")
         leg = OutboundCall(self.server.media, uri, caller, {"target": target})
         emit = on_event or (lambda name, data: None)
-        leg.dial(self.server.ua, timeout=timeout, from_user=caller_id or "ivr",
-                 from_display=caller_name, dest=dest, credentials=creds)
+        ua = self.server.ua
+        leg.call_id = ua.new_call_id()
+        self.server.calls.add(leg)  # owned before anything can end it
+        try:
+            leg.dial(ua, timeout=timeout, from_user=caller_id or "ivr",
+                     from_display=caller_name, dest=dest, credentials=creds)
+        except Exception as exc:  # no free RTP port, an unusable target: ended and recorded
+            leg.could_not_dial(str(exc) or type(exc).__name__)
+            raise
         self.outbound[leg.call_id] = leg
-        self.server.track_call(leg)
         emit("initiated", {"call_id": leg.call_id, "to": target})
 
         leg.on_ringing.append(lambda: emit("ringing", {"call_id": leg.call_id}))
@@ -154,7 +160,7 @@ def leg_info(call) -> LegInfo:
         state = "answered"
     else:
         state = "ringing"
-    return LegInfo(id=call.call_id, direction=getattr(call, "direction", "inbound"),
+    return LegInfo(id=call.id, direction=getattr(call, "direction", "inbound"),
                    remote=call.called if getattr(call, "direction", "") == "outbound"
                    else (call.caller.number or ""),
                    state=state, started_at=call.started_at, answered_at=call.answered_at,

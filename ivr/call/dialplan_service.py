@@ -16,12 +16,18 @@ from ..dialplan.runner import FlowRunner
 from ..dialplan.static import static_prompts
 from ..sip.message import Request
 from .call import Call
+from .table import CallTable
 
 log = Logger(namespace="ivr.dialplan")
 
 
 def headers_from(request: Request) -> str:
     return request.headers.get("From") or ""
+
+
+def _dialled(request: Request) -> str:
+    """The user part of the Request-URI (what was dialled), as written."""
+    return request.uri.split(":", 1)[-1].split("@", 1)[0].split(";", 1)[0]
 
 
 class DialplanInvalid(Exception):
@@ -31,21 +37,28 @@ class DialplanInvalid(Exception):
 
 
 class DialplanService:
-    def __init__(self, reactor, dialplans_dir, prompts_dir, media,
+    def __init__(self, reactor, dialplans_dir, prompts_dir, media, calls=None,
                  webhook_secret: bytes | None = None) -> None:
         self.reactor = reactor
         self.media = media
+        # The owner of every leg (ivr/call/table.py): a call is added before its plan
+        # runs, so one that the plan ends at once (reject, bad offer) still leaves it.
+        self.calls = calls if calls is not None else CallTable()
         self.store = DialplanStore(dialplans_dir, prompts_dir, reactor=reactor)
         self.router: Router | None = None
         self.http = TreqHttpClient(reactor=reactor, secret=webhook_secret)  # signs flow webhooks
         self.runners: dict[str, FlowRunner] = {}
         self.telephony = None  # set by the server once call control exists
 
-    def start(self) -> None:
+    def start(self, watch: bool = True) -> None:
+        """Load the plans (DialplanInvalid with file:line:col errors if they do not load)
+        and, with ``watch``, reload them whenever a file changes."""
         self.store.on_reload(self._loaded)
         errors = self.store.reload()
         if self.store.current is None:
             raise DialplanInvalid(errors)
+        if not watch:
+            return
         mode = self.store.start()
         log.info("dialplans loaded from {d} ({n} routes, {f} flows); watching with {m}",
                  d=self.store.directory if hasattr(self.store, "directory") else "?",
@@ -64,7 +77,11 @@ class DialplanService:
             d.addErrback(lambda f: log.failure("pre-rendering failed", f))
 
     # -- calls -------------------------------------------------------------------------
-    def start_call(self, session, request: Request) -> Call | None:
+    def incoming_call(self, session) -> Call:
+        """The user agent's application: every INVITE it accepted becomes a leg."""
+        return self.start_call(session, session.invite)
+
+    def start_call(self, session, request: Request) -> Call:
         plan, router = self.store.current, self.router
         headers = request.headers
         authenticated = getattr(session, "caller", None)
@@ -78,14 +95,18 @@ class DialplanService:
         except Exception:
             log.failure("routing failed for {uri}", uri=request.uri)
             match = None
-        if match is None:
-            log.info("call {cid} to {uri}: no route, 404", cid=request.call_id, uri=request.uri)
-            session.reject(404)
-            return None
         caller = caller_id(headers.get("From") or "", headers.get("P-Asserted-Identity"),
                            headers.get("Privacy"), region=plan.settings.default_region)
+        if match is None:
+            # Still a leg with a record: calls to numbers nobody routes are worth seeing.
+            call = Call(self.media, session, caller, _dialled(request), {})
+            self.calls.add(call)
+            log.info("call {cid} to {uri}: no route, 404", cid=request.call_id, uri=request.uri)
+            call.reject(404, end_reason="no-route")
+            return call
         call = Call(self.media, session, caller, match.called,
                     {"flow": match.flow, "route_source": match.source, "route": match.label})
+        self.calls.add(call)
         call.log_event("route", called=match.called, flow=match.flow, source=match.source,
                        caller=caller.number or "anonymous")
         self._run(call, plan, match.flow)
@@ -95,18 +116,21 @@ class DialplanService:
         """An authenticated extension's call runs its own (internal) flow, with the
         dialled user part in ``call.called`` (and the ``dialled`` variable)."""
         from .interface import CallerId
-        dialled = request.uri.split(":", 1)[-1].split("@", 1)[0].split(";", 1)[0]
+        dialled = _dialled(request)
         flow = extension.context
+        caller = CallerId(extension.number, extension.name, headers_from(request))
         if plan.flow(flow) is None:
+            call = Call(self.media, session, caller, dialled, {"extension": extension.number})
+            self.calls.add(call)
             log.info("call {cid} from extension {ext}: no flow {f!r}, 403", cid=request.call_id,
                      ext=extension.number, f=flow)
-            session.reject(403, "No dialplan for this extension")
-            return None
-        caller = CallerId(extension.number, extension.name, headers_from(request))
+            call.reject(403, "No dialplan for this extension", end_reason="no-flow")
+            return call
         call = Call(self.media, session, caller, dialled,
                     {"flow": flow, "route_source": "extension", "route": "extension",
                      "dialled": dialled,
                      "extension": extension.number})
+        self.calls.add(call)
         call.log_event("route", called=dialled, flow=flow, source="extension",
                        caller=extension.number)
         self._run(call, plan, flow)

@@ -56,11 +56,17 @@ class OutboundCall(Call):
                                      session_id=self._session_id, version=1)
         self.session = ua.invite(self.target, self, serialize_sdp(self._local_sdp),
                                  from_user=from_user, from_display=from_display, dest=dest,
-                                 credentials=credentials, extra=extra)
+                                 credentials=credentials, extra=extra,
+                                 call_id=self.call_id or None)
         self.call_id = self.session.call_id
         self.log_event("dial", target=self.target, timeout=timeout)
         self._ring_timer = self.clock.callLater(timeout, self._ring_timeout)
         return self
+
+    def could_not_dial(self, why: str) -> None:
+        """``dial`` raised before an INVITE went out: the leg ends as failed."""
+        self.log_event("dial_failed", why=why)
+        self._fail(LegFailed("failed", None, why))
 
     def when_answered(self) -> defer.Deferred:
         """Fires with this leg once answered; errbacks LegFailed if it never is."""

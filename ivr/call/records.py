@@ -21,13 +21,14 @@ def call_summary(call) -> dict:
     lost = max(0, stats.get("lost") or 0)
     direction = getattr(call, "direction", "inbound")
     caller = call.caller
+    session = call.session
     if direction == "outbound":
         from_number, to_number = caller.number, call.variables.get("target") or call.called
     else:
         from_number = None if caller.private else caller.number
         to_number = call.called
     return {
-        "leg_id": call.call_id,
+        "leg_id": call.id,
         "direction": direction,
         # Outbound legs get their role (agent / customer) from the click-to-call session.
         "role": "inbound" if direction == "inbound" else None,
@@ -39,6 +40,8 @@ def call_summary(call) -> dict:
         "end_at": call.ended_at,
         "outcome": outcome(call),
         "end_reason": call.end_reason,
+        "sip_status": getattr(session, "final_status", None),
+        "sip_reason": getattr(session, "final_reason", None),
         "hangup_side": getattr(call, "hangup_side", None),
         "route": call.variables.get("route"),  # which route matched (dialplan_service)
         "flow": call.variables.get("flow"),

@@ -108,6 +108,10 @@ class InviteSession:
         self.end_reason: str | None = None
         self.remote_sdp: bytes | None = None
         self.caller = None  # who an incoming INVITE is from (ivr.sip.authenticator.Caller)
+        # The INVITE's final response, sent (UAS) or received (UAC; 408/503 when none
+        # came), for the call's record.
+        self.final_status: int | None = None
+        self.final_reason: str | None = None
 
     # -- construction ------------------------------------------------------------------
     @classmethod
@@ -144,6 +148,7 @@ class InviteSession:
         if self.state not in (SessionState.INCOMING, SessionState.EARLY):
             return
         response = self._uas_response(200, sdp)
+        self._final(response)
         self.ua.pending_uas.pop(self.invite_txn, None)
         self.dialog.confirm()
         self.state = SessionState.WAIT_ACK
@@ -155,8 +160,13 @@ class InviteSession:
             return
         response = make_response(self.invite, status, reason, to_tag=self.dialog.local_tag,
                                  extra=extra)
+        self._final(response)
         self.ua.layer.respond(self.invite_txn, response)
         self._terminate(f"rejected-{status}", notify=False)
+
+    def _final(self, response: Response) -> None:
+        if self.final_status is None:
+            self.final_status, self.final_reason = response.status, response.reason
 
     def _uas_response(self, status: int, sdp: bytes | None) -> Response:
         extra = [("Contact", self.dialog.local_contact), ("Allow", self.ua_allow())]
@@ -208,6 +218,7 @@ class InviteSession:
     def cancel_received(self, request: Request) -> None:
         if self.state in (SessionState.INCOMING, SessionState.EARLY):
             response = make_response(self.invite, 487, to_tag=self.dialog.local_tag)
+            self._final(response)
             self.ua.layer.respond(self.invite_txn, response)
             self._terminate("cancelled")
 
@@ -239,6 +250,7 @@ class InviteSession:
                 self.listener.on_progress(self, response)
             return
         if 200 <= status < 300:
+            self._final(response)
             self._uac_answered(response)
             return
         if (status in (401, 407) and self.credentials and not self._auth_tried
@@ -318,6 +330,8 @@ class InviteSession:
             return
         self.state = SessionState.TERMINATED
         self.end_reason = f"failed-{status}"
+        if self.final_status is None:
+            self.final_status, self.final_reason = status, reason
         self.ua.forget_session(self)
         if self.listener is not None:
             self.listener.on_failed(self, status, reason)
@@ -350,8 +364,9 @@ class InviteSession:
         self.ua.layer.respond(txn, make_response(request, 200))
         if self.role is Role.UAS and self.state in (SessionState.INCOMING, SessionState.EARLY):
             # 15.1.2: a BYE on the early dialog; the INVITE still needs its final answer.
-            self.ua.layer.respond(self.invite_txn, make_response(
-                self.invite, 487, to_tag=self.dialog.local_tag))
+            response = make_response(self.invite, 487, to_tag=self.dialog.local_tag)
+            self._final(response)
+            self.ua.layer.respond(self.invite_txn, response)
         self._terminate("remote-bye")
 
     def reinvite_received(self, txn, request: Request, source: Source) -> None:

@@ -262,7 +262,8 @@ class UserAgent:
     def invite(self, target: str, listener: SessionListener, sdp: bytes | None,
                from_user: str = "ivr", from_display: str | None = None,
                dest: Destination | None = None, credentials: tuple[str, str] | None = None,
-               extra: list[tuple[str, str]] | None = None) -> InviteSession:
+               extra: list[tuple[str, str]] | None = None,
+               call_id: str | None = None) -> InviteSession:
         uri = parse_uri(target)
         if not isinstance(uri, SipUri):
             raise ValueError(f"cannot call {target!r}: only sip: URIs")
@@ -278,7 +279,7 @@ class UserAgent:
         headers.add("From", f"{display}<sip:{from_user}@{_host_for_uri(self.host)}:{self.port}>"
                             f";tag={tag}")
         headers.add("To", f"<{target}>")
-        headers.add("Call-ID", f"{secrets.token_hex(10)}@{self.host}")
+        headers.add("Call-ID", call_id or self.new_call_id())
         headers.add("CSeq", "1 INVITE")
         headers.add("Contact", self.contact(dest.transport))
         headers.add("Allow", ALLOW)
@@ -291,6 +292,9 @@ class UserAgent:
         session = InviteSession.outgoing(self, request, dest, listener, credentials)
         session.send_invite()
         return session
+
+    def new_call_id(self) -> str:
+        return f"{secrets.token_hex(10)}@{self.host}"
 
     def register_session(self, session: InviteSession) -> None:
         self.sessions[session.dialog.id] = session

@@ -46,6 +46,8 @@ COLUMNS: dict[str, str] = {
     "billsec": "REAL",           # end - answer (0 if never answered)
     "outcome": "TEXT",           # answered | busy | no-answer | rejected | failed | cancelled
     "end_reason": "TEXT",
+    "sip_status": "INTEGER",     # the INVITE's final response (sent inbound, received outbound)
+    "sip_reason": "TEXT",
     "hangup_side": "TEXT",       # caller | callee | local | remote | system
     "route": "TEXT",             # kind:value of the matched route (see above)
     "flow": "TEXT",
@@ -116,6 +118,13 @@ def row_to_dict(row: sqlite3.Row) -> dict:
     return out
 
 
+def missing_columns(db: Database) -> list[str]:
+    """``ALTER TABLE`` statements for columns a database made by an older version lacks."""
+    have = {row[1] for row in db.read_now(lambda c: c.execute("PRAGMA table_info(cdrs)").fetchall())}
+    return [f"ALTER TABLE cdrs ADD COLUMN {name} {kind}" for name, kind in COLUMNS.items()
+            if name not in have and "PRIMARY KEY" not in kind]
+
+
 _VISUAL = re.compile(r"[\s\-().]")
 _NUMBER = re.compile(r"\+?[0-9]+\Z")
 _DIALLED = re.compile(r"\+?[0-9*#]+\Z")
@@ -153,7 +162,9 @@ def number_forms(value: str, region: str = "US") -> tuple[str, ...]:
 class CdrStore:
     def __init__(self, db: Database) -> None:
         self.db = db
-        db.ensure_schema(SCHEMA)
+        db.ensure_schema(SCHEMA[:1])  # the table, then what an older one lacks, then indexes
+        db.ensure_schema(missing_columns(db))
+        db.ensure_schema(SCHEMA[1:])
 
     def record(self, cdr: dict, overwrite: bool = True) -> Deferred:
         """Upsert one leg's record; fires (with the leg_id) once committed.

@@ -79,8 +79,8 @@ def test_upsert_merges_two_writers(store):
 
 
 def test_unknown_fields_go_to_extra_and_bad_records_are_refused(store):
-    result(store.record({"leg_id": "E", "sip_status": 486, "extra": {"a": 1}}))
-    assert result(store.get("E"))["extra"] == {"a": 1, "sip_status": 486}
+    result(store.record({"leg_id": "E", "carrier_cause": 17, "extra": {"a": 1}}))
+    assert result(store.get("E"))["extra"] == {"a": 1, "carrier_cause": 17}
     with pytest.raises(InvalidCdr):
         store.record({"outcome": "answered"})
 
@@ -163,3 +163,19 @@ def test_threaded_schema_is_committed_before_startup_reads(tmp_path):
     db2 = Database(tmp_path / "s.sqlite3", threaded=False)
     db2.run(lambda c: c.execute("INSERT INTO dnd VALUES ('+12025550143', NULL, 1.0)"))
     assert DndList(db2).contains("+12025550143")
+
+
+def test_a_database_from_an_older_version_gains_the_new_columns(tmp_path):
+    import sqlite3
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE cdrs (leg_id TEXT PRIMARY KEY, outcome TEXT, extra TEXT)")
+    conn.execute("INSERT INTO cdrs (leg_id, outcome) VALUES ('old', 'answered')")
+    conn.commit()
+    conn.close()
+    db = Database(path, threaded=False)
+    store = CdrStore(db)
+    result(store.record({"leg_id": "new", "sip_status": 486, "sip_reason": "Busy Here"}))
+    assert result(store.get("new"))["sip_status"] == 486
+    assert result(store.get("old"))["outcome"] == "answered"
+    db.close()
