@@ -110,7 +110,10 @@ class IvrServer:
         self.ua.registrar, self.ua.invite_auth = self.registrar, self.invite_auth
         self.ua.throttle = self.throttle
         self._start_records()
-        site = web_server.Site(self._http_root())
+        from .api.limits import CappedRequest
+        # Bodies over the API's cap are refused while they arrive, not after being
+        # buffered to a temporary file.
+        site = web_server.Site(self._http_root(), requestFactory=CappedRequest)
         site.noisy = False
         self._http_port = self.reactor.listenTCP(self.http_addr[1], site,
                                                  interface=self.http_addr[0])
@@ -327,9 +330,26 @@ class ConfigInvalid(DialplanInvalid):
         self.source = source
 
 
+def raise_open_file_limit() -> tuple[int, int]:
+    """Lift the soft open-file limit to the hard one (two RTP sockets per call, SIP/TCP
+    connections, the database: 1024, a common default, holds only a few hundred calls).
+    Returns the (old, new) soft limit."""
+    import resource
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or hard > soft:
+            target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            return soft, target
+        return soft, soft
+    except (OSError, ValueError):
+        return -1, -1
+
+
 def run_server(args) -> int:
     from twisted.internet import reactor
 
+    raise_open_file_limit()
     start_logging()
     srv = IvrServer(reactor, sip=args.sip, http=args.http, rtp_ports=args.rtp_ports,
                     advertise=args.advertise, dialplans=args.dialplans, prompts=args.prompts,

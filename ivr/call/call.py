@@ -21,7 +21,7 @@ from twisted.logger import Logger
 from ..media.player import PcmSource
 from ..rtp.ports import PortsExhausted
 from ..rtp.session import PlaybackStopped, RtpSession, SessionClosed
-from ..sdp import NoCommonCodec, SdpError, make_answer, make_offer, make_reanswer, negotiate_answer, parse_sdp, serialize_sdp
+from ..sdp import SdpError, make_answer, make_offer, make_reanswer, negotiate_answer, parse_sdp, serialize_sdp
 from ..sip.session import InviteSession, OfferRejected
 from .interface import CallEnded, CallerId, PlaybackResult
 from . import media_ops
@@ -29,6 +29,9 @@ from . import media_ops
 log = Logger(namespace="ivr.call")
 
 DIGITS = set("0123456789*#ABCD")
+#: The final response when we hang up a call we never answered: 500 only for our own
+#: failures (a plan error, a plan that loops), never for what the caller did.
+UNANSWERED_HANGUP_STATUS = {"error": 500, "loop_guard": 500, "shutdown": 503}
 PORTS_RETRY_AFTER = 5  # seconds a caller is asked to wait when every RTP port is in use
 
 
@@ -219,7 +222,7 @@ class Call:
             self.session.bye(reason)
             return
         try:  # the final response first, so the record has its status
-            self.session.reject(480 if reason == "normal" else 500)
+            self.session.reject(UNANSWERED_HANGUP_STATUS.get(reason, 480))
         finally:
             self._end(reason, side="local")
 

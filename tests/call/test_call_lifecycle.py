@@ -248,3 +248,30 @@ CallLifecycle.TestCase.settings = settings(
     max_examples=25, stateful_step_count=25, deadline=None,
     suppress_health_check=[HealthCheck.too_slow])
 TestCallLifecycle = CallLifecycle.TestCase
+
+
+@pytest.mark.parametrize("reason, status", [("api", 480), ("media-timeout", 480),
+                                            ("shutdown", 503), ("error", 500)])
+def test_hanging_up_an_unanswered_call_answers_500_only_for_our_own_failures(core, reason, status):
+    session, phone = core.call("ringing", GOOD)
+    core.run(0.3)
+    (call,) = core.calls.values()
+    call.hangup(reason)
+    core.run(0.5)
+    assert phone.events[-1] == ("failed", status)
+    assert core.cdrs.records[-1]["sip_status"] == status
+    assert_all_ended_once(core, 1)
+
+
+def test_the_server_raises_its_open_file_limit_to_the_hard_limit():
+    import resource
+    from ivr.server import raise_open_file_limit
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))
+        old, new = raise_open_file_limit()
+        assert old == min(256, hard)
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == new
+        assert new == hard or hard == resource.RLIM_INFINITY
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

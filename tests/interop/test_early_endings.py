@@ -184,6 +184,12 @@ def test_a_thousand_calls_that_end_at_once_leave_nothing_behind(tmp_path):
         assert after - before < 5 * 1024, f"RSS grew {after - before} KB over 1000 calls"
         assert "Traceback" not in server.log()
 
+        # An oversized API body is refused from its Content-Length, before it is sent.
+        with socket.create_connection(("127.0.0.1", server.http_port), timeout=5) as c:
+            c.sendall(b"POST /v1/calls HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 100000000\r\n\r\n")
+            assert c.recv(4096).split(b"\r\n", 1)[0] == b"HTTP/1.1 413 Payload Too Large"
+
         started = time.monotonic()
         assert server.stop(signal.SIGTERM, timeout=10) == 0
         assert time.monotonic() - started < 3.0, "SIGTERM waited for calls that had ended"
