@@ -16,9 +16,13 @@ counting them would hand a forger the same weapon; the address is an ordinary on
 Policy for initial INVITEs (:class:`InviteAuthenticator`):
 
 * from a trunk's ``allow_from`` address: a trunk call, no digest;
-* carrying Proxy-Authorization, or with a From host that claims to be ours (the realm,
-  a configured ``domains`` entry or one of the server's own addresses): the caller must
-  authenticate as an extension (407 challenge), and then runs its extension's context;
+* carrying Proxy-Authorization, or with a From that claims to be ours: the caller must
+  authenticate as an extension (407 challenge), and then runs its extension's context.
+  A From claims to be ours when its host is the realm or a configured ``domains`` entry
+  (any user, any port); or one of the server's own addresses with our SIP port (any
+  user); or one of our own addresses with any other port or none, and a user that is a
+  configured extension (phones put their AOR in From without a port, so a server that is
+  not on 5060 would otherwise take its own extensions for anonymous callers);
 * anyone else: an anonymous caller, allowed to reach the routed DIDs (carriers that
   deliver by IP), unless ``require_trusted_sources: true`` (then 403);
 * dialling out through a trunk needs an authenticated extension listing that trunk
@@ -189,9 +193,16 @@ class InviteAuthenticator:
         host = uri.host_no_brackets.lower()
         if host in self.local_domains:
             return True
-        # Our own address claims to be one of our users only with our SIP port: a phone
-        # naming itself (sip:me@its-own-ip:its-port) on the same host is not an extension.
-        return host in self.local_hosts and (uri.port or 5060) == self.local_port
+        if host not in self.local_hosts:
+            return False
+        # One of our addresses with our SIP port names us, whoever the user is.
+        if (uri.port or 5060) == self.local_port:
+            return True
+        # With another port or none, it names us only for a user who is one of our
+        # extensions: phones put their AOR in From without a port (sip:2001@10.0.0.1)
+        # whatever port the server is on, while a foreign phone on the same host naming
+        # itself (sip:me@its-own-ip[:its-port]) is not an extension and stays anonymous.
+        return uri.user_unescaped in self.config.extensions
 
     def check(self, request: Request, source) -> AuthResult:
         now = self.clock.seconds()

@@ -160,3 +160,41 @@ def test_trunk_use_needs_an_authenticated_extension_that_lists_it(auth):
     assert not auth.may_use_trunk(trunk_caller, "carrier1")
     assert not auth.may_use_trunk(anonymous, "carrier1")
     assert not auth.may_use_trunk(None, "carrier1")
+
+
+# -- A server that is not on 5060: phones put their AOR in From without a port ---------------
+
+def on_port(port):
+    a = make(False)
+    a.local_port = port
+    return a
+
+
+@pytest.mark.parametrize("from_uri", ["sip:2001@127.0.0.1", "sip:2001@127.0.0.1:5072",
+                                      "sip:2001@127.0.0.1:5060", "sip:2001@127.0.0.1:5070"])
+def test_an_extension_at_our_address_with_any_port_or_none_is_challenged(from_uri):
+    auth = on_port(5070)
+    first = auth.check(invite(from_uri), INTERNET)
+    assert first.caller is None and first.response.status == 407
+    second = auth.check(answer(first.response, "2001", "demo2001"), INTERNET)
+    assert second.caller.kind is CallerKind.EXTENSION and second.caller.context == "staff"
+
+
+@pytest.mark.parametrize("from_uri", ["sip:someone@127.0.0.1", "sip:someone@127.0.0.1:5072",
+                                      "sip:2001@192.0.2.99", "sip:2001@192.0.2.99:5070"])
+def test_a_non_extension_at_our_address_or_an_extension_elsewhere_is_anonymous(from_uri):
+    result = on_port(5070).check(invite(from_uri), INTERNET)
+    assert result.caller.kind is CallerKind.ANONYMOUS and result.response is None
+
+
+def test_our_address_with_our_own_port_is_challenged_for_anyone():
+    result = on_port(5070).check(invite("sip:someone@127.0.0.1:5070"), INTERNET)
+    assert result.caller is None and result.response.status == 407
+    # ... and without a port only when we are on 5060.
+    assert on_port(5060).check(invite("sip:someone@127.0.0.1"), INTERNET).response.status == 407
+    assert on_port(5070).check(invite("sip:someone@127.0.0.1"), INTERNET).response is None
+
+
+def test_an_escaped_extension_user_is_still_an_extension():
+    result = on_port(5070).check(invite("sip:%32001@127.0.0.1"), INTERNET)
+    assert result.response.status == 407
