@@ -150,10 +150,16 @@ class IvrServer:
         self.registrar = Registrar(config, nonces, location, self.reactor,
                                    self.throttle, gate)
         self.invite_auth = InviteAuthenticator(config, nonces, self.reactor, self.throttle,
-                                               local_hosts=[self.advertise], gate=gate,
+                                               local_hosts=self._own_addresses(), gate=gate,
                                                local_port=self.sip_addr[1])
         log.info("{n} extension(s), {g} ring group(s), {t} trunk(s)", n=len(config.extensions),
                  g=len(config.ring_groups), t=len(config.trunks))
+
+    def _own_addresses(self) -> list[str]:
+        """The addresses a phone may put in its From to name us: the advertised one and
+        the one we are bound to (they differ behind NAT or with --advertise)."""
+        bound = self.sip_addr[0]
+        return [self.advertise] + ([bound] if bound not in ("", "0.0.0.0", "::") else [])
 
     def _start_store(self) -> None:
         """The database, CDRs and metrics: the call table records every leg's end."""
