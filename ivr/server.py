@@ -192,7 +192,8 @@ class IvrServer:
             dialer = QueueDialer(self.control)
             self.control.queues = QueueEngine(self.reactor, dialer,
                                               self.extensions.queues.values(),
-                                              is_reachable=dialer.is_reachable)
+                                              is_reachable=dialer.is_reachable,
+                                              is_logged_in=dialer.is_logged_in)
         from .api.config_file import load_api_config
         config, errors = load_api_config(
             self.config_dir / "api.yaml",

@@ -1,6 +1,6 @@
 """Connects the queue engine (``ivr/queue``) to real call legs: ringing an agent is an
-outbound call to the agent's extension; an agent is reachable while registered (or with a
-static contact) and not already on a call."""
+outbound call to the agent's extension; an agent is logged in while registered (or with a
+static contact), and reachable while logged in and not already on a call."""
 from __future__ import annotations
 
 from twisted.internet import defer
@@ -44,10 +44,17 @@ class QueueDialer:
         leg.variables["queue"] = entry.queue
         return _RingAttempt(leg)
 
-    def is_reachable(self, agent: str) -> bool:
+    def is_logged_in(self, agent: str) -> bool:
+        """Registered (or with a static contact), busy or not: a queue with such an agent
+        is not "without agents"."""
         try:
             self.control.routes(agent)
         except UnknownTarget:
+            return False
+        return True
+
+    def is_reachable(self, agent: str) -> bool:
+        if not self.is_logged_in(agent):
             return False
         return not any(getattr(call, "variables", {}).get("target") == agent
                        and not call.ended and "queue" not in call.variables

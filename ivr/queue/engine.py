@@ -54,10 +54,16 @@ def _cancel_timer(timer) -> None:
 
 class QueueEngine:
     def __init__(self, clock, dialer: Dialer, queues: Iterable[QueueConfig] = (),
-                 is_reachable: Callable[[str], bool] | None = None):
+                 is_reachable: Callable[[str], bool] | None = None,
+                 is_logged_in: Callable[[str], bool] | None = None):
+        """``is_reachable(agent)``: may the agent be rung now (registered and not on another
+        call)?  ``is_logged_in(agent)``: is the agent there at all (registered, perhaps
+        busy)?  It decides "no agents" (join_empty, leave_when_empty, the enqueue verb's
+        on_no_agents) and the estimated wait; by default the same as ``is_reachable``."""
         self._clock = clock
         self._dialer = dialer
         self._is_reachable = is_reachable or (lambda agent: True)
+        self._is_logged_in = is_logged_in or self._is_reachable
         self._queues: dict[str, _Queue] = {}
         self._agents: dict[str, Agent] = {}
         self._call_queue: dict[str, _Queue] = {}   # agent on a call -> the queue it came from
@@ -93,8 +99,10 @@ class QueueEngine:
     # -- callers -------------------------------------------------------------------------
 
     def enqueue(self, queue_name: str, caller_id: Any, caller_handle: Any = None,
-                priority: int = 0) -> QueueEntry:
-        """Join a queue.  Higher ``priority`` goes ahead; FIFO within a priority."""
+                priority: int = 0, join_empty: bool | None = None) -> QueueEntry:
+        """Join a queue.  Higher ``priority`` goes ahead; FIFO within a priority.
+        ``join_empty`` overrides the queue's setting for this caller (False: refused with
+        NO_AGENTS at once when no agent is logged in)."""
         q = self._queues.get(queue_name)
         if q is None or q.retired:
             raise UnknownQueueError(queue_name)
@@ -107,7 +115,9 @@ class QueueEngine:
                 q.stats.refused += 1
                 self._finish(entry, Outcome(OutcomeKind.FULL))
                 return entry
-            if not cfg.join_empty and self._logged_in(q) == 0:
+            if join_empty is None:
+                join_empty = cfg.join_empty
+            if not join_empty and self._logged_in(q) == 0:
                 q.stats.refused += 1
                 self._finish(entry, Outcome(OutcomeKind.NO_AGENTS))
                 return entry
@@ -412,12 +422,19 @@ class QueueEngine:
             log.exception("is_reachable(%r) failed; treating the agent as logged out", name)
             return False
 
+    def _present(self, name: str) -> bool:
+        try:
+            return bool(self._is_logged_in(name))
+        except Exception:
+            log.exception("is_logged_in(%r) failed; treating the agent as logged out", name)
+            return False
+
     def _eligible(self, name: str, now: float) -> bool:
         return self._agent(name).free_at(now) and self._reachable(name)
 
     def _logged_in(self, q: _Queue) -> int:
         return sum(1 for m in q.config.agents
-                   if not self._agent(m).paused and self._reachable(m))
+                   if not self._agent(m).paused and self._present(m))
 
     def _waited(self, entry: QueueEntry) -> float:
         return self._clock.seconds() - entry.joined_at

@@ -7,7 +7,9 @@
         announce: true            # say the position and estimated wait on joining and
                                   # every `announce_position_every` seconds (queue setting)
         on_timeout: voicemail     # max_wait passed (the overflow branch)
-        on_no_agents: voicemail   # nobody logged in / queue full
+        on_no_agents: voicemail   # no agent logged in (registered) when the caller
+                                  # arrives, or the queue is full; without it a caller
+                                  # waits for an agent unless the queue says otherwise
         variable: queue_result    # answered | timeout | no-agents | full | abandoned
 
 When an agent answers, the caller is bridged to them; when either hangs up, both legs end
@@ -47,7 +49,11 @@ class Enqueue(Verb):
             self.log("enqueue_failed", why="no queues configured")
             return self._done(call, "no-agents")
         try:
-            self.entry = engine.enqueue(self.args.queue, call.caller.number, call)
+            # A plan with somewhere to send the caller when nobody is there does not
+            # leave them waiting for an agent who may never log in (join_empty: false).
+            join_empty = False if self.args.on_no_agents else None
+            self.entry = engine.enqueue(self.args.queue, call.caller.number, call,
+                                        join_empty=join_empty)
         except Exception as exc:  # UnknownQueueError
             self.log("enqueue_failed", why=str(exc))
             return self._done(call, "no-agents")
