@@ -47,6 +47,8 @@ def test_an_agent_logged_in_but_busy_keeps_the_caller_waiting(tmp_path):
     assert "queue_result" not in call.variables and "nobody is here" not in call.said()
     assert [e.caller_handle for e in engine.waiting("support")] == [call]
     assert dialer.attempts == []                      # busy: not rung
+    call.remote_hangup()
+    assert engine.waiting("support") == []
 
 
 def test_without_on_no_agents_the_caller_waits_for_an_agent(tmp_path):
@@ -54,3 +56,5 @@ def test_without_on_no_agents_the_caller_waits_for_an_agent(tmp_path):
     FlowRunner(plan, call, telephony=tel).run("waiting")
     assert [e.caller_handle for e in engine.waiting("support")] == [call]
     assert "queue_result" not in call.variables
+    call.remote_hangup()
+    assert engine.waiting("support") == []
