@@ -22,6 +22,10 @@ from twisted.logger import Logger
 
 from .dialog import Dialog, DialogState
 from .message import Request, Response, make_response
+from .prack import RSeqTracker, RSeqVerdict, parse_rseq, peer_supports, requires
+from .prack_uas import ReliableProvisionals
+from .session_refresh import SessionRefresh
+from .session_timer import SessionTimerError, TooSmall, retry_interval, uas_check, uas_negotiate
 from .transaction import make_cancel
 from .transport import Destination, Source
 from .uri import SipUri, parse_name_addr, parse_uri
@@ -112,6 +116,20 @@ class InviteSession:
         # came), for the call's record.
         self.final_status: int | None = None
         self.final_reason: str | None = None
+        self.local_sdp: bytes | None = None  # our current session description
+        self.reliable: ReliableProvisionals | None = None  # UAS: our reliable 1xx (RFC 3262)
+        self._accept_after_prack: list[bytes | None] = []  # UAS: a 2xx waiting for a PRACK
+        self._rseq = RSeqTracker()  # UAC: the reliable 1xx we have PRACKed
+        self._se_retried = False  # UAC: the INVITE was re-sent after a 422
+        self._refresh: SessionRefresh | None = None
+
+    @property
+    def refresh(self) -> SessionRefresh:
+        """The dialog's session timer (RFC 4028), made on first use."""
+        if self._refresh is None:
+            self._refresh = SessionRefresh(self)
+            self._refresh.min_se = getattr(self.ua, "min_se", self._refresh.min_se)
+        return self._refresh
 
     # -- construction ------------------------------------------------------------------
     @classmethod
@@ -142,17 +160,92 @@ class InviteSession:
             return
         response = self._uas_response(status, sdp)
         self.state = SessionState.EARLY
-        self.ua.layer.respond(self.invite_txn, response)
+        if sdp:
+            self.local_sdp = sdp
+        if status > 100 and peer_supports(self.invite, "100rel"):
+            self._reliable_provisionals().send(response)  # RFC 3262 3
+        else:
+            self.ua.layer.respond(self.invite_txn, response)
+
+    @property
+    def reliable_provisionals(self) -> bool:
+        """Whether our 18x to this INVITE are sent reliably (the caller does 100rel), so
+        one carrying SDP is early media the caller has acknowledged (RFC 3262)."""
+        return self.role is Role.UAS and peer_supports(self.invite, "100rel")
+
+    def _reliable_provisionals(self) -> ReliableProvisionals:
+        if self.reliable is None:
+            self.reliable = ReliableProvisionals(
+                self.ua.clock, self.ua.timers,
+                send=lambda r: self.ua.layer.respond(self.invite_txn, r),
+                on_no_prack=self._no_prack, invite_cseq=self.invite.cseq[0],
+                reliable_transport=self.source is not None and self.source.transport != "UDP")
+        return self.reliable
+
+    def _no_prack(self) -> None:
+        """RFC 3262 3: 64*T1 without a PRACK: reject the INVITE with a 5xx."""
+        log.info("call {cid}: no PRACK for our reliable provisional within 64*T1",
+                 cid=self.call_id)
+        self._accept_after_prack.clear()
+        self.reject(504, "No PRACK")
+        self.end_reason = "no-prack"
+        self._notify("no-prack")
+
+    def prack_received(self, txn, request: Request) -> None:
+        """PRACK (RFC 3262 3): 200 for the reliable 1xx its RAck names, else 481."""
+        if not self.dialog.check_remote_seq(request):
+            self.ua.layer.respond(txn, make_response(request, 500, "Out of order CSeq"))
+            return
+        acked = None
+        if self.role is Role.UAS and self.reliable is not None:
+            acked = self.reliable.prack(request.headers.get("RAck"))
+        if acked is None:
+            self.ua.layer.respond(txn, make_response(request, 481))
+            return
+        offer = request.body if request.content_type == "application/sdp" else None
+        answer = None
+        if offer is not None and acked.has_sdp and self.remote_sdp is None:
+            # The INVITE had no offer; our reliable 1xx made one and this is the answer.
+            self.remote_sdp = offer
+            if self.listener is not None:
+                self.listener.on_answer(self, offer)
+        elif offer is not None:
+            answer = self._offer(txn, request, offer)
+            if answer is False:
+                return
+            self.local_sdp = answer or self.local_sdp
+        extra = [("Content-Type", "application/sdp")] if answer else None
+        self.ua.layer.respond(txn, make_response(request, 200, body=answer or b"", extra=extra))
+        if self._accept_after_prack and not self.reliable.blocks_2xx:
+            self.accept(self._accept_after_prack.pop())
 
     def accept(self, sdp: bytes | None) -> None:
         if self.state not in (SessionState.INCOMING, SessionState.EARLY):
             return
-        response = self._uas_response(200, sdp)
+        if self.reliable is not None and self.reliable.blocks_2xx:
+            # RFC 3262 3: no 2xx before the PRACK of a reliable 1xx that carried SDP.
+            self._accept_after_prack[:] = [sdp]
+            return
+        try:
+            timer, timer_headers = uas_negotiate(self.invite, self.refresh.min_se,
+                                                 getattr(self.ua, "session_expires", 1800))
+        except SessionTimerError:
+            timer, timer_headers = None, []  # checked (400) before the call was offered
+        response = self._uas_response(200, sdp, timer_headers)
         self._final(response)
+        self._stop_reliable()
+        if sdp:
+            self.local_sdp = sdp
         self.ua.pending_uas.pop(self.invite_txn, None)
         self.dialog.confirm()
         self.state = SessionState.WAIT_ACK
         self._send_2xx(self.invite_txn, response)
+        self.refresh.peer_allow = self.invite.headers.get_all("Allow")
+        self.refresh.negotiated(timer)
+
+    def _stop_reliable(self) -> None:
+        if self.reliable is not None:
+            self.reliable.stop()
 
     def reject(self, status: int, reason: str | None = None,
                extra: list[tuple[str, str]] | None = None) -> None:
@@ -161,6 +254,7 @@ class InviteSession:
         response = make_response(self.invite, status, reason, to_tag=self.dialog.local_tag,
                                  extra=extra)
         self._final(response)
+        self._stop_reliable()
         self.ua.layer.respond(self.invite_txn, response)
         self._terminate(f"rejected-{status}", notify=False)
 
@@ -168,8 +262,10 @@ class InviteSession:
         if self.final_status is None:
             self.final_status, self.final_reason = response.status, response.reason
 
-    def _uas_response(self, status: int, sdp: bytes | None) -> Response:
-        extra = [("Contact", self.dialog.local_contact), ("Allow", self.ua_allow())]
+    def _uas_response(self, status: int, sdp: bytes | None,
+                      more: list[tuple[str, str]] = ()) -> Response:
+        extra = [("Contact", self.dialog.local_contact), ("Allow", self.ua_allow()),
+                 ("Supported", self.ua_supported())] + list(more)
         if sdp:
             extra.append(("Content-Type", "application/sdp"))
         for rr in self.invite.headers.get_raw("Record-Route"):
@@ -180,6 +276,10 @@ class InviteSession:
     def ua_allow(self) -> str:
         from .ua import ALLOW
         return ALLOW
+
+    def ua_supported(self) -> str:
+        from .ua import SUPPORTED
+        return SUPPORTED
 
     def warning(self, text: str, code: int = 399) -> tuple[str, str]:
         """A Warning header from this UA (its host:port is the warn-agent)."""
@@ -219,11 +319,14 @@ class InviteSession:
         if self.state in (SessionState.INCOMING, SessionState.EARLY):
             response = make_response(self.invite, 487, to_tag=self.dialog.local_tag)
             self._final(response)
+            self._stop_reliable()
             self.ua.layer.respond(self.invite_txn, response)
             self._terminate("cancelled")
 
     # -- UAC ---------------------------------------------------------------------------
     def send_invite(self) -> None:
+        if self.local_sdp is None and self.invite.body:
+            self.local_sdp = self.invite.body
         self.ua.layer.send_request(self.invite, self.dest, on_response=self._invite_response,
                                    on_timeout=self._invite_timeout,
                                    on_transport_error=self._invite_transport_error)
@@ -245,6 +348,8 @@ class InviteSession:
             if status > 100 and response.to.tag and self.dialog is None:
                 self.dialog = Dialog.from_uac(self.invite, response)
                 self.ua.register_session(self)
+            if status > 100 and requires(response, "100rel") and not self._prack(response):
+                return  # a retransmitted (or out-of-order) reliable 1xx: discarded
             if status > 100:
                 self.state = SessionState.EARLY
                 self.listener.on_progress(self, response)
@@ -258,7 +363,59 @@ class InviteSession:
             self._auth_tried = True
             self._resend_with_auth(response)
             return
+        if status == 422 and not self._se_retried and not self._cancel_pending:
+            self._se_retried = True
+            if self._resend_with_min_se(response):
+                return
         self._fail(status, response.reason)
+
+    def _prack(self, response: Response) -> bool:
+        """RFC 3262 4: PRACK a reliable 1xx in our (first) early dialog; ``False`` for a
+        retransmission or one out of order, which is discarded."""
+        rseq = parse_rseq(response.headers.get("RSeq"))
+        if rseq is None or self.dialog is None or response.to.tag != self.dialog.remote_tag:
+            return True  # not usable as reliable (or another fork): pass it up as it is
+        verdict = self._rseq.check(rseq)
+        if verdict is not RSeqVerdict.PRACK:
+            return False
+        self.dialog.update_from_response(response)
+        body, content_type = b"", None
+        if (not self.invite.body and response.body
+                and response.content_type == "application/sdp" and self.listener is not None):
+            # Our INVITE had no offer, so this 1xx's SDP is one: answer it in the PRACK.
+            try:
+                body = self.listener.on_offer(self, response.body) or b""
+            except Exception:
+                log.failure("call {cid}: no answer to the offer in a reliable 1xx",
+                            cid=self.call_id)
+            content_type = "application/sdp" if body else None
+            self.local_sdp = body or self.local_sdp
+        prack = self.dialog.create_request(
+            "PRACK", body=body, content_type=content_type,
+            extra=[("RAck", f"{rseq} {self.invite.cseq[0]} INVITE")])
+        self._send_in_dialog(prack, lambda r: None)
+        return True
+
+    def _resend_with_min_se(self, response: Response) -> bool:
+        """RFC 4028 7.4: a 422 to our INVITE: send it again with its Min-SE."""
+        asked = 0
+        for value in self.invite.headers.get_raw("Session-Expires"):
+            asked = int(value.split(";")[0]) if value.split(";")[0].strip().isdigit() else 0
+        interval = retry_interval(response, asked)
+        if interval is None:
+            return False
+        request = Request("INVITE", self.invite.uri, self.invite.headers.copy(), self.invite.body)
+        request.headers.set("CSeq", f"{self.invite.cseq[0] + 1} INVITE")
+        request.headers.pop_first("Via")
+        request.headers.prepend("Via", self.ua.via(self.dest.transport))
+        request.headers.set("Session-Expires", str(interval))
+        request.headers.set("Min-SE", str(interval))
+        self.invite = request
+        self.refresh.min_se = interval
+        self._provisional_seen = False
+        self._cancel_sent = False
+        self.send_invite()
+        return True
 
     def _uac_answered(self, response: Response) -> None:
         if self.dialog is None or self.dialog.remote_tag != response.to.tag:
@@ -272,6 +429,10 @@ class InviteSession:
         self.ua.register_session(self)
         self.state = SessionState.CONFIRMED
         body = self.listener.on_answered(self, response) if self.listener else None
+        if body:
+            self.local_sdp = body
+        self.refresh.peer_allow = response.headers.get_all("Allow")
+        self.refresh.response_2xx(response)
         # 13.2.2.4: the ACK carries the INVITE's CSeq number and the same credentials.
         credentials = [(name, value) for name in ("Authorization", "Proxy-Authorization")
                        for value in self.invite.headers.get_raw(name)]
@@ -330,6 +491,7 @@ class InviteSession:
             return
         self.state = SessionState.TERMINATED
         self.end_reason = f"failed-{status}"
+        self._stop_timers()
         if self.final_status is None:
             self.final_status, self.final_reason = status, reason
         self.ua.forget_session(self)
@@ -366,6 +528,7 @@ class InviteSession:
             # 15.1.2: a BYE on the early dialog; the INVITE still needs its final answer.
             response = make_response(self.invite, 487, to_tag=self.dialog.local_tag)
             self._final(response)
+            self._stop_reliable()
             self.ua.layer.respond(self.invite_txn, response)
         self._terminate("remote-bye")
 
@@ -385,32 +548,61 @@ class InviteSession:
             self.ua.layer.respond(txn, make_response(
                 request, 500, extra=[("Retry-After", str(random.randint(0, 10)))]))
             return
+        timer = self._timer_check(txn, request)
+        if timer is False:
+            return
         offer = request.body if request.content_type == "application/sdp" else None
         answer = self._offer(txn, request, offer)
         if answer is False:
             return
         self.dialog.target_refresh(request)  # only an accepted re-INVITE refreshes (12.2)
-        extra = [("Contact", self.dialog.local_contact)]
+        extra = [("Contact", self.dialog.local_contact), ("Supported", self.ua_supported())]
+        extra += timer[1]
         if answer:
             extra.append(("Content-Type", "application/sdp"))
+            self.local_sdp = answer
         self._send_2xx(txn, make_response(request, 200, body=answer or b"", extra=extra))
+        self.refresh.negotiated(timer[0])
+
+    def _timer_check(self, txn, request: Request):
+        """RFC 4028 for a re-INVITE / UPDATE: ``(outcome, headers for our 2xx)``, or
+        ``False`` once answered 422 (interval below our Min-SE) or 400 (unreadable)."""
+        try:
+            small = uas_check(request, self.refresh.min_se)
+            if small is None:
+                keep = self.refresh.machine.interval if self.refresh.active else None
+                return uas_negotiate(request, self.refresh.min_se,
+                                     getattr(self.ua, "session_expires", 1800), keep=keep)
+        except SessionTimerError as exc:
+            self.ua.layer.respond(txn, make_response(request, 400, f"Bad Session Timer ({exc})"[:80]))
+            return False
+        self.ua.layer.respond(txn, make_response(request, 422,
+                                                 extra=[("Min-SE", str(small.min_se))]))
+        return False
 
     def update_received(self, txn, request: Request) -> None:
         if not self.dialog.check_remote_seq(request):
             self.ua.layer.respond(txn, make_response(request, 500, "Out of order CSeq"))
             return
+        timer = self._timer_check(txn, request)
+        if timer is False:
+            return
         offer = request.body if request.content_type == "application/sdp" else None
+        extra = [("Contact", self.dialog.local_contact), ("Supported", self.ua_supported())]
+        extra += timer[1]
         if offer is None:
-            self.ua.layer.respond(txn, make_response(request, 200))
+            self.ua.layer.respond(txn, make_response(request, 200, extra=extra))
+            self.refresh.negotiated(timer[0])
             return
         answer = self._offer(txn, request, offer)
         if answer is False:
             return
         self.dialog.target_refresh(request)
-        extra = [("Contact", self.dialog.local_contact)]
         if answer:
             extra.append(("Content-Type", "application/sdp"))
+            self.local_sdp = answer
         self.ua.layer.respond(txn, make_response(request, 200, body=answer or b"", extra=extra))
+        self.refresh.negotiated(timer[0])
 
     def _offer(self, txn, request: Request, offer: bytes | None):
         """The listener's answer to an offer, or ``False`` once the request has been
@@ -480,7 +672,8 @@ class InviteSession:
         self._send_in_dialog(request, on_response or (lambda r: None), on_timeout)
         return request
 
-    def reinvite(self, sdp: bytes, on_done=None) -> bool:
+    def reinvite(self, sdp: bytes, on_done=None, extra: list[tuple[str, str]] | None = None,
+                 fail_reason: str = "no-response") -> bool:
         """Send a re-INVITE (hold / unhold).  Returns False if an INVITE is already in
         progress on the dialog in either direction (14.1).  ``on_done(response)`` gets
         the final response, or ``None`` when none came (the call is then hung up)."""
@@ -488,14 +681,18 @@ class InviteSession:
                 or self.retransmission is not None):
             return False
         self.dialog.outgoing_invite_pending = True
-        request = self.dialog.create_request("INVITE", body=sdp, content_type="application/sdp")
+        if extra is None:
+            extra = self.refresh.request_headers()  # keep the session timer going
+        request = self.dialog.create_request("INVITE", body=sdp, content_type="application/sdp",
+                                             extra=extra)
+        self.local_sdp = sdp
 
         def no_response() -> None:
             # 12.2.1.2: no answer to an in-dialog request ends the dialog.
             self.dialog.outgoing_invite_pending = False
             if on_done is not None:
                 on_done(None)
-            self.bye(reason="no-response")
+            self.bye(reason=fail_reason)
 
         def on_response(response: Response) -> None:
             if response.status < 200:
@@ -504,6 +701,7 @@ class InviteSession:
             if response.status < 300:
                 ack = self.dialog.create_request("ACK", cseq=request.cseq[0])
                 self._send_ack(ack)
+                self.refresh.response_2xx(response)
                 if response.body and self.listener is not None:
                     self.listener.on_answer(self, response.body)
             elif response.status in (408, 481):
@@ -513,12 +711,12 @@ class InviteSession:
                 if response.status == 481:
                     self._terminate("remote-gone")
                 else:
-                    self.bye(reason="no-response")
+                    self.bye(reason=fail_reason)
                 return
             elif response.status == 491:
                 # 14.1: the Call-ID owner waits 2.1-4 s, the other side 0-2 s.
                 delay = random.uniform(2.1, 4.0) if self.role is Role.UAC else random.uniform(0, 2)
-                self.ua.clock.callLater(delay, self.reinvite, sdp, on_done)
+                self.ua.clock.callLater(delay, self.reinvite, sdp, on_done, extra, fail_reason)
                 return
             if on_done is not None:
                 on_done(response)
@@ -541,6 +739,8 @@ class InviteSession:
     def _send_in_dialog(self, request: Request, on_response, on_timeout=None) -> None:
         dest = self._in_dialog_destination()
         request.headers.prepend("Via", self.ua.via(dest.transport))
+        if request.method not in ("ACK", "CANCEL") and "Supported" not in request.headers:
+            request.headers.add("Supported", self.ua_supported())
         self.ua.layer.send_request(request, dest, on_response=on_response,
                                    on_timeout=on_timeout, on_transport_error=on_timeout)
 
@@ -558,9 +758,16 @@ class InviteSession:
         if self.dialog is not None and self.dialog.state is not DialogState.TERMINATED:
             self.dialog.terminate()
         self._stop_2xx()
+        self._stop_timers()
         self.ua.forget_session(self)
         if notify:
             self._notify(reason)
+
+    def _stop_timers(self) -> None:
+        self._stop_reliable()
+        self._accept_after_prack.clear()
+        if self._refresh is not None:
+            self._refresh.stop()
 
     def _notify(self, reason: str) -> None:
         if self.listener is not None:

@@ -15,17 +15,27 @@ from twisted.logger import Logger
 from .headers import Headers
 from .message import Request, Response, make_response
 from .session import InviteSession, SessionListener
+from .session_timer import (ABSOLUTE_MIN_SE, DEFAULT_SESSION_EXPIRES, SessionTimerError,
+                            uac_request_headers, uas_check)
 from .timers import TimerConfig
 from .transaction_layer import TransactionLayer
 from .transport import Destination, Source
 from .uri import SipUri, parse_uri
-from .validate import check_request, should_accept_response
+from . import validate
+from .validate import EXTENSIONS, should_accept_response
 
 log = Logger(namespace="ivr.sip.ua")
 
-ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, REGISTER, REFER, NOTIFY"
+
+def check_request(request: Request):
+    """RFC 3261 8.2's checks with the option tags we implement (no 420 for them)."""
+    return validate.check_request(request, extensions=EXTENSIONS)
+
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, PRACK, INFO, UPDATE, REGISTER, REFER, NOTIFY"
 ACCEPT = "application/sdp, application/dtmf-relay, application/dtmf"
-SUPPORTED = ""
+#: Option tags we do (RFC 3262 reliable provisionals, RFC 4028 session timers): a
+#: Require naming only these is accepted, anything else gets 420.
+SUPPORTED = ", ".join(sorted(EXTENSIONS))
 USER_AGENT = "ivr/0.1"
 
 
@@ -60,6 +70,9 @@ class UserAgent:
         self.registrar = None
         self.invite_auth = None
         self.throttle = None
+        # RFC 4028: the interval we ask for / offer and the smallest we accept.
+        self.session_expires = DEFAULT_SESSION_EXPIRES
+        self.min_se = ABSOLUTE_MIN_SE
 
     # -- addresses ---------------------------------------------------------------------
     def contact(self, transport: str = "UDP", user: str = "ivr") -> str:
@@ -165,6 +178,14 @@ class UserAgent:
                              s=result.response.status, r=result.response.reason)
                 return
             caller = result.caller
+        try:
+            too_small = uas_check(request, self.min_se)
+        except SessionTimerError as exc:
+            self._reply(txn, request, 400, f"Bad Session-Expires or Min-SE ({exc})"[:80])
+            return
+        if too_small is not None:  # RFC 4028 8.1
+            self._reply(txn, request, 422, extra=[("Min-SE", str(too_small.min_se))])
+            return
         session = InviteSession.incoming(self, txn, request, source)
         session.caller = caller
         self.pending_uas[txn] = session
@@ -200,9 +221,8 @@ class UserAgent:
         session.bye_received(txn, request)
 
     def _on_options(self, txn, request: Request, source: Source) -> None:
-        extra = [("Allow", ALLOW), ("Accept", ACCEPT), ("Accept-Language", "en")]
-        if SUPPORTED:
-            extra.append(("Supported", SUPPORTED))
+        extra = [("Allow", ALLOW), ("Accept", ACCEPT), ("Accept-Language", "en"),
+                 ("Supported", SUPPORTED)]
         tag = None if request.to.tag else new_tag()
         response = make_response(request, 503 if self.draining else 200, to_tag=tag, extra=extra)
         self.layer.respond(txn, response)
@@ -213,6 +233,9 @@ class UserAgent:
             self._reply(txn, request, 481)
             return
         session.update_received(txn, request)
+
+    def _on_prack(self, txn, request: Request, source: Source) -> None:
+        self._in_dialog(txn, request, "prack_received")
 
     def _on_info(self, txn, request: Request, source: Source) -> None:
         session = self._session_for(request)
@@ -263,7 +286,11 @@ class UserAgent:
                from_user: str = "ivr", from_display: str | None = None,
                dest: Destination | None = None, credentials: tuple[str, str] | None = None,
                extra: list[tuple[str, str]] | None = None,
-               call_id: str | None = None) -> InviteSession:
+               call_id: str | None = None, prack: bool = False) -> InviteSession:
+        """Send an INVITE.  It always offers session timers (``Supported: timer`` and
+        our Session-Expires); ``prack=True`` also offers reliable provisionals
+        (``Supported: 100rel``, RFC 3262), as the server's outbound legs do.  A reliable
+        1xx is PRACKed either way."""
         uri = parse_uri(target)
         if not isinstance(uri, SipUri):
             raise ValueError(f"cannot call {target!r}: only sip: URIs")
@@ -283,9 +310,13 @@ class UserAgent:
         headers.add("CSeq", "1 INVITE")
         headers.add("Contact", self.contact(dest.transport))
         headers.add("Allow", ALLOW)
+        headers.add("Supported", SUPPORTED if prack else "timer")
         headers.add("User-Agent", USER_AGENT)
         for name, value in extra or ():
             headers.add(name, value)
+        if "Session-Expires" not in headers:
+            for name, value in uac_request_headers(self.session_expires, self.min_se):
+                headers.add(name, value)
         if sdp:
             headers.add("Content-Type", "application/sdp")
         request = Request("INVITE", target, headers, sdp or b"")

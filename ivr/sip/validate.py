@@ -38,6 +38,10 @@ DEFAULT_CONTENT_TYPES = frozenset({
     "text/plain",
 })
 DEFAULT_SCHEMES = frozenset({"sip", "sips", "tel"})
+#: The option tags the UA core implements, which it passes as ``extensions``: a Require
+#: naming only these gets no 420 (RFC 3261 8.2.2.3): reliable provisional responses
+#: (RFC 3262) and session timers (RFC 4028).
+EXTENSIONS = frozenset({"100rel", "timer"})
 
 #: Headers a UAS relies on that must appear exactly once (RFC 3261 8.1.1, 20).
 _SINGULAR = ("Call-ID", "From", "To", "CSeq", "Max-Forwards")
