@@ -57,7 +57,7 @@ class OutboundCall(Call):
         self.session = ua.invite(self.target, self, serialize_sdp(self._local_sdp),
                                  from_user=from_user, from_display=from_display, dest=dest,
                                  credentials=credentials, extra=extra,
-                                 call_id=self.call_id or None)
+                                 call_id=self.call_id or None, prack=True)
         self.call_id = self.session.call_id
         self.log_event("dial", target=self.target, timeout=timeout)
         self._ring_timer = self.clock.callLater(timeout, self._ring_timeout)
