@@ -197,8 +197,11 @@ class Call:
         if early_media:
             sdp = self._sdp_or_reject()
             if sdp is not None:
+                # Sent reliably (RFC 3262: RSeq, re-sent until PRACK) when the caller
+                # does 100rel, so the announcement it carries is known to have arrived.
                 self.session.ring(183, sdp)
-                self.log_event("early_media")
+                self.log_event("early_media",
+                               reliable=getattr(self.session, "reliable_provisionals", False))
         else:
             self.session.ring(180)
             self.log_event("ring")
@@ -466,7 +469,8 @@ class Call:
         return d
 
     def on_terminated(self, session, reason: str) -> None:
-        self._end(reason, side="remote")
+        # A session timer that ran out (or whose refresh failed) is our own BYE.
+        self._end(reason, side="local" if reason.startswith("session-timer") else "remote")
 
     # UAC-side callbacks are not used for inbound legs
     def on_progress(self, session, response) -> None: ...
