@@ -426,15 +426,15 @@ class Call:
         return 200
 
     def on_refer(self, session, request) -> int:
-        """A phone in a bridged call transfers its peer (blind transfer, RFC 3515)."""
+        """A phone transfers its call, bridged or in the IVR (blind transfer, RFC 3515):
+        CallControl.blind_transfer decides and answers (202, or 403/404/503)."""
         target = media_ops.refer_target(request, self.ctx.advertise)
         if target is None:
             return 400
-        if self.bridge is None or self.ctx.control is None:
-            self.log_event("refer_refused", to=target, why="not in a bridged call")
+        if self.ctx.control is None:
+            self.log_event("refer_refused", to=target, why="no call control")
             return 403
-        self.ctx.control.blind_transfer(self.bridge, self, target)
-        return 202
+        return self.ctx.control.blind_transfer(self, target)
 
     def on_notify(self, session, request) -> int:
         """Progress of a REFER we sent (``transfer`` verb): a message/sipfrag status."""

@@ -107,37 +107,94 @@ class CallControl:
                             emit("completed", {"call_id": leg.call_id, "reason": reason})))
         return leg
 
-    def blind_transfer(self, bridge, referrer, target: str) -> None:
-        """``referrer`` (a leg in ``bridge``) sent REFER: call ``target`` and, once it
-        answers, bridge it with the other party and let the referrer go.  Progress goes
-        back to the referrer as NOTIFY (100, then the final status)."""
-        other = bridge.other(referrer)
-        referrer.log_event("transfer", to=target, party=other.call_id)
-        referrer.session.notify_refer(100, "Trying", final=False)
+    # -- transfers (REFER received, RFC 3515) -------------------------------------------
+    def blind_transfer(self, referrer, target: str) -> int:
+        """``referrer`` (any answered leg) sent REFER asking us to call ``target``; returns
+        the status for the REFER.  We are the REFER's recipient, so we call ``target``,
+        and once it answers it takes the referrer's place in the call and the referrer's
+        leg is hung up ("transferred"):
+
+        * in a bridged call, ``target`` is bridged with the other party;
+        * in an IVR call (no bridge), ``target`` gets the IVR: the flow the referrer was
+          routed to runs on the target's leg from its start, with the referrer's variables
+          (a running verb cannot move to another leg mid-way).  Until the target answers
+          the referrer's plan goes on; if the target fails, nothing changes for it.
+
+        Progress goes back as NOTIFY (message/sipfrag): 100 after the 202, then the final
+        status.  A target we cannot call gets the REFER refused at once: 404 (unknown or
+        not allowed) or 403.  What a referrer may reach: any extension; a number through a
+        trunk, or a SIP URI elsewhere, only when the referrer is one of our extensions (it
+        authenticated, or we rang it) and, for a trunk, the extension lists that trunk --
+        otherwise a caller from outside could have us call anywhere at our expense."""
+        if referrer.ended or not referrer.answered:
+            referrer.log_event("refer_refused", to=target, why="call not answered")
+            return 403
+        bridge = getattr(referrer, "bridge", None)
+        flow = None if bridge is not None else referrer.variables.get("flow")
+        if bridge is None and not flow:
+            referrer.log_event("refer_refused", to=target, why="no bridge and no flow")
+            return 403
+        extension = self._extension_of(referrer)
+        if target.startswith(("sip:", "sips:")) and extension is None:
+            referrer.log_event("refer_refused", to=target, why="only extensions may refer "
+                               "to a SIP URI")
+            return 403
         try:
-            leg = self.originate(target, caller_id=other.caller.number)
+            route = self.routes(target, extension.trunks if extension is not None else ())[0]
         except UnknownTarget as exc:
-            referrer.log_event("transfer_failed", to=target, why=str(exc))
-            referrer.session.notify_refer(404, "Not Found", final=True)
-            return
+            referrer.log_event("refer_refused", to=target, why=str(exc))
+            return 404
+        other = bridge.other(referrer) if bridge is not None else None
+        caller = other.caller if other is not None else referrer.caller
+        referrer.log_event("transfer", to=target,
+                           party=other.call_id if other is not None else f"flow:{flow}")
+        try:
+            leg = self.originate_route(route, target, caller_id=caller.number,
+                                       caller_name=caller.name)
+        except Exception as exc:  # no free RTP port...: the leg is ended and recorded
+            referrer.log_event("refer_refused", to=target, why=str(exc) or type(exc).__name__)
+            return 503
+        # The 202 goes out when this returns; the first NOTIFY follows it.
+        referrer.clock.callLater(0, _notify, referrer, 100, "Trying", False)
 
         def answered(_):
-            if other.ended:
-                leg.hangup("transfer-party-gone")
-                return
-            bridge.replace(referrer, leg)
-            referrer.session.notify_refer(200, "OK", final=True)
-            for each in (referrer, other):
-                each.variables["transferred_to"] = target
-            referrer.hangup("transferred")
+            if bridge is not None:
+                if other.ended:
+                    leg.hangup("transfer-party-gone")
+                    return
+                bridge.replace(referrer, leg)
+                other.variables["transferred_to"] = target
+            else:
+                for name, value in referrer.variables.items():
+                    leg.variables.setdefault(name, value)
+                leg.variables["transferred_from"] = referrer.caller.number or ""
+            referrer.variables["transferred_to"] = target
+            if not referrer.ended:
+                _notify(referrer, 200, "OK", True)
+                referrer.hangup("transferred")
+            if bridge is None:
+                leg.log_event("transferred_in", flow=flow, referrer=referrer.call_id)
+                self.run_flow(leg, flow)
 
         def failed(failure):
             failure.trap(LegFailed)
             status = {"busy": 486, "no-answer": 480, "rejected": 603}.get(failure.value.reason, 503)
             referrer.log_event("transfer_failed", to=target, why=failure.value.reason)
-            referrer.session.notify_refer(status, failure.value.reason, final=True)
+            _notify(referrer, status, failure.value.reason, True)
 
         leg.when_answered().addCallbacks(answered, failed)
+        return 202
+
+    def _extension_of(self, leg):
+        """The extension a leg is: the one its INVITE authenticated as, or the one we rang."""
+        caller = getattr(getattr(leg, "session", None), "caller", None)
+        extension = getattr(caller, "extension", None)
+        if extension is not None:
+            return extension
+        config = getattr(self.server, "extensions", None)
+        if getattr(leg, "direction", "") == "outbound" and config is not None:
+            return config.extensions.get(leg.variables.get("target"))
+        return None
 
     def run_flow(self, leg, flow: str, variables: dict | None = None) -> defer.Deferred:
         leg.variables.update(variables or {})
@@ -166,6 +223,11 @@ def leg_info(call) -> LegInfo:
                    state=state, started_at=call.started_at, answered_at=call.answered_at,
                    ended_at=call.ended_at, end_reason=call.end_reason,
                    flow=call.variables.get("flow"), variables=dict(call.variables))
+
+
+def _notify(referrer, status: int, reason: str, final: bool) -> None:
+    if not referrer.ended:
+        referrer.session.notify_refer(status, reason, final=final)
 
 
 def _looks_like_number(text: str) -> bool:
