@@ -73,9 +73,12 @@ class ReliableProvisionals:
         del self.unacked[rseq]
         if provisional is self.current and provisional.waiting:
             self._run(provisional.prack_received())
-            if self.queued:
-                self._start(self.queued.pop(0))
         return provisional
+
+    def send_queued(self) -> None:
+        """After the 200 to a PRACK: the next reliable 1xx that waited, if any."""
+        if self.queued and not (self.current is not None and self.current.waiting):
+            self._start(self.queued.pop(0))
 
     def stop(self) -> None:
         """The INVITE's final response went out, or the call ended."""

@@ -216,6 +216,7 @@ class InviteSession:
             self.local_sdp = answer or self.local_sdp
         extra = [("Content-Type", "application/sdp")] if answer else None
         self.ua.layer.respond(txn, make_response(request, 200, body=answer or b"", extra=extra))
+        self.reliable.send_queued()
         if self._accept_after_prack and not self.reliable.blocks_2xx:
             self.accept(self._accept_after_prack.pop())
 
