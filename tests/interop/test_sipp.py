@@ -190,3 +190,36 @@ def test_tcp_transport_10_calls(server, tmp_path):
     assert r.stat("FailedCall(C)") == 0, str(r)
     time.sleep(0.3)
     assert server.log().count("ended: remote-bye (remote)") == 10
+
+
+ROOT_DIALPLANS = SCENARIOS.parent.parent.parent / "dialplans"
+PRACK_PLAN = """\
+routes:
+  - name: prack
+    flow: early_then_answer
+flows:
+  early_then_answer:
+    - ring: {seconds: 0.5, early_media: true}
+    - answer
+    - echo: 30
+"""
+
+
+def test_require_100rel_prack_and_session_timer_with_a_refresh(server_factory, tmp_path):
+    """RFC 3262 + RFC 4028 against SIPp: Require: 100rel gets a reliable 183 (early media)
+    whose PRACK is answered, Session-Expires is answered with refresher and Require: timer,
+    an UPDATE refresh gets 200 with Session-Expires (before: 420 Bad Extension)."""
+    import shutil
+    plans = tmp_path / "plans"
+    shutil.copytree(ROOT_DIALPLANS, plans)
+    (plans / "prack.yaml").write_text(PRACK_PLAN)
+    server = server_factory(dialplans=plans)
+    r = sipp(tmp_path, server.sip, scenario=SCENARIOS / "uac_prack_timer.xml", service="prack",
+             timeout=30)
+    assert r.returncode == 0, str(r)
+    assert r.stat("SuccessfulCall(C)") == 1, str(r)
+    assert count_messages(r.messages, "SIP/2.0 420", "INVITE") == 0
+    log = server.wait_for_log("ended: remote-bye (remote)")
+    assert "reliable=True" in log or "'reliable': True" in log, log[-3000:]
+    assert "Traceback" not in log
+
