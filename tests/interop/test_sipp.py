@@ -222,4 +222,3 @@ def test_require_100rel_prack_and_session_timer_with_a_refresh(server_factory, t
     log = server.wait_for_log("ended: remote-bye (remote)")
     assert "reliable=True" in log or "'reliable': True" in log, log[-3000:]
     assert "Traceback" not in log
-
