@@ -8,7 +8,11 @@ Audio listeners that need samples (recording, in-band DTMF) still get decoded fr
 buffer: it holds at most ``MAX_FRAMES``, and a read drops the oldest frames beyond
 ``TARGET_FRAMES`` so latency stays low (a late media tick sends one frame while two
 arrived; without the drop each late tick would add 20 ms for the rest of the call), and
-plays silence when empty.  Digits from one side are re-sent to the other as
+plays silence when empty.  A leg that sends packets longer than 20 ms (30, 40, 60 ms) is
+received as 20 ms frames (``RtpSession`` re-frames every packet), several at once; each frame
+says how many its packet brought (``EncodedFrame.burst``) and the queue keeps that many more,
+less one, so a long packet is relayed whole.  The other leg packs the frames into the packet
+time its own peer asked for: same codec and same packet time relay the payload bytes exactly.  Digits from one side are re-sent to the other as
 RFC 4733 events when that side negotiated telephone-event.  When either leg ends, the
 other is hung up and the bridge's Deferred fires with the reason.  A blind transfer
 replaces one leg with another (:meth:`Bridge.replace`); the bridge and its Deferred live on.
@@ -33,18 +37,25 @@ class RelaySource:
     """A never-ending playback source fed by the other leg's audio listener."""
 
     def __init__(self) -> None:
-        self.frames: deque = deque(maxlen=MAX_FRAMES)
+        self.frames: deque = deque()
         self.relayed = 0
         self.underruns = 0
         self.dropped = 0
+        self.burst = 1  # frames the latest packet brought at once (EncodedFrame.burst)
 
     def push(self, frame) -> None:
         """A decoded frame (int16 ndarray) or an undecoded ``EncodedFrame``."""
-        self.frames.append(frame)
+        burst = getattr(frame, "burst", 1)
+        self.burst = burst if burst > 1 else 1
+        frames = self.frames
+        if len(frames) >= MAX_FRAMES + self.burst - 1:
+            frames.popleft()  # a flood cannot grow the queue
+        frames.append(frame)
 
     def read_frame(self):
         frames = self.frames
-        while len(frames) > TARGET_FRAMES:
+        target = TARGET_FRAMES + self.burst - 1
+        while len(frames) > target:
             frames.popleft()
             self.dropped += 1
         if frames:

@@ -121,7 +121,9 @@ class Call:
         self.negotiated = negotiated
         rtp = self._ensure_rtp()
         rtp.set_remote(negotiated.remote_ip, negotiated.remote_port, negotiated.payload_type,
-                       negotiated.codec, negotiated.telephone_event_pt)
+                       negotiated.codec, negotiated.telephone_event_pt,
+                       ptime=negotiated.ptime, rtcp_port=negotiated.rtcp_port,
+                       rtcp_ip=negotiated.rtcp_ip, rtcp_mux=negotiated.rtcp_mux)
         rtp.set_direction(negotiated.direction.value)
         if negotiated.telephone_event_pt is None and self.ctx.inband is not None:
             if self._inband is None:

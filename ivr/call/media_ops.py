@@ -88,7 +88,10 @@ class _EchoSource:
     """Plays back what the caller said, as soon as the media clock can: the frames go through
     a :class:`CatchUpBuffer`, so the added delay is one or two frames (at most 40 ms) and a
     stall (a burst of late packets, a late media clock) is caught up within 200 ms instead of
-    adding its length to the echo for the rest of the call."""
+    adding its length to the echo for the rest of the call.  The frames are the caller's
+    payloads cut into 20 ms (``EncodedFrame``, sent back as they came when the codec is the
+    same); a caller's 30/40/60 ms packets bring two or three at once, which the buffer keeps
+    (``burst``), so all of the caller's audio comes back, in the packet time it asked for."""
 
     def __init__(self, buffer: CatchUpBuffer, seconds: float) -> None:
         self.buffer = buffer
@@ -107,19 +110,21 @@ def echo(call, seconds: float) -> defer.Deferred:
         return defer.fail(CallEnded(call.end_reason))
     rtp = call._ensure_rtp()
     buffer = CatchUpBuffer(max_waiting=ECHO_MAX_WAITING, settle_reads=ECHO_SETTLE_READS)
-    listener = buffer.push
+
+    def listener(frame) -> None:  # an EncodedFrame: one 20 ms frame of the caller's packet
+        buffer.push(frame, frame.burst)
 
     def digit_back(digit):
         if call.negotiated is not None and call.negotiated.telephone_event_pt is not None:
             rtp.send_dtmf(digit).addErrback(lambda f: None)
 
-    rtp.add_audio_listener(listener)
+    rtp.add_payload_listener(listener)
     call.add_digit_listener(digit_back)
     d = rtp.play(_EchoSource(buffer, seconds))
     result = defer.Deferred()
 
     def cleanup(outcome):
-        rtp.remove_audio_listener(listener)
+        rtp.remove_payload_listener(listener)
         call.remove_digit_listener(digit_back)
         call.flush_digits()
         if call.ended:

@@ -164,6 +164,12 @@ class CatchUpBuffer:
       is dropped: a transient extra frame from jitter is kept, a standing one goes within
       ``settle_reads`` x 20 ms.
 
+    Packets longer than 20 ms arrive as ``burst`` frames at once (a 40 ms packet: two every
+    other read; 60 ms: three every third), which is not a stall: ``push(frame, burst)`` says
+    how many one packet brings, and the latest burst widens ``max_waiting`` by ``burst - 1``
+    (60 ms packets: up to 4 kept instead of 2), so none of a long packet is dropped.  The
+    settle rule needs no change: the fewest waiting over a run is still 1 with long packets.
+
     An empty buffer plays silence.  At most ``max_frames`` are held between reads (a flood
     cannot grow it).  Counters: ``played``, ``underruns``, ``dropped``.
     """
@@ -180,8 +186,11 @@ class CatchUpBuffer:
         self.dropped = 0
         self._run = 0  # reads in a row with >= 2 frames waiting
         self._run_min = 0  # the fewest frames waiting over that run
+        self.burst = 1  # frames the latest packet could bring at once
 
-    def push(self, frame) -> None:
+    def push(self, frame, burst: int = 1) -> None:
+        """One 20 ms frame; ``burst``: how many frames its packet could complete."""
+        self.burst = burst if burst > 1 else 1
         frames = self.frames
         if len(frames) >= self.max_frames:
             frames.popleft()
@@ -194,9 +203,10 @@ class CatchUpBuffer:
     def read_frame(self):
         frames = self.frames
         waiting = len(frames)
-        if waiting > self.max_waiting:
-            self._drop(waiting - self.max_waiting)
-            waiting = self.max_waiting
+        limit = self.max_waiting + self.burst - 1
+        if waiting > limit:
+            self._drop(waiting - limit)
+            waiting = limit
         if waiting >= 2:
             self._run_min = waiting if self._run == 0 else min(self._run_min, waiting)
             self._run += 1

@@ -10,6 +10,15 @@ excludes sending (the peer put us on hold with ``sendonly``/``inactive``), or af
 no packets are sent, playback and DTMF pause, and the timestamp keeps running; the first packet
 after resuming carries the marker bit.  When it excludes receiving, the media timeout is off.
 
+Packet time: received packets of any size (10, 30, 40, 60 ms ..., changing mid-call) are cut
+into 20 ms frames by a :class:`~ivr.rtp.framing.Reframer` before any listener sees them, so
+every sample reaches echo, recording, in-band DTMF and a bridge once and in order.  We send
+packets of the ``ptime`` given to ``set_remote`` (10/20/30/40/60 ms, what the peer asked for):
+the clock still ticks every 20 ms and a :class:`~ivr.rtp.framing.Packetizer` joins the ticks'
+frames (30 ms: a packet on two ticks of three; 10 ms: two packets per tick); each packet's
+timestamp is that of its first sample.  An RFC 4733 event, a late tick or a ptime change
+sends what is queued as a shorter packet; hold drops it.
+
 Incoming: symmetric RTP — the remote address latches onto the source of received packets
 (carrying a negotiated payload type) and re-latches whenever it changes (NAT rebinding).
 Packets are decoded to int16 and handed to audio listeners in arrival order (no jitter buffer;
@@ -33,6 +42,7 @@ from twisted.python import log
 from ..media import g711
 from ..media.player import FRAME_SAMPLES
 from .dtmf import DtmfReceiver, DtmfSendQueue, event_code
+from .framing import SEND_PTIMES, Packetizer, Reframer, frames_per_packet
 from .packet import RtpError, RtpPacket, is_rtcp
 from .ports import EphemeralPorts
 from .rtcp import RtcpReporter
@@ -45,6 +55,7 @@ DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 _HEADER = struct.Struct("!BBHII")
 _MASK32 = 0xFFFFFFFF
 _STATIC_DECODERS = {0: g711.ulaw_decode, 8: g711.alaw_decode}
+_PAD = {g711.ulaw_decode: g711.ULAW_SILENCE, g711.alaw_decode: g711.ALAW_SILENCE}
 _CN_PT = 13
 _SENDING = frozenset(("sendrecv", "sendonly"))
 _ENDED = object()  # _next_audio_frame: the source just ended
@@ -56,14 +67,18 @@ class EncodedFrame:
 
     ``decoder`` is the payload's G.711 decoder.  A playback source may return one from
     ``read_frame``: a session that sends the same codec sends ``payload`` as it is (no
-    decode + encode), any other decodes it with :meth:`pcm`.
+    decode + encode), any other decodes it with :meth:`pcm`.  Received payloads are always
+    one 20 ms frame; ``burst`` is how many frames the packet it came from could complete
+    (1 for 10/20 ms packets, 2 for 30/40 ms, 3 for 60 ms): a buffer that holds "one or two
+    frames" must hold ``burst`` more less one, or it drops the rest of a long packet.
     """
 
-    __slots__ = ("payload", "decoder")
+    __slots__ = ("payload", "decoder", "burst")
 
-    def __init__(self, payload: bytes, decoder) -> None:
+    def __init__(self, payload: bytes, decoder, burst: int = 1) -> None:
         self.payload = payload
         self.decoder = decoder
+        self.burst = burst
 
     def pcm(self) -> np.ndarray:
         return self.decoder(self.payload)
@@ -118,13 +133,17 @@ class RtpSession:
         self._ticked = False
         self._ticks = self.ssrc % HOUSEKEEPING_TICKS  # spread housekeeping over the ticks
         self._remote: tuple[str, int] | None = None
-        self._rtcp = RtcpReporter(self.ssrc, self.cname, rtcp_interval, self._rng)
+        self._rtcp = RtcpReporter(self.ssrc, self.cname, rtcp_interval, self._rng,
+                                  first_seq=self._seq)
         self._pt = 0
         self._te_pt: int | None = None
         self._encode = g711.ulaw_encode
         self._send_decoder = g711.ulaw_decode  # identifies the codec we send (EncodedFrame)
         self._silence = bytes([g711.ULAW_SILENCE]) * FRAME_SAMPLES
         self._decoders: dict[int, object] = {}
+        self.ptime = 20  # ms per packet we send
+        self._packetizer: Packetizer | None = None  # None: 20 ms, one packet per tick
+        self._reframer = Reframer()
         self.direction = "sendrecv"
         self._held = False
         self._marker_next = True
@@ -155,13 +174,24 @@ class RtpSession:
 
     # ------------------------------------------------------------------ configuration
     def set_remote(self, ip: str, port: int, payload_type: int = 0, codec: str = "PCMU",
-                   telephone_event_pt: int | None = None, rtcp_port: int | None = None) -> None:
-        """Where to send (from the peer's SDP); starts the outgoing stream on the media clock."""
+                   telephone_event_pt: int | None = None, rtcp_port: int | None = None,
+                   rtcp_ip: str | None = None, rtcp_mux: bool = False,
+                   ptime: int = 20) -> None:
+        """Where to send (from the peer's SDP); starts the outgoing stream on the media clock.
+        ``ptime``: the packet time we send, one of 10, 20, 30, 40, 60 ms."""
         ipaddress.ip_address(ip)  # ValueError for hostnames: resolve before calling
         if not 0 < port < 65536 or not 0 <= payload_type < 128:
             raise ValueError("bad port or payload type")
+        if ptime not in SEND_PTIMES:
+            raise ValueError(f"ptime must be one of {SEND_PTIMES} ms")
+        if ptime != self.ptime:
+            self._flush_audio()  # what is queued goes out in the old size and codec
+            self.ptime = ptime
+            self._packetizer = None if ptime == 20 else Packetizer(ptime * FRAME_SAMPLES // 20)
         self._remote = (ip, port)
-        self._rtcp.follow_rtp(ip, port, rtcp_port)
+        if rtcp_ip is not None:
+            ipaddress.ip_address(rtcp_ip)
+        self._rtcp.follow_rtp(ip, port, rtcp_port, rtcp_ip, mux=rtcp_mux)
         self._pt = payload_type
         self._encode = g711.encoder_for(codec)
         self._send_decoder = g711.decoder_for(codec)
@@ -292,6 +322,8 @@ class RtpSession:
         if (self._held or self._remote is None or self.direction not in _SENDING
                 or self._closed):
             self._marker_next = True
+            if self._packetizer is not None:
+                self._packetizer.clear()
             return
         # Digits wait while telephone-event is not negotiated (renegotiated away mid-queue).
         dtmf_out = self._dtmf_out
@@ -299,6 +331,8 @@ class RtpSession:
                 if not dtmf_out.idle and self._te_pt is not None else None)
         if dtmf is not None:
             payload, marker, ts = dtmf
+            if self._packetizer is not None:
+                self._flush_audio()  # the audio before the event, as a shorter packet
             self._send_rtp(self._te_pt, marker or self._marker_next, ts, payload)
             ended, done = dtmf_out.sent()
             if ended:
@@ -340,7 +374,21 @@ class RtpSession:
                 payload = self._encode(_fit(frame.pcm())).tobytes()
         else:
             payload = self._encode(_fit(frame)).tobytes()
-        self._send_rtp(self._pt, self._marker_next, self._ts, payload)
+        packetizer = self._packetizer
+        if packetizer is None:
+            self._send_rtp(self._pt, self._marker_next, self._ts, payload)
+            return
+        for ts, data, marker in packetizer.add(self._ts, payload, self._marker_next):
+            self._send_rtp(self._pt, marker, ts, data)
+
+    def _flush_audio(self) -> None:
+        """Send the audio the packetizer holds (less than one packet) as a shorter packet."""
+        packetizer = self._packetizer
+        if packetizer is None or not packetizer.pending:
+            return
+        for ts, data, marker in packetizer.flush():
+            if self.sending:
+                self._send_rtp(self._pt, marker, ts, data)
 
     def _next_audio_frame(self):
         """The next frame of the playing source; None for silence; ``_ENDED`` when the
@@ -400,8 +448,8 @@ class RtpSession:
             self._counters["media_timeouts"] += 1
             _notify(self._timeout_callbacks)
         if self._rtcp.due(now):
+            self._rtcp.schedule(now)  # first: a report that fails must not stop the next
             self._send_rtcp(now)
-            self._rtcp.schedule(now)
 
     # ------------------------------------------------------------------ receive
     def _rtp_received(self, data: bytes, addr) -> None:
@@ -412,6 +460,7 @@ class RtpSession:
             # extension, no CSRCs (RtpPacket.parse gives the same fields, slower).
             _b0, b1, seq, timestamp, ssrc = _HEADER.unpack_from(data)
             pt = b1 & 0x7F
+            marker = b1 & 0x80
             payload = data[12:]
         elif is_rtcp(data):  # rtcp-mux (RFC 5761)
             self._rtcp_received(data, addr)
@@ -423,7 +472,7 @@ class RtpSession:
                 self._counters["bad_packets"] += 1
                 return
             pt, seq, timestamp = pkt.payload_type, pkt.sequence, pkt.timestamp
-            ssrc, payload = pkt.ssrc, pkt.payload
+            ssrc, payload, marker = pkt.ssrc, pkt.payload, pkt.marker
         if self._remote is None or (pt not in self._decoders and pt != self._te_pt and pt != _CN_PT):
             self._counters["unexpected_payload_type"] += 1
             return
@@ -445,10 +494,16 @@ class RtpSession:
                 self._deliver_dtmf(digit.digit)
         elif payload and pt in self._decoders:
             decoder = self._decoders[pt]
-            if self._payload_listeners:
-                _notify(self._payload_listeners, EncodedFrame(payload, decoder))
-            if self._audio_listeners:  # decoded only when someone listens to audio
-                _notify(self._audio_listeners, decoder(payload))
+            # Any packet time in, 20 ms frames out (framing.py): every sample once, in order.
+            frames = self._reframer.feed(payload, decoder, _PAD.get(decoder, 0), marker)
+            if not frames:
+                return
+            burst = frames_per_packet(len(payload))
+            for frame, decoder in frames:
+                if self._payload_listeners:
+                    _notify(self._payload_listeners, EncodedFrame(frame, decoder, burst))
+                if self._audio_listeners:  # decoded only when someone listens to audio
+                    _notify(self._audio_listeners, decoder(frame))
 
     def _deliver_dtmf(self, digit: str) -> None:
         self._counters["dtmf_received"] += 1
@@ -470,7 +525,9 @@ class RtpSession:
         data = self._rtcp.compound(now, self._rx, self._ts, self._packets_sent,
                                    self._octets_sent, bye=bye)
         self._counters["rtcp_sent"] += 1
-        self._write(self._pair.rtcp, data, self._rtcp.remote)
+        # rtcp-mux (RFC 5761): from the RTP port, to the peer's RTP address
+        self._write(self._pair.rtp if self._rtcp.mux else self._pair.rtcp, data,
+                    self._rtcp.remote)
 
     def _rtcp_received(self, data: bytes, addr) -> None:
         if self._closed:
@@ -499,6 +556,7 @@ class RtpSession:
         if self._closed:
             return defer.succeed(None)
         if self._remote is not None:
+            self._flush_audio()
             self._send_rtcp(self.reactor.seconds(), bye=True)
         self._closed = True
         self.clock.unregister(self)

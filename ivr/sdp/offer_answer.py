@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, replace
 
+from .rtcp_attrs import MUX_ATTRIBUTE, offers_mux, rtcp_target
 from .session import (
     Connection, Direction, MediaDescription, Origin, RtpMap, SdpError, SessionDescription,
 )
@@ -16,6 +17,7 @@ from .session import (
 __all__ = [
     "OfferAnswerError", "NoCommonCodec", "NegotiatedMedia", "SUPPORTED_CODECS",
     "make_offer", "make_answer", "make_reanswer", "negotiate_answer", "bump_version", "hold_offer",
+    "SEND_PTIMES", "send_ptime",
 ]
 
 #: Codecs we can encode, with their static payload type.
@@ -23,6 +25,8 @@ SUPPORTED_CODECS: dict[str, int] = {"PCMU": 0, "PCMA": 8}
 #: RTP profiles we can answer (AVPF is AVP plus optional feedback we may ignore).
 _RTP_PROTOS = {"RTP/AVP", "RTP/AVPF"}
 DEFAULT_PTIME = 20
+#: Packet times we send (ms): what the media clock's 20 ms frames can be packed into.
+SEND_PTIMES = (10, 20, 30, 40, 60)
 TELEPHONE_EVENT_FMTP = "0-16"
 
 
@@ -45,10 +49,34 @@ class NegotiatedMedia:
     codec: str               # "PCMU" or "PCMA"
     payload_type: int
     telephone_event_pt: int | None
-    ptime: int
+    ptime: int               # the packet time we send: one of SEND_PTIMES, from the peer's
+                             # a=ptime and a=maxptime (see send_ptime)
     direction: Direction     # ours: do we send / expect to receive
     on_hold: bool            # the peer's description puts the stream on hold (RFC 3264 8.4)
     media_index: int = 0     # which m= line carries the call audio
+    rtcp_port: int | None = None  # the peer's a=rtcp port (None: RTP port + 1)
+    rtcp_ip: str | None = None    # the peer's a=rtcp address (None: remote_ip)
+    rtcp_mux: bool = False        # RTCP on the RTP ports both ways (RFC 5761)
+
+
+def _maxptime(m: MediaDescription) -> int | None:
+    """``a=maxptime`` in whole milliseconds (None if absent or unusable), read like a=ptime."""
+    try:
+        ms = round(float(m.attribute("maxptime") or ""))
+    except (ValueError, OverflowError):
+        return None
+    return ms if 0 < ms <= 1000 else None
+
+
+def send_ptime(ptime: int | None, maxptime: int | None = None) -> int:
+    """The packet time to send to a peer whose SDP said ``a=ptime``/``a=maxptime``: its
+    ptime (20 ms when absent), no more than its maxptime, rounded down to one of
+    SEND_PTIMES (25 -> 20, 50 -> 40, 100 -> 60); 10 when it asks for less than 10."""
+    want = ptime or DEFAULT_PTIME
+    if maxptime:
+        want = min(want, maxptime)
+    fits = [p for p in SEND_PTIMES if p <= want]
+    return fits[-1] if fits else SEND_PTIMES[0]
 
 
 def _addrtype(ip: str) -> str:
@@ -170,15 +198,19 @@ def make_answer(offer: SessionDescription, local_ip: str, port: int, supported=(
         te_pt = _telephone_event_pt(m, codecs) if telephone_event else None
         offered = m.direction(offer)
         ours = offered.reverse().intersect(direction)
-        answer_media.append(_audio_media(port, [(codec, pt)], te_pt, ptime, ours, proto=m.proto))
+        media = _audio_media(port, [(codec, pt)], te_pt, ptime, ours, proto=m.proto)
+        if offers_mux(m):  # RFC 5761: accepted whenever offered
+            media = replace(media, attributes=media.attributes + ((MUX_ATTRIBUTE, None),))
+        answer_media.append(media)
+        rtcp = rtcp_target(m)
         connection = m.effective_connection(offer)
         negotiated = NegotiatedMedia(
             remote_ip=_remote(offer, m), remote_port=m.port, codec=codec, payload_type=pt,
-            telephone_event_pt=te_pt, ptime=m.ptime or DEFAULT_PTIME, direction=ours,
+            telephone_event_pt=te_pt, ptime=send_ptime(m.ptime, _maxptime(m)), direction=ours,
             # m.is_hold(offer), with the direction found above
             on_hold=(connection is not None and connection.is_null)
             or offered in (Direction.SENDONLY, Direction.INACTIVE),
-            media_index=index)
+            media_index=index, rtcp_port=rtcp.port, rtcp_ip=rtcp.ip, rtcp_mux=offers_mux(m))
     if negotiated is None:
         raise NoCommonCodec(f"no audio stream offers any of {', '.join(allowed)}")
     answer = _session(local_ip, session_id, version, answer_media, timing=offer.timing)
@@ -219,8 +251,10 @@ def negotiate_answer(our_offer: SessionDescription, their_answer: SessionDescrip
         return NegotiatedMedia(
             remote_ip=_remote(their_answer, answered), remote_port=answered.port, codec=codec,
             payload_type=pt, telephone_event_pt=te_pt,
-            ptime=answered.ptime or offered.ptime or DEFAULT_PTIME, direction=ours,
-            on_hold=answered.is_hold(their_answer), media_index=index)
+            ptime=send_ptime(answered.ptime, _maxptime(answered)), direction=ours,
+            on_hold=answered.is_hold(their_answer), media_index=index,
+            rtcp_port=rtcp_target(answered).port, rtcp_ip=rtcp_target(answered).ip,
+            rtcp_mux=offers_mux(offered) and offers_mux(answered))
     raise NoCommonCodec("the answer accepted no audio stream with a codec we offered")
 
 
