@@ -50,6 +50,23 @@ def call_summary(call) -> dict:
         "rtp_packets_lost": lost,
         "rtp_loss_pct": round(100.0 * lost / (lost + received), 2) if lost + received else 0.0,
         "rtp_jitter_ms": stats.get("jitter_ms"),
+        **rtcp_summary(stats),
         "dtmf_by_mode": dict(call.digits_by_mode),
         "path": list(call.path),
+    }
+
+
+def rtcp_summary(stats: dict) -> dict:
+    """The CDR's RTCP fields: what the far end's last report said about our stream (None
+    when it sent none about it) and how many reports went each way."""
+    peer = stats.get("peer") or {}
+    rtt = peer.get("rtt_ms")
+    jitter = peer.get("jitter_ms")
+    return {
+        "rtcp_remote_loss_pct": peer.get("loss_pct"),
+        "rtcp_remote_lost": peer.get("cumulative_lost"),
+        "rtcp_remote_jitter_ms": round(jitter, 3) if jitter is not None else None,
+        "rtcp_rtt_ms": round(rtt, 3) if rtt is not None else None,
+        "rtcp_sent": stats.get("rtcp_sent"),
+        "rtcp_received": stats.get("rtcp_received"),
     }

@@ -55,6 +55,13 @@ COLUMNS: dict[str, str] = {
     "rtp_packets_lost": "INTEGER",
     "rtp_loss_pct": "REAL",
     "rtp_jitter_ms": "REAL",
+    # the far end's view of our stream, from its last RTCP report about it (RFC 3550 6.4)
+    "rtcp_remote_loss_pct": "REAL",    # its cumulative lost / packets it expected, in %
+    "rtcp_remote_lost": "INTEGER",     # its cumulative number of packets lost
+    "rtcp_remote_jitter_ms": "REAL",   # its interarrival jitter estimate
+    "rtcp_rtt_ms": "REAL",             # round trip from its LSR/DLSR
+    "rtcp_sent": "INTEGER",            # RTCP reports we sent (before the closing BYE)
+    "rtcp_received": "INTEGER",        # valid RTCP compound packets it sent us
     "recording": "TEXT",         # path of the leg's WAV recording
     "extra": "TEXT",             # JSON object for anything else
 }

@@ -30,12 +30,50 @@ def test_follows_rtp_until_the_peer_sends_rtcp():
 def test_schedule_is_randomised_between_half_and_one_and_a_half_intervals():
     r = reporter(interval=4.0)
     assert not r.due(1e9)  # never scheduled: never due
+    r.schedule(0.0)  # the first report: half an interval (RFC 3550 6.2)
+    assert 1.0 <= r.next_at <= 3.0
     gaps = []
     for _ in range(200):
         r.schedule(100.0)
         gaps.append(r.next_at - 100.0)
         assert not r.due(r.next_at - 1e-6) and r.due(r.next_at)
     assert 2.0 <= min(gaps) < 2.5 and 5.5 < max(gaps) <= 6.0
+
+
+def test_first_report_comes_after_half_an_interval():
+    firsts = []
+    for seed in range(200):
+        r = RtcpReporter(1, "x", 5.0, random.Random(seed))
+        r.schedule(10.0)
+        firsts.append(r.next_at - 10.0)
+    assert 1.25 <= min(firsts) < 1.5 and 3.5 < max(firsts) <= 3.75
+
+
+def test_a_rtcp_port_and_address_and_mux_choose_the_destination():
+    r = reporter()
+    r.follow_rtp("192.0.2.1", 4000, rtcp_port=4711, rtcp_ip="198.51.100.2")
+    assert r.remote == ("198.51.100.2", 4711) and not r.mux
+    r = reporter()
+    r.follow_rtp("192.0.2.1", 4000, rtcp_port=4711, mux=True)  # mux wins over a=rtcp
+    assert r.remote == ("192.0.2.1", 4000) and r.mux
+    # with mux, the peer's RTCP does not latch on its own: the RTP latch moves both
+    r.received(build_compound([ReceiverReport(0x99, ())]), ("203.0.113.5", 9999), 1.0,
+               ReceiveStats())
+    assert r.remote == ("192.0.2.1", 4000) and not r.latched
+    r.follow_rtp("203.0.113.5", 7000)  # an RTP re-latch (mux=None keeps mux)
+    assert r.remote == ("203.0.113.5", 7000) and r.mux
+
+
+def test_peer_loss_percent_is_over_the_packets_it_expected_from_our_first_seq():
+    r = RtcpReporter(0x1234, "x", 5.0, random.Random(1), first_seq=65500)
+    # 100 packets sent from 65500 across the wrap: extended highest = 65536 + 63
+    block = ReportBlock(0x1234, fraction_lost=26, cumulative_lost=4, highest_seq=65536 + 63,
+                        jitter=40, lsr=0, dlsr=0)
+    r.received(build_compound([SenderReport(0x99, 0, 0, 0, 0, (block,))]), ("192.0.2.1", 1),
+               1.0, ReceiveStats())
+    assert r.peer_view["loss_pct"] == 4.0 and r.peer_view["jitter_ms"] == 5.0
+    assert r.peer_view["fraction_lost"] == pytest.approx(26 / 256)
+    assert "rtt_ms" not in r.peer_view  # no LSR: no round trip
 
 
 def test_sender_report_only_after_sending_and_bye_on_request():
