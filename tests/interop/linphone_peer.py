@@ -7,8 +7,10 @@ level 6 (``linphone.log``) holds every SIP message it sent or received; its cons
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import re
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -18,6 +20,11 @@ from tests.interop.conftest import free_port, require
 _STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 _SENT = re.compile(r"message sent to \[")
 _RECEIVED = re.compile(r"received \[\d+\] new bytes from \[")
+
+
+def _die_with_parent() -> None:
+    """linphonec spins on a closed stdin: if pytest dies, take it down too (PR_SET_PDEATHSIG)."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
 
 
 class Linphone:
@@ -76,7 +83,8 @@ automatically_accept=0
         self.proc = subprocess.Popen(
             [self.binary, "-c", str(self.rc), "-a", "-S", "-d", "6", "-l", str(self.log_path)],
             stdin=subprocess.PIPE, stdout=self._console, stderr=subprocess.STDOUT,
-            env={**os.environ, "HOME": str(self.home)}, cwd=self.dir)
+            env={**os.environ, "HOME": str(self.home)}, cwd=self.dir,
+            preexec_fn=_die_with_parent)
         self.wait_for_console(r"linphonec> ", timeout)
         self.command("soundcard use files")
         if self.play:
