@@ -123,6 +123,7 @@ def _check_well_formed(request: Request) -> None:
     if max_forwards is not None and (not is_digits(max_forwards) or int(max_forwards) > 255):
         raise _bad("Max-Forwards", "not an integer 0..255")
     _check_contacts(request)
+    _check_record_routes(headers)
     for value in headers.get_raw("Expires"):
         if not is_digits(value) or int(value) > MAX_UINT32:
             raise _bad("Expires")
@@ -144,6 +145,17 @@ def _check_vias(request: Request) -> None:
             if via.branch == "z9hG4bK":
                 # A bare magic cookie (RFC 4475 3.2.1): not a usable RFC 3261 branch.
                 raise _bad("Via", "branch is only the magic cookie")
+
+
+def _check_record_routes(headers) -> None:
+    """Record-Route becomes a dialog's route set, read again for every request we send in
+    it (a BYE much later): an entry that does not parse is refused now, not then."""
+    for raw in headers.get_raw("Record-Route"):
+        try:
+            for value in split_list(raw, strict=True):
+                parse_name_addr(value)
+        except SipSyntaxError as exc:
+            raise _bad("Record-Route") from exc
 
 
 def _check_contacts(request: Request) -> None:
@@ -247,7 +259,8 @@ def should_accept_response(response: Response) -> bool:
         _, method = parse_cseq(headers.get("CSeq") or "")
         parse_name_addr(headers.get("From") or "")
         parse_name_addr(headers.get("To") or "")
-    except SipSyntaxError:
+        _check_record_routes(headers)
+    except (SipSyntaxError, _Reject):
         return False
     return is_token(method) and _CALL_ID_RE.fullmatch(headers.get("Call-ID") or "") is not None
 

@@ -170,3 +170,25 @@ def test_response_with_two_vias_in_one_header_is_dropped():
     text = RESPONSE.format(extra="", cseq="7 INVITE").replace(
         "branch=z9hG4bK-v1", "branch=z9hG4bK-v1, SIP/2.0/UDP h;branch=z9hG4bK3")
     assert not should_accept_response(parse_datagram(text.encode()))
+
+
+def test_a_record_route_that_does_not_parse_is_refused_at_once():
+    # A fuzzed INVITE (NUL before the name-addr) was accepted, and the BYE sent much later
+    # failed to read the route set (a traceback in a timer) instead of a 400 now.
+    from ivr.sip.message import parse_datagram
+    from ivr.sip.validate import check_request, should_accept_response
+    raw = (b"INVITE sip:a@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP h.example.com;branch=z9hG4bK1\r\n"
+           b"From: <sip:b@example.com>;tag=1\r\nTo: <sip:a@127.0.0.1>\r\nCall-ID: x@y\r\n"
+           b"CSeq: 1 INVITE\r\nMax-Forwards: 70\r\nRecord-Route: \x00<sip:p@example.com;lr>\r\n"
+           b"Content-Length: 0\r\n\r\n")
+    rejection = check_request(parse_datagram(raw))
+    assert rejection is not None and rejection.status == 400
+    assert "Record-Route" in rejection.reason
+    good = raw.replace(b"\x00", b"")
+    assert check_request(parse_datagram(good)) is None
+    response = (b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h.example.com;branch=z9hG4bK1\r\n"
+                b"From: <sip:b@example.com>;tag=1\r\nTo: <sip:a@127.0.0.1>;tag=2\r\nCall-ID: x@y\r\n"
+                b"CSeq: 1 INVITE\r\nRecord-Route: <sip:p@example.com;lr>, bad<\r\n"
+                b"Content-Length: 0\r\n\r\n")
+    assert not should_accept_response(parse_datagram(response))
+    assert should_accept_response(parse_datagram(response.replace(b", bad<", b"")))
