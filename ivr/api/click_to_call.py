@@ -296,19 +296,3 @@ def _leg_reason(role: str, failure) -> str:
             return f"{role}-{exc.reason}"
     return f"{role}-failed"
 
-
-def wait_final(session: Session) -> Deferred:
-    """Fires with the session when it reaches completed or failed (for tests/tools)."""
-    d: Deferred = Deferred()
-    if session.final:
-        d.callback(session)
-        return d
-    previous = session.listener
-
-    def listener(s: Session, event: dict) -> None:
-        if previous is not None:
-            previous(s, event)
-        if s.final and not d.called:
-            d.callback(s)
-    session.listener = listener
-    return d

@@ -34,10 +34,6 @@ class PortPair:
     rtp: IListeningPort
     rtcp: IListeningPort
 
-    @property
-    def rtcp_number(self) -> int:
-        return self.number + 1
-
 
 class SocketPort:
     """A bound UDP socket whose datagrams a MediaReceiver hands to ``protocol``."""

@@ -142,9 +142,6 @@ class LocationService:
                 del self._bindings[aor]
         return gone
 
-    def aors(self) -> list[str]:
-        return list(self._bindings)
-
     def __len__(self) -> int:
         return sum(len(t) for t in self._bindings.values())
 
