@@ -1,7 +1,7 @@
 """A real PortAudio device for the local-audio tests: PipeWire with a null sink.
 
 The session fixture starts a private dbus-daemon, pipewire and wireplumber in a fresh
-XDG_RUNTIME_DIR and creates a null sink (see ../shared/PEERS.md); sounddevice then sees a
+XDG_RUNTIME_DIR and creates a null sink (pw-cli create-node adapter); sounddevice then sees a
 ``pipewire`` device whose input hears the output through the sink's monitor. PortAudio reads
 the device list once at initialisation, so everything that uses the device runs as a
 subprocess with ``pipewire_env``. Missing packages are installed (as CI does) when root.

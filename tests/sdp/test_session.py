@@ -11,7 +11,7 @@ from ivr.sdp import (
 )
 
 DATA = pathlib.Path(__file__).parent / "data"
-TORTURE = pathlib.Path("/work/shared/testdata/sip-torture")
+TORTURE = pathlib.Path(__file__).resolve().parents[1] / "data" / "sip-torture"
 FIXTURES = sorted(DATA.glob("*.sdp"))
 
 

@@ -133,7 +133,7 @@ def test_unsupported_challenges():
 # ---------------------------------------------------------------- header syntax
 
 def test_unknown_scheme_from_rfc4475_regaut01():
-    raw = pathlib.Path("/work/shared/testdata/sip-torture/rfc4475/regaut01.dat").read_bytes()
+    raw = (pathlib.Path(__file__).resolve().parents[1] / "data" / "sip-torture" / "rfc4475" / "regaut01.dat").read_bytes()
     line = next(l for l in raw.split(b"\r\n") if l.lower().startswith(b"authorization:"))
     creds = parse_credentials(line.split(b":", 1)[1].decode().strip())
     assert creds.scheme == "NoOneKnowsThisScheme" and creds.raw == "opaque-data=here"

@@ -21,7 +21,7 @@ from ivr.sip.message import (
 from ivr.sip.uri import SipSyntaxError, parse_name_addr, parse_uri, parse_via
 from ivr.sip.validate import Rejection, check_request, should_accept_response
 
-TORTURE = Path("/work/shared/testdata/sip-torture")
+TORTURE = Path(__file__).resolve().parents[1] / "data" / "sip-torture"
 DATA = Path(__file__).resolve().parents[1] / "data" / "sip"
 SEEDS = [p.read_bytes() for p in sorted(DATA.glob("*.sip"))]
 SEEDS += [p.read_bytes() for p in sorted((TORTURE / "rfc4475").glob("*.dat"))]

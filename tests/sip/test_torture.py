@@ -17,9 +17,9 @@ from ivr.sip.message import (
 )
 from ivr.sip.validate import check_request, should_accept_response
 
-TORTURE = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "sip-torture"
-if not TORTURE.is_dir():  # the checkout may live elsewhere; /work/shared is canonical
-    TORTURE = Path("/work/shared/testdata/sip-torture")
+#: The RFC 4475 / RFC 5118 messages (public IETF test data) with each file's expected
+#: handling in INDEX.txt, kept in the repository so a clone runs these tests on its own.
+TORTURE = Path(__file__).resolve().parents[1] / "data" / "sip-torture"
 
 ACCEPT, DROP = ("ACCEPT", None), ("DROP", None)
 
