@@ -3,8 +3,8 @@
 UAS side: :class:`ReliableProvisional` re-sends one reliable 1xx until its PRACK, first
 after T1 and then doubling (RFC 3262 3 asks for plain doubling; unlike the 2xx it is not
 capped at T2), and gives up 64*T1 after the first send with :class:`NoPrack` (the UA core
-then rejects the INVITE with a 5xx, as 3 says it SHOULD).  Same action classes and table
-shape as :mod:`ivr.sip.uas_2xx`; no clock, no Twisted.
+then rejects the INVITE with a 5xx, as 3 says it SHOULD).  The schedule is
+:class:`ivr.sip.retransmit.Retransmitter`'s, as for the 2xx; no clock, no Twisted.
 
 UAC side: :class:`RSeqTracker` decides which reliable 1xx to PRACK and which to discard
 (a retransmission, or one that arrives out of order: RFC 3262 4).
@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from .headers import Headers
 from .message import Request, Response
 from .timers import TimerConfig
-from .transaction import Action, CancelTimer, Send, StartTimer, TransactionError
+from .retransmit import Retransmitter
+from .transaction import Action, TransactionError
 
 #: The highest RSeq a UAS may start with (RFC 3262 3: 1 .. 2**31 - 1); we start lower
 #: so that 2**32 - 1 is never reached in one dialog.
@@ -53,17 +54,20 @@ class _Input(enum.Enum):
     STOP = "stop"
 
 
-class ReliableProvisional:
+class ReliableProvisional(Retransmitter):
     """Re-send ``response`` (a 101..199 with RSeq) until :meth:`prack_received`."""
 
+    WHAT = "reliable 1xx"
+    RETRANSMIT = PrackTimer.RETRANSMIT_1XX
+    WAIT = PrackTimer.PRACK_WAIT
     TABLE = {
         (ProvisionalState.IDLE, _Input.START): ("_on_start", ProvisionalState.WAITING),
         (ProvisionalState.WAITING, PrackTimer.RETRANSMIT_1XX): ("_on_retransmit",
                                                               ProvisionalState.WAITING),
         (ProvisionalState.WAITING, PrackTimer.PRACK_WAIT): ("_on_give_up",
                                                           ProvisionalState.GAVE_UP),
-        (ProvisionalState.WAITING, _Input.PRACK): ("_on_stop", ProvisionalState.PRACKED),
-        (ProvisionalState.WAITING, _Input.STOP): ("_on_stop", ProvisionalState.STOPPED),
+        (ProvisionalState.WAITING, _Input.PRACK): ("_on_acknowledged", ProvisionalState.PRACKED),
+        (ProvisionalState.WAITING, _Input.STOP): ("_on_acknowledged", ProvisionalState.STOPPED),
         (ProvisionalState.PRACKED, _Input.STOP): ("_nothing", ProvisionalState.PRACKED),
         (ProvisionalState.GAVE_UP, _Input.STOP): ("_nothing", ProvisionalState.GAVE_UP),
         (ProvisionalState.STOPPED, _Input.STOP): ("_nothing", ProvisionalState.STOPPED),
@@ -73,14 +77,10 @@ class ReliableProvisional:
                  reliable: bool = False) -> None:
         if not 100 < response.status < 200 or "RSeq" not in response.headers:
             raise TransactionError("ReliableProvisional needs a 101..199 with RSeq")
-        self.response = response
+        # Plain doubling (RFC 3262 3: unlike the 2xx, not capped at T2); over TCP only waits.
+        super().__init__(response, timers, reliable, cap=None,
+                         initial_state=ProvisionalState.IDLE)
         self.rseq = int(response.headers.get("RSeq"))
-        self.timers = timers
-        self.reliable = reliable  # over TCP the transport delivers it: only wait
-        self.interval = timers.t1
-        self.elapsed = 0.0
-        self.current: PrackTimer | None = None
-        self.state = ProvisionalState.IDLE
 
     @property
     def has_sdp(self) -> bool:
@@ -100,45 +100,8 @@ class ReliableProvisional:
         """The INVITE got its final response (or the call ended): no more re-sends."""
         return self._fire(_Input.STOP)
 
-    def timer_fired(self, name: PrackTimer) -> list[Action]:
-        return self._fire(name)
-
-    def _fire(self, event) -> list[Action]:
-        entry = self.TABLE.get((self.state, event))
-        if entry is None:
-            raise TransactionError(f"reliable 1xx: {event.value} not allowed in "
-                                   f"state {self.state.value}")
-        handler, next_state = entry
-        actions = getattr(self, handler)()
-        self.state = next_state
-        return actions
-
-    def _next_timer(self) -> list:
-        remaining = self.timers.timeout - self.elapsed
-        if self.reliable or self.interval >= remaining:
-            self.current, delay = PrackTimer.PRACK_WAIT, remaining
-        else:
-            self.current, delay = PrackTimer.RETRANSMIT_1XX, self.interval
-        self.elapsed += delay
-        return [StartTimer(self.current, delay)]
-
-    def _on_start(self) -> list:
-        return [Send(self.response)] + self._next_timer()
-
-    def _on_retransmit(self) -> list:
-        self.interval *= 2
-        return [Send(self.response)] + self._next_timer()
-
-    def _on_give_up(self) -> list:
-        self.current = None
-        return [NoPrack()]
-
-    def _on_stop(self) -> list:
-        current, self.current = self.current, None
-        return [CancelTimer(current)] if current is not None else []
-
-    def _nothing(self) -> list:
-        return []
+    def _give_up_action(self):
+        return NoPrack()
 
 
 class RSeqVerdict(enum.Enum):

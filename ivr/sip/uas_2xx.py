@@ -6,10 +6,8 @@ T2.  If no ACK has arrived 64*T1 after the first send, :class:`NoAck` tells the 
 to confirm and then end the session with BYE (13.3.1.4).  Same action classes as
 :mod:`ivr.sip.transaction`; no clock, no Twisted.
 
-Only one timer is ever outstanding (a UA core can keep it in one slot): the
-retransmit timer, whose last interval is shortened so that it ends exactly at 64*T1,
-where it is started under the name ``ACK_WAIT_2XX`` instead.  The machine adds up the
-intervals it asked for, so it knows the deadline without reading a clock.
+Only one timer is ever outstanding (a UA core can keep it in one slot); the schedule is
+:class:`ivr.sip.retransmit.Retransmitter`'s, with ``ACK_WAIT_2XX`` as the wait timer.
 """
 from __future__ import annotations
 
@@ -18,7 +16,8 @@ from dataclasses import dataclass
 
 from .message import Response
 from .timers import TimerConfig, TimerName
-from .transaction import Action, CancelTimer, Send, StartTimer, TransactionError
+from .retransmit import Retransmitter
+from .transaction import Action, TransactionError
 
 RETRANSMIT = TimerName.RETRANSMIT_2XX
 ACK_WAIT = TimerName.ACK_WAIT_2XX
@@ -41,7 +40,7 @@ class _Input(enum.Enum):
     ACK = "ACK"
 
 
-class TwoXXRetransmitter:
+class TwoXXRetransmitter(Retransmitter):
     """Re-send ``response`` (a 2xx to an INVITE) until :meth:`ack_received`.
 
     ``reliable=True`` sends it once and only waits for the ACK: RFC 3261 asks the UAS
@@ -55,22 +54,21 @@ class TwoXXRetransmitter:
         (RetransmitState.WAITING, ACK_WAIT): ("_on_give_up", RetransmitState.GAVE_UP),
         (RetransmitState.ACKED, RETRANSMIT): ("_nothing", RetransmitState.ACKED),  # raced
         (RetransmitState.ACKED, ACK_WAIT): ("_nothing", RetransmitState.ACKED),
-        (RetransmitState.WAITING, _Input.ACK): ("_on_ack", RetransmitState.ACKED),
+        (RetransmitState.WAITING, _Input.ACK): ("_on_acknowledged", RetransmitState.ACKED),
         (RetransmitState.ACKED, _Input.ACK): ("_nothing", RetransmitState.ACKED),
         (RetransmitState.GAVE_UP, _Input.ACK): ("_nothing", RetransmitState.GAVE_UP),
     }
+
+    WHAT = "2xx retransmitter"
+    RETRANSMIT = RETRANSMIT
+    WAIT = ACK_WAIT
 
     def __init__(self, response: Response, timers: TimerConfig = TimerConfig(),
                  reliable: bool = False) -> None:
         if not 200 <= response.status < 300:
             raise TransactionError(f"TwoXXRetransmitter needs a 2xx, not {response.status}")
-        self.response = response
-        self.timers = timers
-        self.reliable = reliable
-        self.interval = timers.t1
-        self.elapsed = 0.0  # sum of the timer delays started so far
-        self.current: TimerName | None = None  # the one outstanding timer
-        self.state = RetransmitState.IDLE
+        super().__init__(response, timers, reliable, cap=timers.t2,
+                         initial_state=RetransmitState.IDLE)
 
     def start(self) -> list[Action]:
         return self._fire(_Input.START)
@@ -78,47 +76,9 @@ class TwoXXRetransmitter:
     def ack_received(self) -> list[Action]:
         return self._fire(_Input.ACK)
 
-    def timer_fired(self, name: TimerName) -> list[Action]:
-        return self._fire(name)
-
     @property
     def done(self) -> bool:
         return self.state in (RetransmitState.ACKED, RetransmitState.GAVE_UP)
 
-    def _fire(self, event) -> list[Action]:
-        entry = self.TABLE.get((self.state, event))
-        if entry is None:
-            raise TransactionError(f"2xx retransmitter: {event.value} not allowed in "
-                                   f"state {self.state.value}")
-        handler, next_state = entry
-        actions = getattr(self, handler)()
-        self.state = next_state
-        return actions
-
-    def _next_timer(self) -> list:
-        """Start the retransmit timer, or the ACK wait if that comes first."""
-        remaining = self.timers.timeout - self.elapsed
-        if self.reliable or self.interval >= remaining:
-            self.current, delay = ACK_WAIT, remaining
-        else:
-            self.current, delay = RETRANSMIT, self.interval
-        self.elapsed += delay
-        return [StartTimer(self.current, delay)]
-
-    def _on_start(self) -> list:
-        return [Send(self.response)] + self._next_timer()
-
-    def _on_retransmit(self) -> list:
-        self.interval = min(2 * self.interval, self.timers.t2)
-        return [Send(self.response)] + self._next_timer()
-
-    def _on_give_up(self) -> list:
-        self.current = None
-        return [NoAck()]
-
-    def _on_ack(self) -> list:
-        current, self.current = self.current, None
-        return [CancelTimer(current)] if current is not None else []
-
-    def _nothing(self) -> list:
-        return []
+    def _give_up_action(self):
+        return NoAck()
