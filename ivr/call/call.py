@@ -140,13 +140,14 @@ class Call:
             return serialize_sdp(self._local_sdp)
         offer = self.session.remote_sdp
         if offer:
-            offer = parse_sdp(offer)
-            if self.rtp is None:
-                # A malformed offer (400) or one with no codec of ours (488) is answered
-                # before taking RTP ports, whether or not any are free.
+            offer = parse_sdp(offer)  # a malformed offer is a 400 before any port is taken
+            try:
+                rtp = self._ensure_rtp()
+            except PortsExhausted:
+                # An offer with no codec of ours is still a 488, not a 503.
                 make_answer(offer, self.ctx.advertise, 9, session_id=self._session_id,
                             version=self._sdp_version)
-            rtp = self._ensure_rtp()
+                raise
             answer, negotiated = make_answer(offer, self.ctx.advertise, rtp.local_port,
                                              session_id=self._session_id, version=self._sdp_version)
             self._local_sdp = answer
