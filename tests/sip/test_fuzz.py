@@ -34,7 +34,13 @@ INTERESTING = b"\r\n \t:;,<>\"\\@%[]?=/0123456789zZ\x00\xff"
 @st.composite
 def mutated(draw) -> bytes:
     data = bytearray(draw(st.sampled_from(SEEDS)))
-    for _ in range(draw(st.integers(1, 6))):
+    return mutate_bytes(draw, data, draw(st.integers(1, 6)))
+
+
+def mutate_bytes(draw, data: bytearray, operations: int) -> bytes:
+    """``operations`` random edits of ``data``: flipped, inserted (interesting bytes among
+    them), deleted or truncated bytes, a duplicated line, stray line ends."""
+    for _ in range(operations):
         kind = draw(st.sampled_from(["flip", "insert", "delete", "truncate", "duplicate", "crlf"]))
         pos = draw(st.integers(0, max(0, len(data) - 1)))
         if kind == "flip" and data:

@@ -27,6 +27,7 @@ from ..sdp.test_bad_input import sdp_bodies
 from .test_fuzz_server import (
     DATA, GOOD_SDP, HOST, PLAN, PORT, ErrorLog, Server, final, in_dialog, invite, options,
 )
+from .test_fuzz import mutate_bytes
 from .test_torture import TORTURE
 
 SEEDS = sorted(DATA.glob("*.sip")) + sorted((TORTURE / "rfc4475").glob("*.dat")) + sorted(
@@ -39,7 +40,6 @@ SDP_INVITES = [data for data in SEED_BYTES
 
 #: 5xx answers the RFCs give for what a client sent (not for a fault of ours).
 CLIENT_FAULT_5XX = {501, 505, 513}
-INTERESTING = b"\r\n \t:;,<>\"\\@%[]?=/0123456789zZ\x00\xff"
 START_LINE = re.compile(rb"^INVITE \S+ ")
 CONTENT_LENGTH = re.compile(rb"(?im)^((?:Content-Length|l)[ \t]*:[ \t]*)\d+")
 
@@ -67,27 +67,7 @@ def mutated(draw, seeds=None) -> bytes:
 
 
 def _mutate(draw, data: bytearray) -> bytes:
-    for _ in range(draw(st.integers(0, 5))):
-        kind = draw(st.sampled_from(["flip", "insert", "delete", "truncate", "duplicate", "crlf"]))
-        pos = draw(st.integers(0, max(0, len(data) - 1)))
-        if kind == "flip" and data:
-            data[pos] = draw(st.integers(0, 255))
-        elif kind == "insert":
-            data[pos:pos] = draw(st.one_of(st.binary(max_size=8),
-                                           st.sampled_from([bytes([b]) for b in INTERESTING])))
-        elif kind == "delete":
-            del data[pos: pos + draw(st.integers(1, 16))]
-        elif kind == "truncate":
-            del data[pos:]
-        elif kind == "duplicate":
-            lines = bytes(data).split(b"\r\n")
-            if len(lines) > 2:
-                i = draw(st.integers(1, len(lines) - 1))
-                lines.insert(i, lines[draw(st.integers(1, len(lines) - 1))])
-                data = bytearray(b"\r\n".join(lines))
-        else:
-            data[pos:pos] = draw(st.sampled_from([b"\r\n", b"\r\n\r\n", b"\n", b"\r", b"\r\n "]))
-    return bytes(data)
+    return mutate_bytes(draw, data, draw(st.integers(0, 5)))
 
 
 def sdp_mutations() -> st.SearchStrategy[bytes]:
