@@ -240,12 +240,15 @@ class IvrServer:
 
     # -- shutdown ----------------------------------------------------------------------
     def _cleanup(self):
-        """Flush CDRs, stop the TTS worker and the dialplan watcher."""
-        self.dialplan.stop()
+        """Flush CDRs, stop the TTS worker and the dialplan watcher, drop the webhook
+        clients' pooled connections."""
+        from twisted.internet import defer
+        closing = [self.dialplan.stop(), self.webhooks.close()]
         if self._housekeeping.running:
             self._housekeeping.stop()
         self.db.close()
-        return self.media.tts.close()
+        closing.append(self.media.tts.close())
+        return defer.DeferredList([d for d in closing if d is not None], consumeErrors=True)
 
     def install_signal_handlers(self) -> None:
         def handler(signum, frame):

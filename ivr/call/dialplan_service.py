@@ -64,8 +64,10 @@ class DialplanService:
                  d=self.store.directory if hasattr(self.store, "directory") else "?",
                  n=len(self.store.current.routes), f=len(self.store.current.flows), m=mode)
 
-    def stop(self) -> None:
+    def stop(self):
+        """Stop watching the plans and drop the webhook client's pooled connections."""
         self.store.stop()
+        return self.http.close()
 
     def _loaded(self, plan) -> None:
         self.router = Router(plan)

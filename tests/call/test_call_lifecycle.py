@@ -275,3 +275,17 @@ def test_the_server_raises_its_open_file_limit_to_the_hard_limit():
         assert new == hard or hard == resource.RLIM_INFINITY
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_stopping_the_dialplan_service_drops_the_webhook_clients_connections(core):
+    closed = []
+
+    class Http:
+        def close(self):
+            closed.append(True)
+            from twisted.internet import defer
+            return defer.succeed(None)
+
+    core.dialplan.http = Http()
+    d = core.dialplan.stop()
+    assert closed == [True] and d.called
