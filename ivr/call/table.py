@@ -81,6 +81,3 @@ class CallTable:
 
     def __contains__(self, leg_id) -> bool:
         return leg_id in self._calls
-
-    def __bool__(self) -> bool:
-        return bool(self._calls)
