@@ -21,7 +21,7 @@ from twisted.web import resource, server as web_server
 
 from .call.call import MediaContext
 from .call.table import CallTable
-from .call.dialplan_service import DialplanInvalid
+from .dialplan.service import DialplanInvalid
 from .call.inband import InbandDtmfService
 from .logging import start_logging
 from .rtp.clock import SERVER_PHASES, MediaClock
@@ -96,7 +96,7 @@ class IvrServer:
         self.media.prompts = PromptCache(self.prompts_dir, self.data / "cache" / "prompts",
                                          reactor=self.reactor)
         self.media.tts = self._tts or TtsEngine(self.data / "cache" / "tts", reactor=self.reactor)
-        from .call.dialplan_service import DialplanService
+        from .dialplan.service import DialplanService
         self._start_store()
         self.dialplan = DialplanService(self.reactor, self.dialplans_dir, self.prompts_dir,
                                         self.media, calls=self.calls,

@@ -5,7 +5,7 @@ import logging
 from dataclasses import asdict
 
 from .errors import ApiError
-from .telephony import LegInfo, UnknownTarget
+from ..call.telephony import LegInfo, UnknownTarget
 
 log = logging.getLogger(__name__)
 

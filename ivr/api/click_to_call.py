@@ -22,7 +22,7 @@ from typing import Callable
 
 from twisted.internet.defer import Deferred
 
-from .telephony import LegFailed, Telephony, UnknownTarget
+from ..call.telephony import LegFailed, Telephony, UnknownTarget
 
 log = logging.getLogger(__name__)
 

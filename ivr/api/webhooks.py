@@ -10,17 +10,16 @@ Signature header (verify it on the receiving side)::
 
 ``body`` is the exact request body bytes.  Receivers recompute the HMAC over
 ``str(t).encode() + b"." + body``, compare with :func:`hmac.compare_digest`, and reject
-timestamps more than a few minutes old (:func:`verify` does all three).  The dialplan
-``webhook`` verb's requests carry the same header, made the same way with the same secret.
+timestamps more than a few minutes old (:func:`ivr.httpclient.signing.verify` does all
+three).  The dialplan ``webhook`` verb's requests carry the same header, made the same way
+with the same secret.
 
-The transport (:mod:`ivr.api.webhook_http`) keeps connections alive; a delivery that meets a
+The transport (:mod:`ivr.httpclient.webhook_http`) keeps connections alive; a delivery that meets a
 pooled connection the receiver has closed meanwhile is sent again at once on a fresh one and
 does not count as a failed attempt.
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import uuid
@@ -31,11 +30,11 @@ from typing import Any, Callable
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorTCP
 
-from .webhook_http import WebhookHttp
+from ..httpclient.signing import SIGNATURE_HEADER, sign
+from ..httpclient.webhook_http import WebhookHttp
 
 log = logging.getLogger(__name__)
 
-SIGNATURE_HEADER = "X-IVR-Signature"
 #: Seconds to wait before attempt 2, 3, ... (attempt 1 is immediate).
 DEFAULT_BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0)
 
@@ -43,25 +42,6 @@ DEFAULT_BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0)
 FINAL_EVENTS = frozenset({"completed", "failed"})
 
 Post = Callable[[str, bytes, dict], Deferred]   # -> fires with the HTTP status code
-
-
-def sign(secret: bytes, timestamp: int, body: bytes) -> str:
-    mac = hmac.new(secret, str(int(timestamp)).encode() + b"." + body, hashlib.sha256)
-    return f"t={int(timestamp)},v1={mac.hexdigest()}"
-
-
-def verify(secret: bytes, header: str, body: bytes, now: float, tolerance: float = 300.0) -> bool:
-    """True if ``header`` is a valid signature of ``body`` made within ``tolerance`` s."""
-    try:
-        parts = dict(p.split("=", 1) for p in header.split(","))
-        timestamp = int(parts["t"])
-        given = parts["v1"]
-    except (ValueError, KeyError):
-        return False
-    if abs(now - timestamp) > tolerance:
-        return False
-    expected = sign(secret, timestamp, body).split("v1=", 1)[1]
-    return hmac.compare_digest(expected, given)
 
 
 def http_post(http: WebhookHttp, timeout: float = 10.0) -> Post:

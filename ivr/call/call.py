@@ -96,7 +96,7 @@ class Call:
 
     @property
     def id(self) -> str:
-        """The leg's id in the API and the CDRs (``ivr.api.telephony.Leg``): its SIP
+        """The leg's id in the API and the CDRs (``ivr.call.telephony.Leg``): its SIP
         Call-ID, with a suffix when another live leg has the same one (see CallTable)."""
         return self.leg_id or self.call_id
 

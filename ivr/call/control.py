@@ -1,4 +1,4 @@
-"""The telephony core behind the HTTP API and the dial verb (``ivr.api.telephony.Telephony``).
+"""The telephony core behind the HTTP API and the dial verb (``ivr.call.telephony.Telephony``).
 
 Targets resolve in this order: a SIP URI is called as is; an extension is called at its
 registered contacts (where it registered from, for phones behind NAT) or its static
@@ -12,7 +12,7 @@ from typing import Callable
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from ..api.telephony import LegFailed, LegInfo, UnknownTarget
+from .telephony import LegFailed, LegInfo, UnknownTarget
 from ..sip.transport import Destination
 from .bridge import Bridge
 from .interface import CallerId

@@ -13,7 +13,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ..api.telephony import LegFailed
+from .telephony import LegFailed
 from ..sdp import SdpError, make_offer, negotiate_answer, parse_sdp, serialize_sdp
 from ..sip.transport import Destination
 from .call import Call, MediaContext

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from twisted.internet import defer
 
-from ..api.telephony import LegFailed, UnknownTarget
+from .telephony import LegFailed, UnknownTarget
 
 
 class _RingAttempt:

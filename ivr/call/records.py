@@ -43,7 +43,7 @@ def call_summary(call) -> dict:
         "sip_status": getattr(session, "final_status", None),
         "sip_reason": getattr(session, "final_reason", None),
         "hangup_side": getattr(call, "hangup_side", None),
-        "route": call.variables.get("route"),  # which route matched (dialplan_service)
+        "route": call.variables.get("route"),  # which route matched (dialplan/service.py)
         "flow": call.variables.get("flow"),
         "recording": call.variables.get("recording"),  # set by the record verb
         "digits": list(call.gathered),

@@ -35,7 +35,7 @@ class WebhookHttpClient:
 
     def __init__(self, reactor=None, max_body: int = 1 << 20, secret: bytes | str | None = None,
                  user_agent: str = "ivr-webhooks/1"):
-        from ivr.api.webhook_http import WebhookHttp
+        from ivr.httpclient.webhook_http import WebhookHttp
         self.max_body = max_body
         self.secret = secret.encode() if isinstance(secret, str) else secret
         self.user_agent = user_agent
@@ -50,7 +50,7 @@ class WebhookHttpClient:
         return self._http.close()
 
     def post_json(self, url: str, body: bytes, headers: dict[str, str]) -> Deferred:
-        from ivr.api.webhooks import SIGNATURE_HEADER, sign
+        from ivr.httpclient.signing import SIGNATURE_HEADER, sign
         hdrs = {"Content-Type": "application/json", "User-Agent": self.user_agent, **headers}
         if self.secret:
             hdrs[SIGNATURE_HEADER] = sign(self.secret, int(self._http.reactor.seconds()), body)

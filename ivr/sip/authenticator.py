@@ -36,7 +36,7 @@ import enum
 import secrets
 from dataclasses import dataclass
 
-from ivr.config.extensions import Extension, ExtensionsConfig, Trunk
+from .directory import Directory, Extension, Trunk
 
 from .auth import AuthHeaderError, NonceManager, NonceStatus, compute_ha1, format_challenge, \
     parse_credentials, verify
@@ -63,7 +63,7 @@ CHALLENGE_STATUS = {"Authorization": 401, "Proxy-Authorization": 407}
 
 
 class DigestGate:
-    def __init__(self, config: ExtensionsConfig, nonces: NonceManager,
+    def __init__(self, config: Directory, nonces: NonceManager,
                  throttle: Throttle | None = None, location=None):
         self.config = config
         self.nonces = nonces
@@ -172,7 +172,7 @@ class AuthResult:
 class InviteAuthenticator:
     """Decides who an initial (out-of-dialog) INVITE is from; see the module docstring."""
 
-    def __init__(self, config: ExtensionsConfig, nonces: NonceManager, clock,
+    def __init__(self, config: Directory, nonces: NonceManager, clock,
                  throttle: Throttle | None = None, local_hosts=(), gate: DigestGate | None = None,
                  local_port: int = 5060):
         self.config = config

@@ -15,7 +15,7 @@ import secrets
 import time
 from dataclasses import dataclass, replace
 
-from ivr.config.extensions import ExtensionsConfig
+from .directory import Directory
 
 from .auth import NonceManager
 from .authenticator import DigestGate, Outcome
@@ -156,7 +156,7 @@ class Registrar:
     """Answers REGISTER requests.  ``handle`` returns the response, or None when the
     source is banned (drop it: send nothing)."""
 
-    def __init__(self, config: ExtensionsConfig, nonces: NonceManager, location: LocationService,
+    def __init__(self, config: Directory, nonces: NonceManager, location: LocationService,
                  clock, throttle: Throttle | None = None, gate: DigestGate | None = None):
         self.config = config
         self.location = location

@@ -5,7 +5,7 @@ import itertools
 
 from twisted.internet.defer import Deferred, fail, succeed
 
-from ivr.api.telephony import LegFailed, LegInfo, UnknownTarget
+from ivr.call.telephony import LegFailed, LegInfo, UnknownTarget
 
 _ids = itertools.count(1)
 

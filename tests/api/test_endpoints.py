@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from ivr.api.webhooks import SIGNATURE_HEADER, verify
+from ivr.httpclient.signing import SIGNATURE_HEADER, verify
 
 from .harness import Env
 

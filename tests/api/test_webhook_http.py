@@ -6,7 +6,7 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.trial import unittest
 from twisted.web.client import ResponseNeverReceived
 
-from ivr.api.webhook_http import WebhookHttp
+from ivr.httpclient.webhook_http import WebhookHttp
 
 from tests.closing_receiver import ClosingReceiver
 

@@ -10,7 +10,8 @@ from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
 from twisted.internet.task import deferLater
 
 from ivr.api.metrics import Metrics
-from ivr.api.webhooks import SIGNATURE_HEADER, WebhookDispatcher, sign, verify
+from ivr.api.webhooks import WebhookDispatcher
+from ivr.httpclient.signing import SIGNATURE_HEADER, sign, verify
 
 SECRET = b"whsec_test"
 

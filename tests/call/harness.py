@@ -17,7 +17,7 @@ from twisted.internet import defer, task
 from ivr.api.metrics import Metrics
 from ivr.call.call import MediaContext
 from ivr.call.control import CallControl
-from ivr.call.dialplan_service import DialplanService
+from ivr.dialplan.service import DialplanService
 from ivr.call.table import CallTable
 from ivr.config.extensions import ExtensionsConfig
 from ivr.rtp.clock import SERVER_PHASES, MediaClock

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from ivr.api.telephony import UnknownTarget
+from ivr.call.telephony import UnknownTarget
 from ivr.call.control import CallControl
 from ivr.config.extensions import parse_extensions
 from ivr.sip.transport import Destination

@@ -121,7 +121,7 @@ def test_an_unanswered_or_planless_call_is_refused():
 
 
 def test_a_failed_target_is_reported_and_the_referrer_stays():
-    from ivr.api.telephony import LegFailed
+    from ivr.call.telephony import LegFailed
     control, config, clock, dialled = setup()
     caller = Leg(clock, variables={"flow": "main"})
     assert control.blind_transfer(caller, "2002") == 202

@@ -9,7 +9,7 @@ import pytest
 from twisted.internet import task
 
 from ivr.call.call import MediaContext
-from ivr.call.dialplan_service import DialplanService
+from ivr.dialplan.service import DialplanService
 from ivr.call.records import call_summary
 from ivr.rtp.clock import MediaClock
 from ivr.sip.message import parse_datagram

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 from twisted.internet import defer
 
-from ivr.api.telephony import LegFailed, UnknownTarget
+from ivr.call.telephony import LegFailed, UnknownTarget
 from ivr.config.extensions import RingGroup
 
 from tests.dialplan.fakes import FakeCall

@@ -157,7 +157,7 @@ class ClosingReceiverTests(__import__("twisted.trial.unittest", fromlist=["TestC
         self.addCleanup(self.client.close)
 
     def test_requests_are_signed_like_status_webhooks(self):
-        from ivr.api.webhooks import SIGNATURE_HEADER, sign, verify
+        from ivr.httpclient.signing import SIGNATURE_HEADER, sign, verify
 
         body = b'{"call_id": "c1", "variables": {}}'
         before = int(self.reactor.seconds())
@@ -179,7 +179,7 @@ class ClosingReceiverTests(__import__("twisted.trial.unittest", fromlist=["TestC
     def test_back_to_back_webhook_verbs_do_not_fail_on_the_closed_connection(self):
         # The second verb's POST goes out as soon as the first reply is in, onto the pooled
         # connection the receiver is closing; with retries: 0 that used to take on_failure.
-        from ivr.api.webhooks import verify
+        from ivr.httpclient.signing import verify
 
         self.rx.reply = b'{"variables": {"ok": "yes"}}'
         url = self.rx.url("")
@@ -220,7 +220,7 @@ def test_dialplan_service_hands_the_webhook_secret_to_its_http_client(tmp_path):
 
     from twisted.internet.task import Clock
 
-    from ivr.call.dialplan_service import DialplanService
+    from ivr.dialplan.service import DialplanService
 
     service = DialplanService(Clock(), tmp_path, tmp_path, SimpleNamespace(tts=None),
                               webhook_secret=b"whsec_server")

@@ -11,7 +11,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
-from ivr.api.webhooks import verify
+from ivr.httpclient.signing import verify
 from tests.interop.peers import Baresip
 from tests.interop.test_extensions import CONFIG, peak_hz, registered, tail, tone_wav
 

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 from twisted.internet.task import Clock
 
-from ivr.api.telephony import UnknownTarget
+from ivr.call.telephony import UnknownTarget
 from ivr.call.queue_dialer import QueueDialer
 from ivr.queue import EntryState, OutcomeKind, QueueConfig, QueueEngine
 

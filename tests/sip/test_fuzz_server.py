@@ -19,7 +19,7 @@ from twisted.internet import task
 from twisted.logger import globalLogPublisher
 
 from ivr.call.call import MediaContext
-from ivr.call.dialplan_service import DialplanService
+from ivr.dialplan.service import DialplanService
 from ivr.rtp.clock import MediaClock
 from ivr.sip.message import Request, Response, parse_datagram
 from ivr.sip.transport import SipTransport

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from twisted.internet import defer
 
-from ivr.api.telephony import LegFailed, UnknownTarget
+from ivr.call.telephony import LegFailed, UnknownTarget
 from ivr.dialplan.schema import (ScalarNode, boolean, custom, number, read_template, string, target,
                                  template, variable)
 from ivr.dialplan.verbs.base import Finish, Verb, branch

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from twisted.logger import Logger
 
-from ..dialplan.http import TreqHttpClient
-from ..dialplan.numbers import caller_id
-from ..dialplan.reload import DialplanStore
-from ..dialplan.router import Router
-from ..dialplan.runner import FlowRunner
-from ..dialplan.static import static_prompts
+from .http import TreqHttpClient
+from .numbers import caller_id
+from .reload import DialplanStore
+from .router import Router
+from .runner import FlowRunner
+from .static import static_prompts
 from ..sip.message import Request
-from .call import Call
-from .table import CallTable
+from ..call.call import Call
+from ..call.table import CallTable
 
 log = Logger(namespace="ivr.dialplan")
 
@@ -117,7 +117,7 @@ class DialplanService:
     def _extension_call(self, session, request, plan, extension) -> Call | None:
         """An authenticated extension's call runs its own (internal) flow, with the
         dialled user part in ``call.called`` (and the ``dialled`` variable)."""
-        from .interface import CallerId
+        from ..call.interface import CallerId
         dialled = _dialled(request)
         flow = extension.context
         caller = CallerId(extension.number, extension.name, headers_from(request))
