@@ -24,6 +24,7 @@ from ..rtp.session import PlaybackStopped, RtpSession, SessionClosed
 from ..sdp import SdpError, make_answer, make_offer, make_reanswer, negotiate_answer, parse_sdp, serialize_sdp
 from ..sip.session import InviteSession, OfferRejected
 from .interface import CallEnded, CallerId, PlaybackResult
+from .telephony import leg_info
 from . import media_ops
 
 log = Logger(namespace="ivr.call")
@@ -353,7 +354,6 @@ class Call:
         media_ops.record_until_end(self, path, max_seconds)
 
     def info(self):
-        from .control import leg_info
         return leg_info(self)
 
     # -- recording and echo (see media_ops) --------------------------------------------

@@ -12,7 +12,7 @@ from typing import Callable
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from .telephony import LegFailed, LegInfo, UnknownTarget
+from .telephony import LegFailed, LegInfo, UnknownTarget, leg_info
 from ..sip.transport import Destination
 from .bridge import Bridge
 from .interface import CallerId
@@ -208,21 +208,6 @@ class CallControl:
 
     def leg(self, leg_id: str):
         return self.server.calls.get(leg_id)
-
-
-def leg_info(call) -> LegInfo:
-    if call.ended:
-        state = "ended"
-    elif call.answered:
-        state = "answered"
-    else:
-        state = "ringing"
-    return LegInfo(id=call.id, direction=getattr(call, "direction", "inbound"),
-                   remote=call.called if getattr(call, "direction", "") == "outbound"
-                   else (call.caller.number or ""),
-                   state=state, started_at=call.started_at, answered_at=call.answered_at,
-                   ended_at=call.ended_at, end_reason=call.end_reason,
-                   flow=call.variables.get("flow"), variables=dict(call.variables))
 
 
 def _notify(referrer, status: int, reason: str, final: bool) -> None:

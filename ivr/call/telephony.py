@@ -40,6 +40,22 @@ class LegInfo:
     variables: dict = field(default_factory=dict)
 
 
+def leg_info(call) -> LegInfo:
+    """What the API shows of a leg (a Call or an OutboundCall)."""
+    if call.ended:
+        state = "ended"
+    elif call.answered:
+        state = "answered"
+    else:
+        state = "ringing"
+    outbound = getattr(call, "direction", "") == "outbound"
+    return LegInfo(id=call.id, direction=getattr(call, "direction", "inbound"),
+                   remote=call.called if outbound else (call.caller.number or ""),
+                   state=state, started_at=call.started_at, answered_at=call.answered_at,
+                   ended_at=call.ended_at, end_reason=call.end_reason,
+                   flow=call.variables.get("flow"), variables=dict(call.variables))
+
+
 class Leg(Protocol):
     id: str
 
