@@ -3,21 +3,25 @@
 Failure reasons follow what a dialplan or the API branches on: ``busy`` (486, 600),
 ``no-answer`` (ring timeout, 408, 480), ``rejected`` (603, 403), ``cancelled`` (we gave
 up), ``failed`` (anything else: 404, 5xx, transport errors).
+
+An OutboundCall is a :class:`Call` (the same media leg and digit buffer) whose signalling
+leg is the UAC side: :class:`OutboundSignalling` hears the INVITE's progress, answer or
+failure.
 """
 from __future__ import annotations
 
-import secrets
 import time
 
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .telephony import LegFailed
-from ..sdp import SdpError, make_offer, negotiate_answer, parse_sdp, serialize_sdp
+from ..sdp import SdpError
 from ..sip.transport import Destination
 from .call import Call, MediaContext
-from .interface import CallEnded, CallerId
+from .interface import CallerId
+from .signalling import SignallingLeg
+from .telephony import LegFailed
 
 log = Logger(namespace="ivr.call.outbound")
 
@@ -34,8 +38,67 @@ def failure_reason(status: int) -> str:
     return "failed"
 
 
+class OutboundSignalling(SignallingLeg):
+    """The UAC side of a leg: the INVITE we sent rings, is answered, or fails."""
+
+    def on_progress(self, session, response) -> None:
+        call = self.call
+        if not call.ringing:
+            call.ringing = True
+            call.log_event("ringing", status=response.status)
+            for callback in call.on_ringing:
+                callback()
+        if (response.body and response.content_type == "application/sdp"
+                and call.media.negotiated is None):
+            try:
+                call.media.answered(response.body)
+                call.log_event("early_media")
+            except SdpError as exc:
+                call.log_event("bad_early_sdp", why=str(exc))
+
+    def on_answered(self, session, response):
+        call = self.call
+        call._cancel_ring_timer()
+        if call.ended:
+            return None
+        if response.body:
+            try:
+                call.media.answered(response.body)
+            except SdpError as exc:
+                call.log_event("bad_answer_sdp", why=str(exc))
+                # The dialog is up and our ACK goes out when this returns: BYE right
+                # after it (hangup() would CANCEL, which does nothing once answered).
+                call.clock.callLater(0, call._bad_answer)
+                return None
+        call.answered = True
+        call.answered_at = time.time()
+        call.log_event("answered")
+        call._settle(call)
+        return None
+
+    def on_failed(self, session, status: int, reason: str) -> None:
+        self.call.log_event("failed", status=status, reason=reason)
+        self.call._fail(LegFailed(failure_reason(status), status, reason))
+
+    def on_confirmed(self, session, ack) -> None:  # UAS-only
+        pass
+
+    def hangup(self, reason: str = "normal") -> None:
+        """CANCEL until answered (the leg fails as ``cancelled``), BYE after."""
+        call = self.call
+        if call.ended:
+            return
+        if not call.answered:
+            call.log_event("cancel", reason=reason)
+            self.session.cancel()
+            call._fail(LegFailed("cancelled", None, reason))
+            return
+        super().hangup(reason)
+
+
 class OutboundCall(Call):
     direction = "outbound"
+    signalling_class = OutboundSignalling
 
     def __init__(self, ctx: MediaContext, target: str, caller: CallerId | None = None,
                  variables: dict | None = None) -> None:
@@ -51,10 +114,7 @@ class OutboundCall(Call):
              from_display: str | None = None, dest: Destination | None = None,
              credentials: tuple[str, str] | None = None,
              extra: list[tuple[str, str]] | None = None) -> "OutboundCall":
-        rtp = self._ensure_rtp()
-        self._local_sdp = make_offer(self.ctx.advertise, rtp.local_port,
-                                     session_id=self._session_id, version=1)
-        self.session = ua.invite(self.target, self, serialize_sdp(self._local_sdp),
+        self.session = ua.invite(self.target, self.signalling, self.media.offer(),
                                  from_user=from_user, from_display=from_display, dest=dest,
                                  credentials=credentials, extra=extra,
                                  call_id=self.call_id or None, prack=True)
@@ -106,61 +166,11 @@ class OutboundCall(Call):
         self._settle(Failure(failure))
         self._end(failure.reason, side="remote" if failure.status else "local")
 
-    # -- SessionListener (UAC) ----------------------------------------------------------
-    def on_progress(self, session, response) -> None:
-        if not self.ringing:
-            self.ringing = True
-            self.log_event("ringing", status=response.status)
-            for callback in self.on_ringing:
-                callback()
-        if response.body and response.content_type == "application/sdp" and self.negotiated is None:
-            try:
-                self._apply(negotiate_answer(self._local_sdp, parse_sdp(response.body)))
-                self.log_event("early_media")
-            except SdpError as exc:
-                self.log_event("bad_early_sdp", why=str(exc))
-
-    def on_answered(self, session, response):
-        self._cancel_ring_timer()
-        if self.ended:
-            return None
-        if response.body:
-            try:
-                self._apply(negotiate_answer(self._local_sdp, parse_sdp(response.body)))
-            except SdpError as exc:
-                self.log_event("bad_answer_sdp", why=str(exc))
-                # The dialog is up and our ACK goes out when this returns: BYE right
-                # after it (hangup() would CANCEL, which does nothing once answered).
-                self.clock.callLater(0, self._bad_answer)
-                return None
-        self.answered = True
-        self.answered_at = time.time()
-        self.log_event("answered")
-        self._settle(self)
-        return None
-
     def _bad_answer(self) -> None:
         """The callee answered with SDP we cannot use: the leg fails, the dialog ends."""
         if not self.ended:
             self._fail(LegFailed("failed", None, "bad SDP in the answer"))
         self.session.bye("bad-sdp")
-
-    def on_failed(self, session, status: int, reason: str) -> None:
-        self.log_event("failed", status=status, reason=reason)
-        self._fail(LegFailed(failure_reason(status), status, reason))
-
-    def on_confirmed(self, session, ack) -> None:  # UAS-only
-        pass
-
-    def hangup(self, reason: str = "normal") -> None:
-        if self.ended:
-            return
-        if not self.answered:
-            self.log_event("cancel", reason=reason)
-            self.session.cancel()
-            self._fail(LegFailed("cancelled", None, reason))
-            return
-        super().hangup(reason)
 
     def _end(self, reason: str, side: str = "local") -> None:
         self._cancel_ring_timer()

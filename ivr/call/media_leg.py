@@ -1,0 +1,180 @@
+"""The media side of one call leg: its RTP session (and so its port pair), the SDP
+offer/answer that points it at the far end, in-band DTMF when the far end has no
+telephone-event, playback with barge-in, and the release of all of it when the call ends.
+
+The SDP text comes from and goes to the signalling leg; this module only turns offers into
+answers (or makes offers) and applies what was negotiated to the RTP session.
+"""
+from __future__ import annotations
+
+import secrets
+from typing import Callable
+
+from twisted.internet import defer
+
+from ..media.player import PcmSource
+from ..rtp.ports import PortsExhausted
+from ..rtp.session import PlaybackStopped, RtpSession, SessionClosed
+from ..sdp import make_answer, make_offer, make_reanswer, negotiate_answer, parse_sdp, serialize_sdp
+from .interface import CallEnded, PlaybackResult
+
+
+class MediaLeg:
+    def __init__(self, ctx, on_digit: Callable[[str, str], object],
+                 on_timeout: Callable[[], None]) -> None:
+        self.ctx = ctx  # ivr.call.call.MediaContext
+        self._on_digit = on_digit  # (digit, mode): RFC 4733 and in-band digits
+        self._on_timeout = on_timeout  # no RTP for ctx.media_timeout seconds
+        self.rtp: RtpSession | None = None
+        self.negotiated = None  # ivr.sdp.NegotiatedMedia, once an offer/answer completed
+        self.local_sdp = None  # the SessionDescription we sent last (offer or answer)
+        self.session_id = secrets.randbelow(2**31)
+        self._inband = None
+        self.stats: dict = {}  # the RTP session's counters, kept when it is released
+        self.released_by: str | None = None  # the call's end reason, once released
+
+    # -- the RTP session ---------------------------------------------------------------
+    def ensure_rtp(self) -> RtpSession:
+        """The leg's RTP session, opened (taking a port pair) on first use; raises
+        PortsExhausted when none is free."""
+        if self.rtp is None:
+            self.rtp = RtpSession(self.ctx.reactor, self.ctx.media_clock, host=self.ctx.bind_host,
+                                  ports=self.ctx.ports, media_timeout=self.ctx.media_timeout)
+            self.rtp.on_dtmf(lambda digit, source="rfc4733": self._on_digit(digit, "rfc4733"))
+            self.rtp.on_timeout(self._on_timeout)
+        return self.rtp
+
+    def apply(self, negotiated) -> None:
+        """Send to where ``negotiated`` says, in its codec and direction; detect in-band
+        DTMF exactly when no telephone-event was negotiated."""
+        self.negotiated = negotiated
+        rtp = self.ensure_rtp()
+        rtp.set_remote(negotiated.remote_ip, negotiated.remote_port, negotiated.payload_type,
+                       negotiated.codec, negotiated.telephone_event_pt,
+                       ptime=negotiated.ptime, rtcp_port=negotiated.rtcp_port,
+                       rtcp_ip=negotiated.rtcp_ip, rtcp_mux=negotiated.rtcp_mux)
+        rtp.set_direction(negotiated.direction.value)
+        if negotiated.telephone_event_pt is None and self.ctx.inband is not None:
+            if self._inband is None:
+                self._inband = self.ctx.inband.open(lambda d: self._on_digit(d, "inband"))
+                rtp.add_audio_listener(self._inband)
+        elif self._inband is not None:
+            rtp.remove_audio_listener(self._inband)
+            self._inband.close()
+            self._inband = None
+
+    # -- offer/answer ------------------------------------------------------------------
+    def answer_invite(self, offer: bytes | None) -> bytes:
+        """Our SDP for a 18x/200 to an INVITE: the answer to its ``offer``, or our offer
+        when it had none (the answer then comes in the ACK).  Once made it is kept, so a
+        183 and the 200 after it carry the same SDP.  Raises SdpError (400 for a malformed
+        offer, before any port is taken; 488 for no common codec) or PortsExhausted."""
+        if self.local_sdp is not None:
+            return serialize_sdp(self.local_sdp)
+        if offer:
+            parsed = parse_sdp(offer)
+            try:
+                rtp = self.ensure_rtp()
+            except PortsExhausted:
+                # An offer with no codec of ours is still a 488, not a 503.
+                make_answer(parsed, self.ctx.advertise, 9, session_id=self.session_id, version=1)
+                raise
+            answer, negotiated = make_answer(parsed, self.ctx.advertise, rtp.local_port,
+                                             session_id=self.session_id, version=1)
+            self.local_sdp = answer
+            self.apply(negotiated)
+        else:
+            self.local_sdp = make_offer(self.ctx.advertise, self.ensure_rtp().local_port,
+                                        session_id=self.session_id, version=1)
+        return serialize_sdp(self.local_sdp)
+
+    def offer(self) -> bytes:
+        """Our offer for an INVITE we send (an outbound leg)."""
+        self.local_sdp = make_offer(self.ctx.advertise, self.ensure_rtp().local_port,
+                                    session_id=self.session_id, version=1)
+        return serialize_sdp(self.local_sdp)
+
+    def reoffered(self, sdp: bytes | None) -> bytes:
+        """A re-INVITE or UPDATE (hold, unhold, a new address): our answer to ``sdp``, or,
+        when it has none, a new offer of ours (its answer comes in the ACK).  Raises
+        SdpError and leaves the media as it was when ``sdp`` cannot be answered."""
+        rtp = self.ensure_rtp()
+        if sdp is None:
+            version = self.local_sdp.origin.sess_version + 1 if self.local_sdp else 1
+            self.local_sdp = make_offer(self.ctx.advertise, rtp.local_port,
+                                        session_id=self.session_id, version=version)
+            self.negotiated = None
+            return serialize_sdp(self.local_sdp)
+        offer = parse_sdp(sdp)
+        if self.local_sdp is not None:
+            answer, negotiated = make_reanswer(offer, self.local_sdp, self.ctx.advertise,
+                                               rtp.local_port)
+        else:
+            answer, negotiated = make_answer(offer, self.ctx.advertise, rtp.local_port,
+                                             session_id=self.session_id, version=1)
+        self.local_sdp = answer
+        self.apply(negotiated)
+        return serialize_sdp(answer)
+
+    def answered(self, sdp: bytes):
+        """The far end's answer to our offer: applied, and returned (NegotiatedMedia).
+        Raises SdpError when it cannot be used; the media is then left as it was."""
+        negotiated = negotiate_answer(self.local_sdp, parse_sdp(sdp))
+        self.apply(negotiated)
+        return negotiated
+
+    # -- playback ----------------------------------------------------------------------
+    def play(self, audio, digits=None) -> defer.Deferred:
+        """Play int16 8 kHz audio; fires with a PlaybackResult, or fails with CallEnded
+        when the leg is released meanwhile.  With ``digits`` (a DigitBuffer) a digit barges
+        in: one already buffered stops the playback before it starts."""
+        if digits is not None and digits.first() is not None:
+            return defer.succeed(PlaybackResult(False, digits.first()))
+        rtp = self.ensure_rtp()
+        result = defer.Deferred()
+        interrupted: list[str] = []
+
+        def on_digit(digit: str) -> None:
+            interrupted.append(digit)
+            rtp.stop_playback("barge-in")
+
+        def finished():
+            if digits is not None and digits.barge_in is on_digit:
+                digits.barge_in = None
+
+        def done(_):
+            finished()
+            result.callback(PlaybackResult(True))
+
+        def stopped(failure):
+            finished()
+            if self.released_by is not None:
+                result.errback(CallEnded(self.released_by))
+            elif failure.check(PlaybackStopped) and interrupted:
+                result.callback(PlaybackResult(False, interrupted[0]))
+            elif failure.check(PlaybackStopped, SessionClosed):
+                result.callback(PlaybackResult(False))
+            else:
+                result.errback(failure)
+
+        playing = rtp.play(PcmSource(audio))  # stops (and settles) the one before it
+        if digits is not None:
+            digits.barge_in = on_digit
+        playing.addCallbacks(done, stopped)
+        return result
+
+    def stop_playback(self) -> None:
+        if self.rtp is not None:
+            self.rtp.stop_playback("stopped")
+
+    # -- release -----------------------------------------------------------------------
+    def release(self, reason: str) -> None:
+        """The call ended (``reason``): stop in-band detection, keep the RTP counters in
+        ``stats`` and close the RTP session, which releases its ports."""
+        self.released_by = reason
+        if self._inband is not None:
+            inband, self._inband = self._inband, None
+            inband.close()
+        if self.rtp is not None:
+            self.stats = self.rtp.stats()
+            self.rtp.close()
