@@ -15,22 +15,41 @@ import socket
 import sys
 from pathlib import Path
 
+from dataclasses import dataclass
+
+from twisted.internet import defer
 from twisted.internet.error import CannotListenError
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.web import resource, server as web_server
 
+from .api.app import make_api
+from .api.config import ApiConfig
+from .api.config_file import load_api_config
+from .api.limits import CappedRequest
+from .api.metrics import Metrics
+from .api.webhooks import WebhookDispatcher
 from .call.call import MediaContext
-from .call.table import CallTable
-from .dialplan.service import DialplanInvalid
+from .call.control import CallControl
 from .call.inband import InbandDtmfService
+from .call.queue_dialer import QueueDialer
+from .call.table import CallTable
+from .config.extensions import ExtensionsConfig, load_extensions
+from .dialplan.service import DialplanInvalid, DialplanService
 from .logging import start_logging
+from .media.prompts import PromptCache
+from .media.tts import TtsEngine
+from .queue import QueueEngine
 from .rtp.clock import SERVER_PHASES, MediaClock
 from .rtp.ports import PortAllocator
 from .rtp.receiver import MediaReceiver
-from .sip.timers import TimerConfig
 from .sip.connection_limits import TcpLimits
+from .sip.timers import TimerConfig
 from .sip.transport import SipTransport
 from .sip.ua import UserAgent
+from .store.cdr import CdrStore
+from .store.db import Database
+from .store.dnd import DndList
 
 log = Logger(namespace="ivr.server")
 
@@ -47,43 +66,58 @@ def primary_address() -> str:
         s.close()
 
 
+@dataclass(frozen=True)
+class SipSecurity:
+    """Who may register and call: the registrar, the INVITE authenticator and the
+    failure throttle they share (bans)."""
+    registrar: object
+    invite_auth: object
+    throttle: object
+
+
+def sip_security(directory, clock, own_addresses, port: int) -> SipSecurity:
+    """The registrar, INVITE authentication and failure bans over ``directory`` (the
+    extensions configuration), sharing one nonce secret and one throttle."""
+    from .sip.auth import NonceManager
+    from .sip.authenticator import InviteAuthenticator
+    from .sip.registrar import DigestGate, LocationService, Registrar
+    from .sip.throttle import Throttle
+    nonces = NonceManager(os.urandom(32))
+    throttle = Throttle.from_settings(directory.security,
+                                      log=Logger(namespace="ivr.sip.throttle").info)
+    location = LocationService()  # the gate never counts failures from registered addresses
+    gate = DigestGate(directory, nonces, throttle, location)
+    registrar = Registrar(directory, nonces, location, clock, throttle, gate)
+    invite_auth = InviteAuthenticator(directory, nonces, clock, throttle,
+                                      local_hosts=own_addresses, gate=gate, local_port=port)
+    return SipSecurity(registrar, invite_auth, throttle)
+
+
 class IvrServer:
+    """``ivr serve``: the settings at construction; :meth:`start` checks the configuration,
+    binds the SIP port and builds the whole object graph in one pass (:meth:`_wire`),
+    each part given its collaborators as constructor arguments."""
+
     def __init__(self, reactor, *, sip=("127.0.0.1", 5060), http=("127.0.0.1", 8080),
                  rtp_ports=(10000, 20000), advertise=None, dialplans="dialplans",
                  prompts="prompts", data="data", timers=TimerConfig(), media_timeout=30.0,
                  drain_timeout=3600.0, tts=None, config="config",
                  tcp_limits=TcpLimits()) -> None:
         self.reactor = reactor
-        self.sip_addr, self.http_addr = sip, http
+        self.sip_addr, self.http_addr, self.rtp_ports = sip, http, rtp_ports
         self.data = Path(data)
-        self.drain_timeout = drain_timeout
+        self.dialplans_dir, self.prompts_dir = Path(dialplans), Path(prompts)
+        self.config_dir = Path(config)
+        self.timers, self.media_timeout, self.drain_timeout = timers, media_timeout, drain_timeout
+        self._tts = tts
         host = sip[0]
         self.advertise = advertise or (primary_address() if host in ("0.0.0.0", "") else host)
         # RTP is read by the media clock in batches, not by the reactor (rtp/receiver.py).
-        self.media_receiver = MediaReceiver()
-        self.media_clock = MediaClock(reactor, phases=SERVER_PHASES, receiver=self.media_receiver)
-        self.ports = PortAllocator(rtp_ports[0], rtp_ports[1], reactor=reactor,
-                                   receiver=self.media_receiver)
-        self.inband = InbandDtmfService(self.media_clock)
-        self.prompts_dir = Path(prompts)
-        self.dialplans_dir = Path(dialplans)
-        self.config_dir = Path(config)
-        self.extensions = None
-        self.registrar = None
-        self.invite_auth = None
-        self.throttle = None
-        self._tts = tts
-        self.media = MediaContext(reactor=reactor, media_clock=self.media_clock, ports=self.ports,
-                                  advertise=self.advertise, bind_host=host if host else "0.0.0.0",
-                                  inband=self.inband, media_timeout=media_timeout,
-                                  recordings_dir=str(self.data / "recordings"),
-                                  data_dir=str(self.data))
-        self.transport = SipTransport(reactor, host, sip[1], self._on_sip,
-                                      tcp_limits=tcp_limits)
-        self.ua: UserAgent | None = None
-        self.timers = timers
-        self.calls = CallTable()  # every live leg; records its CDR and metrics when it ends
-        self.dialplan = None  # set by start()
+        receiver = MediaReceiver()
+        self.media_clock = MediaClock(reactor, phases=SERVER_PHASES, receiver=receiver)
+        self.ports = PortAllocator(rtp_ports[0], rtp_ports[1], reactor=reactor, receiver=receiver)
+        self.transport = SipTransport(reactor, host, sip[1], self._on_sip, tcp_limits=tcp_limits)
+        self.ua: UserAgent | None = None  # built by start()
         self._stopping = False
         self._http_port = None
 
@@ -91,123 +125,99 @@ class IvrServer:
     def start(self) -> None:
         self.data.mkdir(parents=True, exist_ok=True)
         (self.data / "recordings").mkdir(exist_ok=True)
-        from .media.prompts import PromptCache
-        from .media.tts import TtsEngine
-        self.media.prompts = PromptCache(self.prompts_dir, self.data / "cache" / "prompts",
-                                         reactor=self.reactor)
-        self.media.tts = self._tts or TtsEngine(self.data / "cache" / "tts", reactor=self.reactor)
-        from .dialplan.service import DialplanService
-        self._start_store()
-        self.dialplan = DialplanService(self.reactor, self.dialplans_dir, self.prompts_dir,
-                                        self.media, calls=self.calls,
-                                        webhook_secret=self._webhook_secret())
-        self.dialplan.start()  # raises DialplanInvalid with file:line:col errors
-        self._start_extensions()
-        self.transport.start()
-        self.invite_auth.local_port = self.transport.port  # known now if --sip said port 0
-        self.ua = UserAgent(self.reactor, self.transport, self, self.advertise,
-                            self.transport.port, self.timers)
-        self.ua.registrar, self.ua.invite_auth = self.registrar, self.invite_auth
-        self.ua.throttle = self.throttle
-        self._start_records()
-        from .api.limits import CappedRequest
-        # Bodies over the API's cap are refused while they arrive, not after being
-        # buffered to a temporary file.
-        site = web_server.Site(self._http_root(), requestFactory=CappedRequest)
-        site.noisy = False
+        directory = self._load_extensions()  # ConfigInvalid before anything is bound
+        self.transport.start()               # the SIP port is known from here (--sip :0)
+        self._wire(directory)
+        site = web_server.Site(_Root(self.api, _Health(self)), requestFactory=CappedRequest)
+        site.noisy = False  # bodies over the API's cap are refused while they arrive
         self._http_port = self.reactor.listenTCP(self.http_addr[1], site,
                                                  interface=self.http_addr[0])
+        self._late_ticks_seen = 0
+        self._housekeeping = LoopingCall(self._housekeep)
+        self._housekeeping.clock = self.reactor
+        self._housekeeping.start(2.0, now=False)
         self.reactor.addSystemEventTrigger("before", "shutdown", self._cleanup)
         log.info("server ready: SIP udp+tcp {h}:{p}, HTTP {hh}:{hp}, RTP {lo}-{hi}, "
                  "advertising {adv}", h=self.transport.host, p=self.transport.port,
                  hh=self.http_addr[0], hp=self._http_port.getHost().port,
                  lo=self.ports.low, hi=self.ports.high, adv=self.advertise)
 
+    def _wire(self, directory) -> None:
+        """Build the server top-down: storage, media, SIP, call control, queues, dialplans,
+        webhooks, the API.  Raises DialplanInvalid / ConfigInvalid for a bad plan or API
+        configuration.  Two arrows of the running graph point up a layer, through an
+        interface the lower layer declares, and are bound here, once: the user agent
+        hands incoming calls to the dialplan service (its application), and call control
+        starts flows through it (a REFER to an IVR leg, ``POST /v1/calls``)."""
+        reactor = self.reactor
+        self.extensions = directory
+        security = sip_security(directory, reactor, self._own_addresses(), self.transport.port)
+        self.registrar, self.invite_auth = security.registrar, security.invite_auth
+        self.throttle = security.throttle
+        self.db = Database(self.data / "ivr.sqlite3")
+        self.cdrs, self.dnd, self.metrics = CdrStore(self.db), DndList(self.db), Metrics()
+        self.calls = CallTable(self.cdrs, self.metrics)  # records each leg's CDR as it ends
+        self.metrics.track_active_calls(lambda: len(self.calls))
+        self.media = MediaContext(
+            reactor=reactor, media_clock=self.media_clock, ports=self.ports,
+            advertise=self.advertise, bind_host=self.sip_addr[0] or "0.0.0.0",
+            inband=InbandDtmfService(self.media_clock), media_timeout=self.media_timeout,
+            recordings_dir=str(self.data / "recordings"), data_dir=str(self.data),
+            metrics=self.metrics,
+            prompts=PromptCache(self.prompts_dir, self.data / "cache" / "prompts",
+                                reactor=reactor),
+            tts=self._tts or TtsEngine(self.data / "cache" / "tts", reactor=reactor))
+        self.ua = UserAgent(reactor, self.transport, None, self.advertise, self.transport.port,
+                            self.timers)
+        self.ua.registrar, self.ua.invite_auth = security.registrar, security.invite_auth
+        self.ua.throttle = security.throttle
+        self.control = CallControl(media=self.media, ua=self.ua, calls=self.calls,
+                                   directory=directory, registrar=security.registrar)
+        self.media.control = self.control  # legs hand REFERs to it
+        self.queues = None
+        if directory.queues:
+            dialer = QueueDialer(self.control, self.calls)
+            self.queues = QueueEngine(reactor, dialer, directory.queues.values(),
+                                      is_reachable=dialer.is_reachable,
+                                      is_logged_in=dialer.is_logged_in)
+        secret = self._webhook_secret()
+        self.dialplan = DialplanService(reactor, self.dialplans_dir, self.prompts_dir,
+                                        self.media, calls=self.calls, webhook_secret=secret,
+                                        telephony=self.control, queues=self.queues)
+        self.dialplan.start()  # raises DialplanInvalid with file:line:col errors
+        self.ua.app = self.dialplan          # up: incoming calls run the plans
+        self.control.serve_flows(self.dialplan)  # up: transfers and the API start flows
+        api_file = self.config_dir / "api.yaml"
+        config, errors = load_api_config(api_file, ApiConfig(
+            recordings_dir=str(self.data / "recordings"),
+            default_region=self.dialplan.store.current.settings.default_region))
+        if errors:
+            raise ConfigInvalid(errors, str(api_file))
+        self.webhooks = WebhookDispatcher(secret, reactor, metrics=self.metrics)
+        self.api = make_api(self.control, self.cdrs, self.webhooks, config, reactor,
+                            dnd=self.dnd, metrics=self.metrics, throttle=security.throttle)
+
     def _on_sip(self, message, source) -> None:
         self.ua.receive(message, source)
 
-    def _start_extensions(self) -> None:
-        """Extensions, ring groups and trunks; the registrar and INVITE authentication."""
-        from .config.extensions import ExtensionsConfig, load_extensions
-        from .sip.auth import NonceManager
-        from .sip.authenticator import InviteAuthenticator
-        from .sip.registrar import DigestGate, LocationService, Registrar
-        from .sip.throttle import Throttle
+    def _load_extensions(self):
+        """Extensions, ring groups, trunks and queues (ConfigInvalid naming the file)."""
         path = self.config_dir / "extensions.yaml"
-        if path.exists():
-            config, errors = load_extensions(path)
-            if errors:
-                raise ConfigInvalid(errors, str(path))
-        else:
-            config = ExtensionsConfig()
+        if not path.exists():
             log.info("no {p}: no extensions, ring groups or trunks", p=path)
-        self.extensions = config
-        nonces = NonceManager(os.urandom(32))
-        self.throttle = Throttle.from_settings(
-            config.security, log=Logger(namespace="ivr.sip.throttle").info)
-        location = LocationService()  # the gate never counts failures from registered addresses
-        gate = DigestGate(config, nonces, self.throttle, location)
-        self.registrar = Registrar(config, nonces, location, self.reactor,
-                                   self.throttle, gate)
-        self.invite_auth = InviteAuthenticator(config, nonces, self.reactor, self.throttle,
-                                               local_hosts=self._own_addresses(), gate=gate,
-                                               local_port=self.sip_addr[1])
+            return ExtensionsConfig()
+        config, errors = load_extensions(path)
+        if errors:
+            raise ConfigInvalid(errors, str(path))
         log.info("{n} extension(s), {g} ring group(s), {t} trunk(s)", n=len(config.extensions),
                  g=len(config.ring_groups), t=len(config.trunks))
+        return config
 
     def _own_addresses(self) -> list[str]:
         """The addresses a phone may put in its From to name us: the advertised one and
         the one we are bound to (they differ behind NAT or with --advertise)."""
         bound = self.sip_addr[0]
         return [self.advertise] + ([bound] if bound not in ("", "0.0.0.0", "::") else [])
-
-    def _start_store(self) -> None:
-        """The database, CDRs and metrics: the call table records every leg's end."""
-        from .api.metrics import Metrics
-        from .store.cdr import CdrStore
-        from .store.db import Database
-        from .store.dnd import DndList
-        self.db = Database(self.data / "ivr.sqlite3")
-        self.cdrs = CdrStore(self.db)
-        self.dnd = DndList(self.db)
-        self.metrics = Metrics()
-        self.metrics.track_active_calls(lambda: len(self.calls))
-        self.media.metrics = self.metrics
-        self.calls.cdrs, self.calls.metrics = self.cdrs, self.metrics
-
-    def _start_records(self) -> None:
-        """Webhooks and the call-control API."""
-        from .api.app import make_api
-        from .api.config import ApiConfig
-        from .api.webhooks import WebhookDispatcher
-        from .call.control import CallControl
-        self.webhooks = WebhookDispatcher(self._webhook_secret(), self.reactor,
-                                          metrics=self.metrics)
-        self.control = CallControl(self)
-        self.dialplan.telephony = self.control
-        self.media.control = self.control
-        if self.extensions.queues:
-            from .call.queue_dialer import QueueDialer
-            from .queue import QueueEngine
-            dialer = QueueDialer(self.control)
-            self.control.queues = QueueEngine(self.reactor, dialer,
-                                              self.extensions.queues.values(),
-                                              is_reachable=dialer.is_reachable,
-                                              is_logged_in=dialer.is_logged_in)
-        from .api.config_file import load_api_config
-        config, errors = load_api_config(
-            self.config_dir / "api.yaml",
-            ApiConfig(recordings_dir=str(self.data / "recordings"),
-                      default_region=self.dialplan.store.current.settings.default_region))
-        if errors:
-            raise ConfigInvalid(errors, str(self.config_dir / "api.yaml"))
-        self.api = make_api(self.control, self.cdrs, self.webhooks, config, self.reactor,
-                            dnd=self.dnd, metrics=self.metrics, throttle=self.throttle)
-        self._late_ticks_seen = 0
-        from twisted.internet.task import LoopingCall
-        self._housekeeping = LoopingCall(self._housekeep)
-        self._housekeeping.clock = self.reactor
-        self._housekeeping.start(2.0, now=False)
 
     def _webhook_secret(self) -> bytes:
         """IVR_WEBHOOK_SECRET, or a random secret kept in --data so it survives restarts."""
@@ -224,25 +234,17 @@ class IvrServer:
         now = self.reactor.seconds()
         self.registrar.expire(now)
         self.throttle.expire(now)
-        if self.control.queues is not None:
-            self.control.queues.agent_changed()  # registrations come and go
+        if self.queues is not None:
+            self.queues.agent_changed()  # registrations come and go
         late = self.media_clock.late_ticks
         if late > self._late_ticks_seen:
             self.metrics.late_ticks(late - self._late_ticks_seen)
             self._late_ticks_seen = late
 
-    def _http_root(self):
-        return _Root(self.api, _Health(self))
-
-    # -- calls -------------------------------------------------------------------------
-    def incoming_call(self, session) -> None:
-        self.dialplan.incoming_call(session)  # the leg joins self.calls before its plan runs
-
     # -- shutdown ----------------------------------------------------------------------
     def _cleanup(self):
         """Flush CDRs, stop the TTS worker and the dialplan watcher, drop the webhook
         clients' pooled connections."""
-        from twisted.internet import defer
         closing = [self.dialplan.stop(), self.webhooks.close()]
         if self._housekeeping.running:
             self._housekeeping.stop()

@@ -31,7 +31,8 @@ from .calls import CallService
 from .click_to_call import Request as C2CRequest
 from .config import ApiConfig
 from .errors import ApiError, KeyRing, RateLimiter
-from .limits import GuardedResource, parse_json_value
+from .fields import json_body, need, opt_bool, opt_number, opt_str, opt_url, parse_json
+from .limits import GuardedResource
 from .sessions import SessionService
 from .times import parse_time
 from ..store.cdr import OUTCOMES, number_forms, to_csv
@@ -41,61 +42,11 @@ log = logging.getLogger(__name__)
 _DIGITS = re.compile(r"[0-9A-Da-d*#wW,]{1,64}\Z")
 
 
-def json_body(request) -> dict:
-    return parse_json(request.content.read() if request.content is not None else b"")
-
-
-def parse_json(raw: bytes) -> dict:
-    if not raw.strip():
-        raise ApiError(400, "invalid_json", "a JSON object body is required")
-    body = parse_json_value(raw)   # UTF-8, RFC 8259, nesting depth (ivr/api/limits.py)
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json", "the body must be a JSON object")
-    return body
-
-
-def need(body: dict, name: str) -> Any:
-    if body.get(name) in (None, ""):
-        raise ApiError(400, "missing_field", f"'{name}' is required")
-    return body[name]
-
-
-def opt_number(body: dict, name: str, lo: float, hi: float, default=None):
-    value = body.get(name, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
-        raise ApiError(400, "invalid_field", f"'{name}' must be a number from {lo} to {hi}")
-    return float(value)
-
-
-def opt_str(body: dict, name: str, max_len: int = 2000) -> str | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value) > max_len:
-        raise ApiError(400, "invalid_field", f"'{name}' must be a string (max {max_len})")
-    return value
-
-
-def opt_bool(body: dict, name: str) -> bool:
-    value = body.get(name, False)
-    if not isinstance(value, bool):
-        raise ApiError(400, "invalid_field", f"'{name}' must be true or false")
-    return value
-
-
-def opt_url(body: dict, name: str) -> str | None:
-    url = opt_str(body, name)
-    if url is not None and not re.match(r"https?://[^\s/]+", url):
-        raise ApiError(400, "invalid_field", f"'{name}' must be an http(s) URL")
-    return url
-
-
 class Api:
     def __init__(self, telephony, store, webhooks, config: ApiConfig, clock, *,
-                 dnd=None, metrics=None, environ=None) -> None:
+                 dnd=None, metrics=None, environ=None, throttle=None) -> None:
         self.telephony = telephony
+        self.throttle = throttle  # SIP failure bans (ivr.sip.throttle), for /v1/security/bans
         self.store = store
         self.webhooks = webhooks
         self.config = config
@@ -157,8 +108,7 @@ def make_api(telephony, store, webhooks, config: ApiConfig | None = None, clock=
     if clock is None:
         from twisted.internet import reactor as clock
     api = Api(telephony, store, webhooks, config or ApiConfig(), clock, dnd=dnd,
-              metrics=metrics, environ=environ)
-    api.throttle = throttle  # SIP failure bans (ivr.sip.throttle), for /v1/security/bans
+              metrics=metrics, environ=environ, throttle=throttle)
     app = build_app(api)
     resource = GuardedResource(app.resource(), lambda request, err: api.respond(
         request, err.status, json.loads(err.body()), err.headers))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from importlib import resources
 
 from .errors import ApiError, RateLimiter
+from .fields import json_body
 
 #: What the visitor sees for each session state.
 STATUS_LABELS = {
@@ -72,7 +73,6 @@ def demo_routes(app, api) -> None:
 
     @app.route("/demo/api/click-to-call", methods=["POST"])
     def demo_call(request):
-        from .app import json_body
         body = json_body(request)
         number = body.get("number")
         if not isinstance(number, str) or not number.strip():

@@ -7,7 +7,7 @@ contact; anything that parses as a phone number goes out through the configured 
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Callable, Protocol
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -21,11 +21,35 @@ from .outbound import OutboundCall
 log = Logger(namespace="ivr.call.control")
 
 
+class FlowStarter(Protocol):
+    """Runs a dialplan flow on a leg: the dialplan service, a layer above, provides it."""
+
+    def run_flow(self, leg, flow: str) -> defer.Deferred: ...
+
+
 class CallControl:
-    def __init__(self, server) -> None:
-        self.server = server
+    """Places and transfers calls for the API, the dialplan verbs and queues.
+
+    ``media``: the legs' shared media services; ``ua``: the SIP user agent that places
+    them; ``calls``: the table that owns every leg; ``directory``: the extensions, ring
+    groups and trunks (``ivr.config.extensions.ExtensionsConfig``); ``registrar``: where
+    the extensions registered from; ``flows``: what runs a flow on a leg (a REFER to an
+    IVR leg, ``POST /v1/calls`` with a flow).  ``flows`` is the one collaborator that
+    lives above this layer, so the server binds it once the dialplan service exists
+    (:meth:`serve_flows`)."""
+
+    def __init__(self, *, media, ua, calls, directory=None, registrar=None,
+                 flows: FlowStarter | None = None) -> None:
+        self.media = media
+        self.ua = ua
+        self.calls = calls
+        self.directory = directory
+        self.registrar = registrar
+        self.flows = flows
         self.outbound: dict[str, OutboundCall] = {}
-        self.queues = None  # ivr.queue.QueueEngine, set by the server when queues exist
+
+    def serve_flows(self, flows: FlowStarter) -> None:
+        self.flows = flows
 
     # -- targets -----------------------------------------------------------------------
     def resolve(self, target: str) -> str:
@@ -40,9 +64,9 @@ class CallControl:
         target = target.strip()
         if target.startswith(("sip:", "sips:")):
             return [(target, None, None)]
-        extensions = getattr(self.server, "extensions", None)
+        extensions = self.directory
         if extensions is not None and target in extensions.extensions:
-            registrar = getattr(self.server, "registrar", None)
+            registrar = self.registrar
             bindings = registrar.lookup(target) if registrar is not None else []
             found = []
             for binding in bindings:
@@ -68,8 +92,7 @@ class CallControl:
         return self.routes(target)[0]
 
     def _trunk(self, allowed: tuple[str, ...] | None = None):
-        extensions = getattr(self.server, "extensions", None)
-        trunks = getattr(extensions, "trunks", None) or {}
+        trunks = self.directory.trunks if self.directory is not None else {}
         return next((t for name, t in trunks.items() if allowed is None or name in allowed), None)
 
     # -- legs --------------------------------------------------------------------------
@@ -83,11 +106,11 @@ class CallControl:
                         on_event=None) -> OutboundCall:
         uri, dest, creds = route
         caller = CallerId(caller_id, caller_name, caller_id or "")
-        leg = OutboundCall(self.server.media, uri, caller, {"target": target})
+        leg = OutboundCall(self.media, uri, caller, {"target": target})
         emit = on_event or (lambda name, data: None)
-        ua = self.server.ua
+        ua = self.ua
         leg.call_id = ua.new_call_id()
-        self.server.calls.add(leg)  # owned before anything can end it
+        self.calls.add(leg)  # owned before anything can end it
         try:
             leg.dial(ua, timeout=timeout, from_user=caller_id or "ivr",
                      from_display=caller_name, dest=dest, credentials=creds)
@@ -191,23 +214,24 @@ class CallControl:
         extension = getattr(caller, "extension", None)
         if extension is not None:
             return extension
-        config = getattr(self.server, "extensions", None)
-        if getattr(leg, "direction", "") == "outbound" and config is not None:
-            return config.extensions.get(leg.variables.get("target"))
+        if getattr(leg, "direction", "") == "outbound" and self.directory is not None:
+            return self.directory.extensions.get(leg.variables.get("target"))
         return None
 
     def run_flow(self, leg, flow: str, variables: dict | None = None) -> defer.Deferred:
         leg.variables.update(variables or {})
-        return self.server.dialplan.run_flow(leg, flow)
+        if self.flows is None:
+            raise RuntimeError("no dialplan service bound (CallControl.serve_flows)")
+        return self.flows.run_flow(leg, flow)
 
     def bridge(self, a, b) -> defer.Deferred:
         return Bridge(a, b).start()
 
     def legs(self) -> list[LegInfo]:
-        return [leg_info(c) for c in self.server.calls.values()]
+        return [leg_info(c) for c in self.calls.values()]
 
     def leg(self, leg_id: str):
-        return self.server.calls.get(leg_id)
+        return self.calls.get(leg_id)
 
 
 def _notify(referrer, status: int, reason: str, final: bool) -> None:

@@ -33,8 +33,9 @@ class _RingAttempt:
 
 
 class QueueDialer:
-    def __init__(self, control, ring_limit: float = 600.0) -> None:
+    def __init__(self, control, calls, ring_limit: float = 600.0) -> None:
         self.control = control
+        self.calls = calls  # every live leg (ivr.call.table.CallTable)
         self.ring_limit = ring_limit  # the engine applies each queue's ring_timeout itself
 
     def ring(self, agent: str, entry) -> _RingAttempt:
@@ -58,4 +59,4 @@ class QueueDialer:
             return False
         return not any(getattr(call, "variables", {}).get("target") == agent
                        and not call.ended and "queue" not in call.variables
-                       for call in self.control.server.calls.values())
+                       for call in self.calls.values())

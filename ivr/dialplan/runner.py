@@ -40,13 +40,15 @@ class Frame:
 
 class FlowRunner:
     def __init__(self, plan: Dialplan, call, verb_factory=build_verb, tts=None, *,
-                 http=None, now=None, max_steps: int | None = None, telephony=None):
+                 http=None, now=None, max_steps: int | None = None, telephony=None,
+                 queues=None):
         self.plan = plan
         self.call = call
         self.verb_factory = verb_factory
         self.tts = tts
         self.env = Env(settings=plan.settings, now=now, http=http,
-                       has_flow=lambda name: name in plan.flows, telephony=telephony)
+                       has_flow=lambda name: name in plan.flows, telephony=telephony,
+                       queues=queues)
         self.max_steps = max_steps or plan.settings.max_steps
         self.steps_run = 0
         self.stack: list[Frame] = []

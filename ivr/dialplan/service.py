@@ -38,7 +38,8 @@ class DialplanInvalid(Exception):
 
 class DialplanService:
     def __init__(self, reactor, dialplans_dir, prompts_dir, media, calls=None,
-                 webhook_secret: bytes | None = None) -> None:
+                 webhook_secret: bytes | None = None, *, telephony=None,
+                 queues=None) -> None:
         self.reactor = reactor
         self.media = media
         # The owner of every leg (ivr/call/table.py): a call is added before its plan
@@ -48,7 +49,8 @@ class DialplanService:
         self.router: Router | None = None
         self.http = TreqHttpClient(reactor=reactor, secret=webhook_secret)  # signs flow webhooks
         self.runners: dict[str, FlowRunner] = {}
-        self.telephony = None  # set by the server once call control exists
+        self.telephony = telephony  # ivr.call.control.CallControl: dial, transfer
+        self.queues = queues        # ivr.queue.QueueEngine: enqueue
 
     def start(self, watch: bool = True) -> None:
         """Load the plans (DialplanInvalid with file:line:col errors if they do not load)
@@ -143,7 +145,8 @@ class DialplanService:
         return self._run(call, self.store.current, flow)
 
     def _run(self, call, plan, flow: str):
-        runner = FlowRunner(plan, call, http=self.http, telephony=self.telephony)
+        runner = FlowRunner(plan, call, http=self.http, telephony=self.telephony,
+                            queues=self.queues)
         self.runners[call.call_id] = runner
         d = runner.run(flow)
 

@@ -109,9 +109,8 @@ class CallCore:
         self.ua = UserAgent(self.clock, FakeTransport(self.network, SERVER_PORT), self.dialplan,
                             HOST, SERVER_PORT, TimerConfig())
         self.network.uas[(HOST, SERVER_PORT)] = self.ua
-        server = SimpleNamespace(extensions=ExtensionsConfig(), registrar=None, ua=self.ua,
-                                 media=self.media, calls=self.calls, dialplan=self.dialplan)
-        self.control = CallControl(server)
+        self.control = CallControl(media=self.media, ua=self.ua, calls=self.calls,
+                                   directory=ExtensionsConfig(), flows=self.dialplan)
         self.dialplan.telephony = self.control
         self.media.control = self.control
         self.phone = UserAgent(self.clock, FakeTransport(self.network, PHONE_PORT),

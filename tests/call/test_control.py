@@ -32,8 +32,8 @@ class Registrar:
 def control(bindings=None):
     config, errors = parse_extensions(CONFIG)
     assert errors == []
-    server = SimpleNamespace(extensions=config, registrar=Registrar(bindings or {}))
-    return CallControl(server)
+    return CallControl(media=None, ua=None, calls={}, directory=config,
+                       registrar=Registrar(bindings or {}))
 
 
 def test_sip_uri_is_called_as_is():

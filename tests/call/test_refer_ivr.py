@@ -56,7 +56,7 @@ def core(tmp_path):
     core = CallCore(tmp_path / "plans", PLAN, rtp_pairs=4)
     config, errors = parse_extensions(EXTENSIONS)
     assert errors == []
-    core.control.server.extensions = config
+    core.control.directory = config
     core.desk = App()   # rings, then answers
     desk_ua = UserAgent(core.clock, FakeTransport(core.network, DESK_PORT), core.desk,
                         HOST, DESK_PORT, TimerConfig())

@@ -66,7 +66,7 @@ class Bridge:
 def setup():
     config, errors = parse_extensions(CONFIG)
     assert errors == []
-    control = CallControl(SimpleNamespace(extensions=config, registrar=None))
+    control = CallControl(media=None, ua=None, calls={}, directory=config)
     clock = Clock()
     dialled = []
 

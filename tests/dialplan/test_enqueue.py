@@ -49,7 +49,7 @@ def setup(tmp_path, **queue):
 
 def run(plan, call, tel):
     result = []
-    FlowRunner(plan, call, telephony=tel).run("main").addCallback(result.append)
+    FlowRunner(plan, call, telephony=tel, queues=tel.queues).run("main").addCallback(result.append)
     return result
 
 

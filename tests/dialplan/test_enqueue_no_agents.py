@@ -53,7 +53,7 @@ def test_an_agent_logged_in_but_busy_keeps_the_caller_waiting(tmp_path):
 
 def test_without_on_no_agents_the_caller_waits_for_an_agent(tmp_path):
     call, dialer, engine, tel, plan = setup(tmp_path)
-    FlowRunner(plan, call, telephony=tel).run("waiting")
+    FlowRunner(plan, call, telephony=tel, queues=tel.queues).run("waiting")
     assert [e.caller_handle for e in engine.waiting("support")] == [call]
     assert "queue_result" not in call.variables
     call.remote_hangup()

@@ -55,9 +55,8 @@ def test_the_dialer_tells_logged_in_from_reachable():
         return [(f"sip:{target}@phone", None, None)]
 
     on_a_call = SimpleNamespace(variables={"target": "2002"}, ended=False)
-    control = SimpleNamespace(routes=routes,
-                              server=SimpleNamespace(calls={"x": on_a_call}))
-    dialer = QueueDialer(control)
+    control = SimpleNamespace(routes=routes)
+    dialer = QueueDialer(control, {"x": on_a_call})
     assert dialer.is_logged_in("2001") and dialer.is_reachable("2001")
     assert dialer.is_logged_in("2002") and not dialer.is_reachable("2002")
     assert not dialer.is_logged_in("2003") and not dialer.is_reachable("2003")

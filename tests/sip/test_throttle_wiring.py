@@ -4,7 +4,7 @@ from __future__ import annotations
 from twisted.internet.task import Clock
 from twisted.logger import formatEvent, globalLogPublisher
 
-from ivr.server import IvrServer
+from ivr.server import IvrServer, sip_security
 
 from .test_throttle_bans import PHONE, STRANGER, TRUNK, CallerKind, Server, yaml_text
 
@@ -17,14 +17,15 @@ class Wired(Server):
         (tmp_path / "config" / "extensions.yaml").write_text(yaml_text())
         self.clock = Clock()
         self.clock.advance(1_700_000_000)
-        self.server = IvrServer(self.clock, sip=("127.0.0.1", 0), http=("127.0.0.1", 0),
-                                data=str(tmp_path / "data"), config=str(tmp_path / "config"),
-                                advertise="127.0.0.1")
-        self.server._start_extensions()
-        self.throttle = self.server.throttle
-        self.registrar = self.server.registrar
+        server = IvrServer(self.clock, sip=("127.0.0.1", 0), http=("127.0.0.1", 0),
+                           data=str(tmp_path / "data"), config=str(tmp_path / "config"),
+                           advertise="127.0.0.1")
+        security = sip_security(server._load_extensions(), self.clock,
+                                server._own_addresses(), 5060)
+        self.throttle = security.throttle
+        self.registrar = security.registrar
         self.location = self.registrar.location
-        self.invites = self.server.invite_auth
+        self.invites = security.invite_auth
         self.cseq = 0
 
 

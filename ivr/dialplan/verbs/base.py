@@ -61,7 +61,8 @@ class Env:
     http: Any = None
     has_flow: Callable[[str], bool] = lambda name: False
     state: RunState = field(default_factory=RunState)
-    telephony: Any = None  # ivr.call.control.CallControl: dial, enqueue
+    telephony: Any = None  # ivr.call.control.CallControl: dial, transfer
+    queues: Any = None     # ivr.queue.QueueEngine: enqueue (None: no queues configured)
 
     def wall_clock(self, call) -> datetime:
         if self.now is not None:

@@ -44,7 +44,7 @@ class Enqueue(Verb):
         self._announcement: str | None = None
 
     def execute(self, call):
-        engine = getattr(self.env.telephony, "queues", None)
+        engine = self.env.queues
         if engine is None:
             self.log("enqueue_failed", why="no queues configured")
             return self._done(call, "no-agents")
