@@ -19,19 +19,25 @@ from typing import Any, ClassVar, Mapping
 class TransitionError(Exception):
     """An event that the machine's current state does not allow."""
 
+    @classmethod
+    def not_allowed(cls, what: str, state, event) -> "TransitionError":
+        """The error for ``event`` arriving in ``state``; a machine whose callers already
+        know its own wording overrides this."""
+        return cls(f"{what}: {_name(event)} not allowed in state {_name(state)}")
+
 
 def _name(value: Any) -> str:
     return str(getattr(value, "value", value))
 
 
 def next_state(table: Mapping, state, event, *, what: str,
-               error: type[Exception] = TransitionError):
+               error: type[TransitionError] = TransitionError):
     """The entry for ``(state, event)`` in ``table``; ``error`` naming ``what`` if the state
     does not allow the event."""
     try:
         return table[(state, event)]
     except KeyError:
-        raise error(f"{what}: {_name(event)} not allowed in state {_name(state)}") from None
+        raise error.not_allowed(what, state, event) from None
 
 
 class Machine:
@@ -56,5 +62,5 @@ class Machine:
     def _what(self) -> str:
         return type(self).__name__
 
-    def _misuse(self, event) -> type[Exception]:
+    def _misuse(self, event) -> type[TransitionError]:
         return TransitionError

@@ -59,3 +59,13 @@ def test_machine_misuse_raises_and_keeps_the_state():
     with pytest.raises(TransitionError, match="Door: close not allowed in state Idle"):
         door._fire("close")
     assert door.state is S.IDLE
+
+
+def test_a_machines_error_may_keep_its_own_wording():
+    class Worded(TransitionError):
+        @classmethod
+        def not_allowed(cls, what, state, event):
+            return cls(f"{event} not allowed in {state.name}")
+
+    with pytest.raises(Worded, match=r"^stop not allowed in IDLE$"):
+        next_state(TABLE, S.IDLE, "stop", what="thing", error=Worded)

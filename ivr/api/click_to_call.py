@@ -23,6 +23,7 @@ from typing import Callable
 from twisted.internet.defer import Deferred
 
 from ..call.telephony import LegFailed, Telephony, UnknownTarget
+from ..fsm import TransitionError, next_state
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ TRANSITIONS: dict[tuple[State, Input], State] = {
 FINAL = frozenset({S.COMPLETED, S.FAILED})
 
 
-class InvalidTransition(Exception):
+class InvalidTransition(TransitionError):
     """Our own bug: an input that the table does not allow in the current state."""
 
 
@@ -113,9 +114,8 @@ class Session:
     # -- machine ------------------------------------------------------------------
 
     def _fire(self, inp: Input, **details) -> None:
-        nxt = TRANSITIONS.get((self.state, inp))
-        if nxt is None:
-            raise InvalidTransition(f"{inp.value} in {self.state.value}")
+        nxt = next_state(TRANSITIONS, self.state, inp, what=f"click-to-call {self.id}",
+                         error=InvalidTransition)
         self.state = nxt
         self._emit(nxt, details)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from enum import Enum
 
+from ivr.fsm import TransitionError, next_state
+
 
 class AgentState(Enum):
     AVAILABLE = "available"
@@ -36,7 +38,7 @@ _TRANSITIONS = {
 }
 
 
-class AgentStateError(Exception):
+class AgentStateError(TransitionError):
     """Our own misuse: an event the agent's current state does not allow."""
 
 
@@ -58,11 +60,8 @@ class Agent:
         self.skip_timer = None
 
     def handle(self, event: AgentEvent) -> AgentState:
-        try:
-            self.state = _TRANSITIONS[(self.state, event)]
-        except KeyError:
-            raise AgentStateError(f"agent {self.name}: {event.value} not allowed in "
-                                  f"state {self.state.value}") from None
+        self.state = next_state(_TRANSITIONS, self.state, event, what=f"agent {self.name}",
+                                error=AgentStateError)
         return self.state
 
     def free_at(self, now: float) -> bool:

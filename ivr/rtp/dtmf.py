@@ -20,6 +20,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Iterator
 
+from ..fsm import next_state
 from .packet import RtpError
 
 __all__ = [
@@ -247,7 +248,7 @@ class DtmfReceiver:
         return self._state.value
 
     def _go(self, inp: _Input) -> None:
-        self._state = _TRANSITIONS[(self._state, inp)]
+        self._state = next_state(_TRANSITIONS, self._state, inp, what="RFC 4733 receiver")
 
     def _finish(self, ts: int) -> None:
         self._done[ts] = None

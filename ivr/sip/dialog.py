@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from ..fsm import TransitionError, next_state
 from .headers import Headers
 from .message import Request, Response
 from .uri import NameAddr, SipSyntaxError, parse_name_addr
@@ -19,8 +20,12 @@ class DialogState(Enum):
     TERMINATED = "terminated"
 
 
-class DialogError(Exception):
+class DialogError(TransitionError):
     """Our own misuse of a dialog (an event the state does not allow)."""
+
+    @classmethod
+    def not_allowed(cls, what: str, state: DialogState, event: str) -> "DialogError":
+        return cls(f"{event} not allowed in {state.name}")
 
 
 # (state, event) -> next state.  Events: "provisional", "confirm", "terminate".
@@ -56,10 +61,8 @@ class Dialog:
         return (self.call_id, self.local_tag, self.remote_tag)
 
     def _event(self, event: str) -> None:
-        try:
-            self.state = _TRANSITIONS[(self.state, event)]
-        except KeyError:
-            raise DialogError(f"{event} not allowed in {self.state.name}") from None
+        self.state = next_state(_TRANSITIONS, self.state, event, what="dialog",
+                                error=DialogError)
 
     def confirm(self) -> None:
         self._event("confirm")

@@ -10,13 +10,16 @@ names its states, timers and table, and what giving up means (``_give_up_action`
 """
 from __future__ import annotations
 
+from ..fsm import Machine
 from .message import Response
 from .timers import TimerConfig
 from .transaction import Action, CancelTimer, Send, StartTimer, TransactionError
 
 
-class Retransmitter:
-    TABLE: dict = {}
+class Retransmitter(Machine):
+    """The shared schedule; the table, states and timer names are the subclass's (an
+    event its table does not allow raises :class:`TransactionError`)."""
+
     WHAT = "retransmitter"  # for the misuse message
     RETRANSMIT = None       # the retransmit timer's name
     WAIT = None             # the give-up timer's name
@@ -35,15 +38,11 @@ class Retransmitter:
     def timer_fired(self, name) -> list[Action]:
         return self._fire(name)
 
-    def _fire(self, event) -> list[Action]:
-        entry = self.TABLE.get((self.state, event))
-        if entry is None:
-            raise TransactionError(f"{self.WHAT}: {event.value} not allowed in "
-                                   f"state {self.state.value}")
-        handler, next_state = entry
-        actions = getattr(self, handler)()
-        self.state = next_state
-        return actions
+    def _what(self) -> str:
+        return self.WHAT
+
+    def _misuse(self, event) -> type[TransactionError]:
+        return TransactionError
 
     def _next_timer(self) -> list:
         """Start the retransmit timer, or the wait timer if the deadline comes first."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from ..fsm import Machine
 from .message import Request, Response
 from .prack import option_tags, peer_supports
 from .transaction import CancelTimer, StartTimer, TransactionError
@@ -193,7 +194,8 @@ class TimerState(enum.Enum):
 
 
 class _Input(enum.Enum):
-    NEGOTIATED = "negotiated"
+    WE_REFRESH = "negotiated, we refresh"
+    PEER_REFRESHES = "negotiated, the peer refreshes"
     STOP = "stop"
 
 
@@ -202,17 +204,20 @@ def expiry_delay(interval: float) -> float:
     return interval - min(32.0, interval / 3)
 
 
-class SessionTimer:
+class SessionTimer(Machine):
     """Runs one dialog's session timer.  ``negotiated(outcome)`` after each accepted
     INVITE / UPDATE (ours or theirs) starts or restarts it; ``timer_fired(name)`` gives
-    :class:`SendRefresh` or :class:`Expired`; ``stop()`` when the call ends."""
+    :class:`SendRefresh` or :class:`Expired`; ``stop()`` when the call ends.  An event
+    its state does not allow raises :class:`TransactionError`."""
 
     _ANY = (TimerState.IDLE, TimerState.REFRESHING, TimerState.WATCHING)
     TABLE = {
-        **{(s, _Input.NEGOTIATED): ("_on_negotiated", None) for s in _ANY},
+        **{(s, _Input.WE_REFRESH): ("_on_negotiated", TimerState.REFRESHING) for s in _ANY},
+        **{(s, _Input.PEER_REFRESHES): ("_on_negotiated", TimerState.WATCHING) for s in _ANY},
         **{(s, _Input.STOP): ("_on_stop", TimerState.ENDED) for s in _ANY},
         (TimerState.ENDED, _Input.STOP): ("_nothing", TimerState.ENDED),
-        (TimerState.ENDED, _Input.NEGOTIATED): ("_nothing", TimerState.ENDED),
+        (TimerState.ENDED, _Input.WE_REFRESH): ("_nothing", TimerState.ENDED),
+        (TimerState.ENDED, _Input.PEER_REFRESHES): ("_nothing", TimerState.ENDED),
         (TimerState.REFRESHING, SessionTimerName.REFRESH): ("_on_refresh", TimerState.REFRESHING),
         (TimerState.WATCHING, SessionTimerName.EXPIRY): ("_on_expiry", TimerState.ENDED),
         (TimerState.ENDED, SessionTimerName.REFRESH): ("_nothing", TimerState.ENDED),
@@ -223,15 +228,14 @@ class SessionTimer:
         self.state = TimerState.IDLE
         self.interval: int | None = None
         self.current: SessionTimerName | None = None
-        self._pending: Negotiated | None = None
 
     @property
     def active(self) -> bool:
         return self.state in (TimerState.REFRESHING, TimerState.WATCHING)
 
     def negotiated(self, outcome: Negotiated) -> list:
-        self._pending = outcome
-        return self._fire(_Input.NEGOTIATED)
+        return self._fire(_Input.WE_REFRESH if outcome.we_refresh else _Input.PEER_REFRESHES,
+                          outcome)
 
     def stop(self) -> list:
         return self._fire(_Input.STOP)
@@ -239,31 +243,23 @@ class SessionTimer:
     def timer_fired(self, name: SessionTimerName) -> list:
         return self._fire(name)
 
-    def _fire(self, event) -> list:
-        entry = self.TABLE.get((self.state, event))
-        if entry is None:
-            raise TransactionError(f"session timer: {event.value} not allowed in "
-                                   f"state {self.state.value}")
-        handler, next_state = entry
-        actions = getattr(self, handler)()
-        if next_state is not None:
-            self.state = next_state
-        return actions
+    def _what(self) -> str:
+        return "session timer"
+
+    def _misuse(self, event) -> type[TransactionError]:
+        return TransactionError
 
     def _cancel(self) -> list:
         current, self.current = self.current, None
         return [CancelTimer(current)] if current is not None else []
 
-    def _on_negotiated(self) -> list:
-        outcome, self._pending = self._pending, None
+    def _on_negotiated(self, outcome: Negotiated) -> list:
         actions = self._cancel()
         self.interval = outcome.interval
         if outcome.we_refresh:
-            self.state, self.current = TimerState.REFRESHING, SessionTimerName.REFRESH
-            delay = outcome.interval / 2
+            self.current, delay = SessionTimerName.REFRESH, outcome.interval / 2
         else:
-            self.state, self.current = TimerState.WATCHING, SessionTimerName.EXPIRY
-            delay = expiry_delay(outcome.interval)
+            self.current, delay = SessionTimerName.EXPIRY, expiry_delay(outcome.interval)
         return actions + [StartTimer(self.current, delay)]
 
     def _on_refresh(self) -> list:
@@ -279,5 +275,5 @@ class SessionTimer:
     def _on_stop(self) -> list:
         return self._cancel()
 
-    def _nothing(self) -> list:
+    def _nothing(self, *_ignored) -> list:
         return []

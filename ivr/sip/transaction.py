@@ -26,13 +26,14 @@ import enum
 from dataclasses import dataclass
 from typing import ClassVar
 
+from ..fsm import Machine, TransitionError
 from .message import Request, Response, make_response
 from .timers import TimerConfig, TimerName
 from .transaction_match import (MAGIC_COOKIE, cancel_target_key, client_key, make_ack,  # noqa: F401
                                 make_branch, make_cancel, server_ack_key, server_key)
 
 
-class TransactionError(Exception):
+class TransactionError(TransitionError):
     """Our own misuse of a transaction: an event its state does not allow."""
 
 
@@ -116,10 +117,15 @@ class State(enum.Enum):
 
 Table = dict[tuple[State, "Event | TimerName"], tuple[str, State]]
 
+#: Events that come from the peer: one the state does not allow is UnexpectedMessage.
+_PEER_EVENTS = frozenset({Event.RESPONSE_1XX, Event.RESPONSE_2XX, Event.RESPONSE_FINAL,
+                          Event.REQUEST, Event.ACK})
 
-class _Transaction:
-    """Shared dispatch: look the event up in the subclass's one table, run the handler,
-    move to the next state, then fire any zero-length timer the handler asked for."""
+
+class _Transaction(Machine):
+    """Shared dispatch (:class:`ivr.fsm.Machine`): look the event up in the subclass's one
+    table, run the handler, move to the next state, then fire any zero-length timer the
+    handler asked for."""
 
     TABLE: ClassVar[Table] = {}
 
@@ -132,19 +138,13 @@ class _Transaction:
         self._immediate: list[TimerName] = []
 
     def _fire(self, event: Event | TimerName, message=None) -> list[Action]:
-        entry = self.TABLE.get((self.state, event))
-        if entry is None:
-            name = getattr(event, "value", event)
-            text = f"{type(self).__name__}: {name!s} not allowed in state {self.state.value}"
-            peer = event in (Event.RESPONSE_1XX, Event.RESPONSE_2XX, Event.RESPONSE_FINAL,
-                             Event.REQUEST, Event.ACK)
-            raise (UnexpectedMessage if peer else TransactionError)(text)
-        handler, next_state = entry
-        actions = getattr(self, handler)(message)
-        self.state = next_state
+        actions = super()._fire(event, message)
         while self._immediate:
             actions += self._fire(self._immediate.pop(0))
         return actions
+
+    def _misuse(self, event) -> type[TransactionError]:
+        return UnexpectedMessage if event in _PEER_EVENTS else TransactionError
 
     def _wait(self, name: TimerName, unreliable_delay: float) -> list[Action]:
         """Start a timer that is zero on reliable transports (D, I, J, K)."""
