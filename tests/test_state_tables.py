@@ -3,12 +3,14 @@ does not allow raises a subclass of ivr.fsm.TransitionError naming the machine, 
 the machine (the INVITE session has its own tests)."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from twisted.internet.task import Clock
 
 from ivr.api.click_to_call import Input, InvalidTransition, Request as C2CRequest, Session
 from ivr.fsm import TransitionError
-from ivr.queue import AgentStateError
+from ivr.queue import AgentStateError, Outcome, OutcomeKind, QueueConfig, QueueEngine
 from ivr.queue.agents import Agent, AgentEvent
 from ivr.rtp.dtmf import DtmfReceiver, _Input as DtmfInput
 from ivr.sip.dialog import Dialog, DialogError
@@ -45,6 +47,14 @@ def _transaction_peer():
     InviteClientTransaction(_invite()).receive_response(Response(180))  # before start
 
 
+def _queue_entry():
+    engine = QueueEngine(Clock(), SimpleNamespace(ring=None),
+                         [QueueConfig(name="q", agents=("2001",))],
+                         is_reachable=lambda agent: False)
+    entry = engine.enqueue("q", "caller", join_empty=False)  # refused at once
+    entry.end(Outcome(OutcomeKind.TIMEOUT))
+
+
 def _click_to_call():
     clock = Clock()
     session = Session("c", C2CRequest(agent="a", customer="+12025550143"), None, clock)
@@ -66,6 +76,7 @@ MISUSES = {
                           "RFC 4733 receiver"),
     "queue agent": (lambda: Agent("2001").handle(AgentEvent.ANSWER), AgentStateError,
                     "agent 2001"),
+    "queue entry": (_queue_entry, TransitionError, "queue entry q#1"),
     "click-to-call": (_click_to_call, InvalidTransition, "click-to-call c"),
 }
 

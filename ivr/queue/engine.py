@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterable
 
 from ivr.queue.agents import Agent, AgentEvent, AgentState
-from ivr.queue.entry import _ENTRY_TRANSITIONS, Dialer, EntryState, QueueEntry, _Ring
+from ivr.queue.entry import Dialer, EntryState, QueueEntry
 from ivr.queue.model import Outcome, OutcomeKind, QueueConfig, Strategy
 from ivr.queue.stats import QueueStats
 from ivr.queue.strategies import choose
@@ -45,6 +45,18 @@ class _Queue:
         self.rr_last = -1
         self.stats = QueueStats(config.ewt_samples)
         self.retired = False
+
+
+class _Ring:
+    """One ring of one agent for one entry (the entry keeps it under the agent's name)."""
+    __slots__ = ("agent", "entry", "attempt", "timer", "finished")
+
+    def __init__(self, agent: str, entry: QueueEntry):
+        self.agent = agent
+        self.entry = entry
+        self.attempt = None
+        self.timer = None
+        self.finished = False
 
 
 def _cancel_timer(timer) -> None:
@@ -352,8 +364,7 @@ class QueueEngine:
             log.exception("cancelling the ring of agent %s failed", rec.agent)
 
     def _finish(self, entry: QueueEntry, outcome: Outcome) -> None:
-        entry.state = _ENTRY_TRANSITIONS[(entry.state, outcome.kind)]
-        entry.outcome = outcome
+        entry.end(outcome)
         _cancel_timer(entry._max_wait_timer)
         _cancel_timer(entry._announce_timer)
         for rec in list(entry._rings.values()):
@@ -369,7 +380,8 @@ class QueueEngine:
             q.stats.timeouts += 1
         self._pending.append(lambda: entry.result.callback(outcome))
 
-    def _abandon(self, entry: QueueEntry) -> bool:
+    def abandon(self, entry: QueueEntry) -> bool:
+        """The caller hung up (``entry.abandon()``): False if already out."""
         with self._op():
             if entry.state is not EntryState.WAITING:
                 return False

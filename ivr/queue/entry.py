@@ -1,15 +1,16 @@
-"""A queued caller (:class:`QueueEntry`), its states, and the dialer's interface."""
+"""A queued caller (:class:`QueueEntry`), its states, and the dialer's interface.
+
+The entry knows its queue engine only through :class:`EntryOwner` (what it asks of it),
+so this module does not import the engine."""
 from __future__ import annotations
 
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import Any, Callable, Protocol
 
 from twisted.internet.defer import Deferred
 
-from ivr.queue.model import Outcome, OutcomeKind
-
-if TYPE_CHECKING:
-    from ivr.queue.engine import QueueEngine, _Queue
+from ivr.fsm import next_state
+from ivr.queue.model import Outcome, OutcomeKind, QueueConfig
 
 
 class RingAttempt(Protocol):
@@ -37,7 +38,22 @@ class EntryState(Enum):
     REFUSED = "refused"
 
 
-_ENTRY_TRANSITIONS = {
+class EntryOwner(Protocol):
+    """What an entry asks of the engine that holds it."""
+
+    def position(self, entry: "QueueEntry") -> int | None: ...
+
+    def estimated_wait(self, entry: "QueueEntry") -> float | None: ...
+
+    def abandon(self, entry: "QueueEntry") -> bool: ...
+
+
+class QueueOfEntry(Protocol):
+    """The engine's record of the queue an entry waits in (the entry reads its name)."""
+    config: QueueConfig
+
+
+_TRANSITIONS = {
     (EntryState.WAITING, OutcomeKind.ANSWERED): EntryState.ANSWERED,
     (EntryState.WAITING, OutcomeKind.TIMEOUT): EntryState.TIMED_OUT,
     (EntryState.WAITING, OutcomeKind.ABANDONED): EntryState.ABANDONED,
@@ -49,7 +65,7 @@ _ENTRY_TRANSITIONS = {
 class QueueEntry:
     """One waiting caller.  ``result`` fires exactly once with an :class:`Outcome`."""
 
-    def __init__(self, engine: "QueueEngine", queue: "_Queue", caller_id: Any,
+    def __init__(self, engine: EntryOwner, queue: QueueOfEntry, caller_id: Any,
                  caller_handle: Any, priority: int, joined_at: float, seq: int):
         self._engine = engine
         self._queue = queue
@@ -62,7 +78,7 @@ class QueueEntry:
         self.state = EntryState.WAITING
         self.outcome: Outcome | None = None
         self.result: Deferred = Deferred()
-        self._rings: dict[str, _Ring] = {}
+        self._rings: dict[str, Any] = {}  # agent -> the engine's ring record
         self._announcers: list[Callable[[int, float | None], Any]] = []
         self._max_wait_timer = None
         self._announce_timer = None
@@ -86,18 +102,14 @@ class QueueEntry:
 
     def abandon(self) -> bool:
         """The caller hung up: leave with Outcome("abandoned").  False if already out."""
-        return self._engine._abandon(self)
+        return self._engine.abandon(self)
+
+    def end(self, outcome: Outcome) -> None:
+        """Leave the queue with ``outcome`` (the engine's call; only once, while waiting)."""
+        self.state = next_state(_TRANSITIONS, self.state, outcome.kind,
+                                what=f"queue entry {self.queue}#{self.seq}")
+        self.outcome = outcome
 
     def __repr__(self) -> str:
         return f"<QueueEntry {self.queue}#{self.seq} {self.caller_id!r} {self.state.value}>"
 
-
-class _Ring:
-    __slots__ = ("agent", "entry", "attempt", "timer", "finished")
-
-    def __init__(self, agent: str, entry: QueueEntry):
-        self.agent = agent
-        self.entry = entry
-        self.attempt = None
-        self.timer = None
-        self.finished = False
