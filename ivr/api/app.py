@@ -84,10 +84,10 @@ class Api:
     def click_to_call_request(self, body: dict) -> C2CRequest:
         cfg = self.config
         agent = numbers.agent_target(need(body, "agent"), cfg.default_region)
-        customer = numbers.to_e164(need(body, "customer"), cfg.default_region, "customer")
+        customer = numbers.e164_field(need(body, "customer"), cfg.default_region, "customer")
         caller_id = body.get("caller_id") or cfg.default_caller_id
         if caller_id is not None:
-            caller_id = numbers.to_e164(caller_id, cfg.default_region, "caller_id")
+            caller_id = numbers.e164_field(caller_id, cfg.default_region, "caller_id")
         self.check_dnd(customer, opt_bool(body, "transactional"))
         try:
             self.telephony.resolve(agent)
@@ -179,7 +179,7 @@ def build_app(api: Api) -> Klein:
     def calls_create(request):
         api.authorise(request)
         body = json_body(request)
-        to = numbers.to_e164(need(body, "to"), cfg.default_region, "to")
+        to = numbers.e164_field(need(body, "to"), cfg.default_region, "to")
         flow = need(body, "flow")
         if not isinstance(flow, str):
             raise ApiError(400, "invalid_field", "'flow' must be a string")
@@ -194,7 +194,7 @@ def build_app(api: Api) -> Klein:
             raise ApiError(400, "invalid_field", "'variables' must be an object")
         caller_id = body.get("caller_id") or cfg.default_caller_id
         if caller_id is not None:
-            caller_id = numbers.to_e164(caller_id, cfg.default_region, "caller_id")
+            caller_id = numbers.e164_field(caller_id, cfg.default_region, "caller_id")
         api.check_dnd(to, opt_bool(body, "transactional"))
         timeout = opt_number(body, "timeout", 1, cfg.max_ring_timeout, cfg.ring_timeout)
         call = api.calls.originate(to, flow, caller_id=caller_id, timeout=timeout,
@@ -275,7 +275,7 @@ def build_app(api: Api) -> Klein:
     @app.route("/v1/dnd/<number>", methods=["PUT"])
     def dnd_add(request, number):
         api.authorise(request)
-        e164 = numbers.to_e164(number, cfg.default_region)
+        e164 = numbers.e164_field(number, cfg.default_region)
         raw = request.content.read() if request.content is not None else b""
         reason = opt_str(parse_json(raw), "reason", 500) if raw.strip() else None
         d = _dnd(api).add(e164, reason, api.clock.seconds())
@@ -285,7 +285,7 @@ def build_app(api: Api) -> Klein:
     @app.route("/v1/dnd/<number>", methods=["DELETE"])
     def dnd_remove(request, number):
         api.authorise(request)
-        e164 = numbers.to_e164(number, cfg.default_region)
+        e164 = numbers.e164_field(number, cfg.default_region)
 
         def done(present):
             if not present:

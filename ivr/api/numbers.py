@@ -1,10 +1,16 @@
-"""Phone numbers for the API: parse to E.164 and describe (``/v1/lookup``)."""
+"""Phone numbers in API requests: fields to E.164 and ``/v1/lookup``'s description.
+
+The parsing and E.164 formatting are :mod:`ivr.sip.e164`'s; this module turns what it
+says into the API's 400 / 422 answers.
+"""
 from __future__ import annotations
 
 import re
 
 import phonenumbers
 from phonenumbers import PhoneNumberFormat, PhoneNumberType, geocoder
+
+from ivr.sip.e164 import NotANumber, parse_text, to_e164
 
 from .errors import ApiError
 
@@ -32,17 +38,18 @@ def parse(value, region: str, field: str = "number") -> phonenumbers.PhoneNumber
     if len(value) > 64:
         raise ApiError(400, "invalid_number", f"'{field}' is too long")
     try:
-        return phonenumbers.parse(value, region)
-    except phonenumbers.NumberParseException as exc:
+        return parse_text(value, region)
+    except NotANumber as exc:
         raise ApiError(400, "invalid_number", f"'{field}' is not a phone number: {exc}") from None
 
 
-def to_e164(value, region: str, field: str = "number") -> str:
-    """A dialable number -> E.164, or ApiError 400 (unparseable) / 422 (not valid)."""
-    num = parse(value, region, field)
-    if not phonenumbers.is_valid_number(num):
+def e164_field(value, region: str, field: str = "number") -> str:
+    """A request field holding a dialable number -> E.164, or ApiError 400 (not a
+    number) / 422 (not a valid one)."""
+    e164 = to_e164(parse(value, region, field), region, valid_only=True)
+    if e164 is None:
         raise ApiError(422, "invalid_number", f"'{field}' is not a valid number: {value!r}")
-    return phonenumbers.format_number(num, PhoneNumberFormat.E164)
+    return e164
 
 
 def agent_target(value, region: str) -> str:
@@ -52,7 +59,7 @@ def agent_target(value, region: str) -> str:
     value = value.strip()
     if _EXTENSION.match(value) or _URI.match(value):
         return value
-    return to_e164(value, region, "agent")
+    return e164_field(value, region, "agent")
 
 
 def describe(value: str, region: str) -> dict:
@@ -63,7 +70,7 @@ def describe(value: str, region: str) -> dict:
         "input": value,
         "valid": valid,
         "possible": phonenumbers.is_possible_number(num),
-        "e164": phonenumbers.format_number(num, PhoneNumberFormat.E164) if valid else None,
+        "e164": to_e164(num, region, valid_only=True),
         "national": phonenumbers.format_number(num, PhoneNumberFormat.NATIONAL),
         "international": phonenumbers.format_number(num, PhoneNumberFormat.INTERNATIONAL),
         "country_code": num.country_code,

@@ -12,6 +12,8 @@ from typing import Protocol
 import numpy as np
 from twisted.internet.defer import Deferred
 
+from ..sip.address import PartyNumber
+
 
 class CallEnded(Exception):
     """The call hung up (either side) while a verb was waiting on it."""
@@ -23,6 +25,9 @@ class CallerId:
     name: str | None
     raw: str             # the From / P-Asserted-Identity value as received
     private: bool = False  # Privacy: id / header (RFC 3323/3325): do not reveal
+    #: the From / P-Asserted-Identity as parsed once (ivr/sip/address.py); None when the
+    #: caller is not a SIP party (an extension's own identity, an API-originated leg)
+    address: PartyNumber | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from .reload import DialplanStore
 from .router import Router
 from .runner import FlowRunner
 from .static import static_prompts
+from ..sip.address import InviteParties, parse_party
 from ..sip.message import Request
 from ..call.call import Call
 from ..call.table import CallTable
@@ -25,9 +26,9 @@ def headers_from(request: Request) -> str:
     return request.headers.get("From") or ""
 
 
-def _dialled(request: Request) -> str:
-    """The user part of the Request-URI (what was dialled), as written."""
-    return request.uri.split(":", 1)[-1].split("@", 1)[0].split(";", 1)[0]
+def _dialled(party) -> str:
+    """What was dialled: the Request-URI's user part, unescaped."""
+    return (party.user if party is not None else None) or ""
 
 
 class DialplanInvalid(Exception):
@@ -92,18 +93,19 @@ class DialplanService:
         extension = getattr(authenticated, "extension", None)
         if extension is not None:
             return self._extension_call(session, request, plan, extension)
+        # Every number the INVITE names is parsed once, here; the router, the caller ID
+        # and (through the leg) the CDR read these parties.
+        parties = InviteParties.parse(request.uri, headers, plan.settings.default_region)
         try:
-            request_user = request.uri
-            match = router.route(request_user, headers.get("To"), headers.get("Diversion"),
-                                 headers.get("P-Called-Party-ID"))
+            match = router.route_parties(parties)
         except Exception:
             log.failure("routing failed for {uri}", uri=request.uri)
             match = None
-        caller = caller_id(headers.get("From") or "", headers.get("P-Asserted-Identity"),
-                           headers.get("Privacy"), region=plan.settings.default_region)
+        caller = caller_id(parties.from_, parties.p_asserted_identity, parties.privacy,
+                           region=plan.settings.default_region)
         if match is None:
             # Still a leg with a record: calls to numbers nobody routes are worth seeing.
-            call = Call(self.media, session, caller, _dialled(request), {})
+            call = Call(self.media, session, caller, _dialled(parties.request_uri), {})
             self.calls.add(call)
             log.info("call {cid} to {uri}: no route, 404", cid=request.call_id, uri=request.uri)
             call.reject(404, end_reason="no-route")
@@ -120,7 +122,7 @@ class DialplanService:
         """An authenticated extension's call runs its own (internal) flow, with the
         dialled user part in ``call.called`` (and the ``dialled`` variable)."""
         from ..call.interface import CallerId
-        dialled = _dialled(request)
+        dialled = _dialled(parse_party(request.uri, plan.settings.default_region))
         flow = extension.context
         caller = CallerId(extension.number, extension.name, headers_from(request))
         if plan.flow(flow) is None:

@@ -5,7 +5,8 @@ import random
 
 import pytest
 
-from ivr.dialplan.numbers import caller_id, first_entry, user_part
+from ivr.dialplan.numbers import caller_id
+from ivr.sip.address import first_entry, user_part
 
 
 def _first_entry_reference(value: str) -> str:

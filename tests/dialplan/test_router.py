@@ -1,6 +1,8 @@
 import pytest
 
-from ivr.dialplan.numbers import caller_id, to_e164, user_part
+from ivr.dialplan.numbers import caller_id
+from ivr.sip.address import user_part
+from ivr.sip.e164 import to_e164
 from ivr.dialplan.router import Router
 
 from tests.dialplan.helpers import plan_of
