@@ -1,4 +1,7 @@
-"""SIP URIs (RFC 3261 19.1), name-addr / addr-spec (20.10) and Via (20.42).
+"""SIP URIs (RFC 3261 19.1), name-addr / addr-spec (20.10) and Via (20.42): the grammar.
+
+What a name-addr means for a call (the party, its number, E.164) is read from this grammar
+by :mod:`ivr.sip.address`, which stays out of the message parser's imports (phonenumbers).
 
 Pure: no I/O.  Parsers raise :class:`SipSyntaxError` (peer's garbage); values are kept
 escaped as received so nothing is unescaped twice (RFC 4475 3.1.1.3).  IPv6 references
