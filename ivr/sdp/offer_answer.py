@@ -3,12 +3,28 @@
 Pure functions over :mod:`ivr.sdp.session` models.  Directions in
 :class:`NegotiatedMedia` are always from *our* point of view (``sendonly`` means
 we send and do not expect media back).
+
+SRTP with SDES keys (RFC 3711, RFC 4568): ``media_encryption`` (``required``, ``optional``,
+``off``; :class:`~ivr.sdp.crypto.MediaEncryption`) says which profiles a stream may use.
+``required`` accepts only ``RTP/SAVP``/``RTP/SAVPF`` and offers only ``RTP/SAVP``;
+``optional`` accepts either and offers plain unless ``offer_srtp``; ``off`` accepts and
+offers plain only.  Keys travel in the SDP, so they are offered or accepted only when
+``secure_signalling`` (the SIP hop is TLS) or ``allow_insecure_keys`` (a documented
+override) says so.  An answer takes the first ``a=crypto`` line whose suite we run and
+answers it with a fresh key of ours under the same tag (a re-answer keeps our key); a
+refusal is 488 with a Warning (302 wrong profile, 306 no usable a=crypto, 399 keys over an
+insecure hop).  ``NegotiatedMedia.srtp`` carries the suite and both keys.  An ``a=crypto``
+in an ``RTP/AVP`` stream ("best effort" SRTP) is ignored: that stream is answered plain.
 """
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, replace
 
+from .crypto import (
+    DEFAULT_SUITES, SECURE_PROTOS, CryptoAttribute, CryptoError, KeyParam, MediaEncryption,
+    SrtpKeys, crypto_attributes, new_key, offer_lines,
+)
 from .rtcp_attrs import MUX_ATTRIBUTE, offers_mux, rtcp_target
 from .session import (
     Connection, Direction, MediaDescription, Origin, RtpMap, SdpError, SessionDescription,
@@ -17,13 +33,14 @@ from .session import (
 __all__ = [
     "OfferAnswerError", "NoCommonCodec", "NegotiatedMedia", "SUPPORTED_CODECS",
     "make_offer", "make_answer", "make_reanswer", "negotiate_answer", "bump_version", "hold_offer",
-    "SEND_PTIMES", "send_ptime",
+    "SEND_PTIMES", "send_ptime", "EncryptionRefused", "KeysNeedTls", "MediaEncryption",
+    "SrtpKeys",
 ]
 
 #: Codecs we can encode, with their static payload type.
 SUPPORTED_CODECS: dict[str, int] = {"PCMU": 0, "PCMA": 8}
 #: RTP profiles we can answer (AVPF is AVP plus optional feedback we may ignore).
-_RTP_PROTOS = {"RTP/AVP", "RTP/AVPF"}
+_RTP_PROTOS = {"RTP/AVP", "RTP/AVPF"} | SECURE_PROTOS
 DEFAULT_PTIME = 20
 #: Packet times we send (ms): what the media clock's 20 ms frames can be packed into.
 SEND_PTIMES = (10, 20, 30, 40, 60)
@@ -42,6 +59,18 @@ class NoCommonCodec(OfferAnswerError):
     warn_code = 305  # RFC 3261 20.43: Incompatible media format
 
 
+class EncryptionRefused(OfferAnswerError):
+    """The media encryption offered or answered is not what the policy or the transport
+    allows (488; Warning 302 for the profile, 306 for a=crypto, 399 for keys over an
+    insecure hop)."""
+
+    warn_code = 302  # RFC 3261 20.43: Incompatible transport protocol
+
+
+class KeysNeedTls(ValueError):
+    """Our misuse: SRTP keys would be offered over a hop that is not TLS, without the override."""
+
+
 @dataclass(frozen=True)
 class NegotiatedMedia:
     remote_ip: str
@@ -57,6 +86,7 @@ class NegotiatedMedia:
     rtcp_port: int | None = None  # the peer's a=rtcp port (None: RTP port + 1)
     rtcp_ip: str | None = None    # the peer's a=rtcp address (None: remote_ip)
     rtcp_mux: bool = False        # RTCP on the RTP ports both ways (RFC 5761)
+    srtp: SrtpKeys | None = None  # SRTP suite and keys (None: plain RTP)
 
 
 def _maxptime(m: MediaDescription) -> int | None:
@@ -113,14 +143,47 @@ def _session(local_ip: str, session_id: int | str, version: int, media, timing=N
         session_name="ivr", connection=conn, media=tuple(media), **kwargs)
 
 
+def _keys_allowed(secure_signalling: bool, allow_insecure_keys: bool) -> bool:
+    return bool(secure_signalling or allow_insecure_keys)
+
+
 def make_offer(local_ip: str, port: int, codecs=("PCMU", "PCMA"), telephone_event_pt: int | None = 101, *,
                session_id: int | str, version: int, ptime: int | None = DEFAULT_PTIME,
-               direction: Direction = Direction.SENDRECV) -> SessionDescription:
-    """An initial (or late) offer: one audio stream with ``codecs`` in preference order."""
+               direction: Direction = Direction.SENDRECV,
+               media_encryption: MediaEncryption | str = MediaEncryption.OFF,
+               offer_srtp: bool | None = None, secure_signalling: bool = False,
+               allow_insecure_keys: bool = False, crypto_suites=DEFAULT_SUITES,
+               crypto: tuple[CryptoAttribute, ...] | None = None) -> SessionDescription:
+    """An initial (or late) offer: one audio stream with ``codecs`` in preference order.
+
+    SRTP (``RTP/SAVP`` with an ``a=crypto`` line per suite of ``crypto_suites``, each with a
+    fresh key, or the given ``crypto`` lines) when the policy is ``required``, or
+    ``optional`` with ``offer_srtp``.  Keys need ``secure_signalling`` or
+    ``allow_insecure_keys`` (else :class:`KeysNeedTls`); ``offer_srtp`` with the policy
+    ``off``, or ``offer_srtp=False`` with ``required``, is a ValueError."""
     names = _normalise_codecs(codecs)
     if telephone_event_pt is not None and not 96 <= telephone_event_pt <= 127:
         raise ValueError("telephone-event needs a dynamic payload type (96-127)")
-    media = _audio_media(port, [(n, SUPPORTED_CODECS[n]) for n in names], telephone_event_pt, ptime, direction)
+    policy = MediaEncryption.of(media_encryption)
+    if policy is MediaEncryption.REQUIRED:
+        if offer_srtp is False:
+            raise ValueError("media_encryption is required: the offer must be RTP/SAVP")
+        srtp = True
+    elif policy is MediaEncryption.OFF:
+        if offer_srtp:
+            raise ValueError("media_encryption is off: cannot offer RTP/SAVP")
+        srtp = False
+    else:
+        srtp = bool(offer_srtp)
+    media = _audio_media(port, [(n, SUPPORTED_CODECS[n]) for n in names], telephone_event_pt, ptime,
+                         direction, proto="RTP/SAVP" if srtp else "RTP/AVP")
+    if srtp:
+        if not _keys_allowed(secure_signalling, allow_insecure_keys):
+            raise KeysNeedTls("SRTP keys are only offered over TLS (sips); the hop is not TLS "
+                              "and the insecure-keys override is not set")
+        lines = crypto if crypto is not None else offer_lines(crypto_suites)
+        media = replace(media, attributes=media.attributes
+                        + tuple(("crypto", line.value()) for line in lines))
     return _session(local_ip, session_id, version, [media])
 
 
@@ -176,21 +239,67 @@ def _rejected(m: MediaDescription) -> MediaDescription:
     return MediaDescription(m.media, 0, m.proto, m.formats)
 
 
+def _secure(m: MediaDescription) -> bool:
+    return m.proto.upper() in SECURE_PROTOS
+
+
+def _choose_crypto(m: MediaDescription, policy: MediaEncryption, keys_allowed: bool,
+                   suites=None) -> CryptoAttribute | EncryptionRefused | None:
+    """What we do with an offered audio stream's encryption: the a=crypto line to answer
+    (SRTP), None (plain RTP), or why we refuse the stream."""
+    if not _secure(m):
+        if policy is MediaEncryption.REQUIRED:
+            return EncryptionRefused(
+                f"media encryption is required here: offer RTP/SAVP with a=crypto, not {m.proto}")
+        return None
+    if policy is MediaEncryption.OFF:
+        return EncryptionRefused(f"media encryption is off here: {m.proto} is refused, offer RTP/AVP")
+    if not keys_allowed:
+        return EncryptionRefused("SRTP keys (a=crypto) are only accepted over TLS (sips)",
+                                 warn_code=399)
+    reasons = []
+    for line in crypto_attributes(m.attributes):
+        why = str(line) if isinstance(line, CryptoError) else line.usable()
+        if why is None and suites is not None and line.suite not in suites:
+            why = f"crypto suite {line.suite} is not enabled"
+        if why is None:
+            return line
+        reasons.append(why)
+    detail = "; ".join(reasons) if reasons else "it has none"
+    return EncryptionRefused(f"no a=crypto line we can use ({detail})", warn_code=306)
+
+
 def make_answer(offer: SessionDescription, local_ip: str, port: int, supported=("PCMU", "PCMA"), *,
                 session_id: int | str, version: int, ptime: int | None = DEFAULT_PTIME,
                 telephone_event: bool = True, direction: Direction = Direction.SENDRECV,
+                media_encryption: MediaEncryption | str = MediaEncryption.OFF,
+                secure_signalling: bool = False, allow_insecure_keys: bool = False,
+                keep_keys: dict[str, bytes] | None = None, srtp_suites=None,
                 ) -> tuple[SessionDescription, NegotiatedMedia]:
     """Answer ``offer``: accept the first audio stream sharing a codec, reject every other m= line.
 
     ``direction`` is what we are willing to do; the answer mirrors the offer within that
-    (offer sendonly -> answer recvonly, inactive -> inactive).
+    (offer sendonly -> answer recvonly, inactive -> inactive).  ``media_encryption``,
+    ``secure_signalling`` and ``allow_insecure_keys``: see the module docstring; a stream
+    they refuse is rejected like one without a common codec, and when no stream is left
+    the refusal is raised (:class:`EncryptionRefused`, 488).  ``keep_keys`` (suite -> our
+    key and salt) answers with a key we used before instead of a fresh one.
+    ``srtp_suites`` limits the suites we accept (``ivr.rtp.srtp.supported_suites()``: what
+    the SRTP library can run); None accepts every suite of ``crypto.SUITES``.
     """
     allowed = _normalise_codecs(supported)
+    policy = MediaEncryption.of(media_encryption)
+    keys_allowed = _keys_allowed(secure_signalling, allow_insecure_keys)
     answer_media: list[MediaDescription] = []
     negotiated: NegotiatedMedia | None = None
+    refused: EncryptionRefused | None = None
     for index, m in enumerate(offer.media):
         codecs = m.codecs if negotiated is None and _usable_audio(m) else None
         pick = _pick_codec(m, allowed, codecs) if codecs is not None else None
+        crypto = _choose_crypto(m, policy, keys_allowed, srtp_suites) if pick is not None else None
+        if isinstance(crypto, EncryptionRefused):
+            refused = refused or crypto
+            pick = None
         if pick is None:
             answer_media.append(_rejected(m))
             continue
@@ -201,6 +310,12 @@ def make_answer(offer: SessionDescription, local_ip: str, port: int, supported=(
         media = _audio_media(port, [(codec, pt)], te_pt, ptime, ours, proto=m.proto)
         if offers_mux(m):  # RFC 5761: accepted whenever offered
             media = replace(media, attributes=media.attributes + ((MUX_ATTRIBUTE, None),))
+        srtp = None
+        if crypto is not None:
+            our_key = (keep_keys or {}).get(crypto.suite) or new_key(crypto.suite)
+            ours_line = CryptoAttribute(crypto.tag, crypto.suite, (KeyParam(our_key),))
+            media = replace(media, attributes=media.attributes + (("crypto", ours_line.value()),))
+            srtp = SrtpKeys(crypto.suite, crypto.tag, our_key, crypto.key_salt)
         answer_media.append(media)
         rtcp = rtcp_target(m)
         connection = m.effective_connection(offer)
@@ -210,8 +325,11 @@ def make_answer(offer: SessionDescription, local_ip: str, port: int, supported=(
             # m.is_hold(offer), with the direction found above
             on_hold=(connection is not None and connection.is_null)
             or offered in (Direction.SENDONLY, Direction.INACTIVE),
-            media_index=index, rtcp_port=rtcp.port, rtcp_ip=rtcp.ip, rtcp_mux=offers_mux(m))
+            media_index=index, rtcp_port=rtcp.port, rtcp_ip=rtcp.ip, rtcp_mux=offers_mux(m),
+            srtp=srtp)
     if negotiated is None:
+        if refused is not None:
+            raise refused
         raise NoCommonCodec(f"no audio stream offers any of {', '.join(allowed)}")
     answer = _session(local_ip, session_id, version, answer_media, timing=offer.timing)
     return answer, negotiated
@@ -225,6 +343,7 @@ def make_reanswer(offer: SessionDescription, previous: SessionDescription, local
     actually changes (RFC 3264 section 8).
     """
     o = previous.origin
+    kwargs.setdefault("keep_keys", _our_keys(previous))
     answer, negotiated = make_answer(offer, local_ip, port, supported,
                                      session_id=o.sess_id, version=o.sess_version, **kwargs)
     answer = replace(answer, origin=replace(answer.origin, username=o.username))
@@ -233,8 +352,44 @@ def make_reanswer(offer: SessionDescription, previous: SessionDescription, local
     return answer, negotiated
 
 
+def _our_keys(sd: SessionDescription) -> dict[str, bytes]:
+    """suite -> key of the a=crypto lines in our earlier SDP (a re-answer keeps them)."""
+    keys: dict[str, bytes] = {}
+    for m in sd.media:
+        for line in crypto_attributes(m.attributes):
+            if isinstance(line, CryptoAttribute) and line.usable() is None:
+                keys.setdefault(line.suite, line.key_salt)
+    return keys
+
+
+def _answered_keys(offered: MediaDescription, answered: MediaDescription) -> SrtpKeys:
+    """The keys of an SRTP stream we offered, from their answer: exactly one usable
+    a=crypto whose tag and suite are one of our lines (RFC 4568 7.1.3)."""
+    if not _secure(answered):
+        raise EncryptionRefused(f"we offered {offered.proto} and the answer is {answered.proto}")
+    lines = crypto_attributes(answered.attributes)
+    if len(lines) != 1:
+        raise EncryptionRefused(f"the answer has {len(lines)} a=crypto lines, not one",
+                                warn_code=306)
+    line = lines[0]
+    if isinstance(line, CryptoError):
+        raise EncryptionRefused(str(line), warn_code=306) from line
+    ours = {c.tag: c for c in crypto_attributes(offered.attributes) if isinstance(c, CryptoAttribute)}
+    mine = ours.get(line.tag)
+    if mine is None or mine.suite != line.suite:
+        raise EncryptionRefused(f"the answer's a=crypto tag {line.tag} {line.suite} is not one "
+                                f"we offered", warn_code=306)
+    why = line.usable()
+    if why is not None:
+        raise EncryptionRefused(f"the answer's a=crypto is unusable: {why}", warn_code=306)
+    return SrtpKeys(line.suite, line.tag, mine.key_salt, line.key_salt)
+
+
 def negotiate_answer(our_offer: SessionDescription, their_answer: SessionDescription) -> NegotiatedMedia:
-    """We offered (UAC, or a late offer in our 200 OK); work out the media from their answer."""
+    """We offered (UAC, or a late offer in our 200 OK); work out the media from their answer.
+
+    An SRTP stream we offered must be answered SRTP with one of our tags (else
+    :class:`EncryptionRefused`: tear the call down); the keys land in ``srtp``."""
     if len(their_answer.media) != len(our_offer.media):
         raise OfferAnswerError(
             f"answer has {len(their_answer.media)} m= lines, offer had {len(our_offer.media)}")
@@ -246,6 +401,9 @@ def negotiate_answer(our_offer: SessionDescription, their_answer: SessionDescrip
         if pick is None:
             continue
         codec, pt = pick
+        srtp = _answered_keys(offered, answered) if _secure(offered) else None
+        if srtp is None and _secure(answered):
+            raise EncryptionRefused(f"we offered {offered.proto} and the answer is {answered.proto}")
         te_pt = _telephone_event_pt(answered) if _telephone_event_pt(offered) is not None else None
         ours = answered.direction(their_answer).reverse().intersect(offered.direction(our_offer))
         return NegotiatedMedia(
@@ -254,7 +412,7 @@ def negotiate_answer(our_offer: SessionDescription, their_answer: SessionDescrip
             ptime=send_ptime(answered.ptime, _maxptime(answered)), direction=ours,
             on_hold=answered.is_hold(their_answer), media_index=index,
             rtcp_port=rtcp_target(answered).port, rtcp_ip=rtcp_target(answered).ip,
-            rtcp_mux=offers_mux(offered) and offers_mux(answered))
+            rtcp_mux=offers_mux(offered) and offers_mux(answered), srtp=srtp)
     raise NoCommonCodec("the answer accepted no audio stream with a codec we offered")
 
 

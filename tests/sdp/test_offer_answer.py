@@ -118,7 +118,9 @@ def test_answer_copies_timing_and_offered_ptime():
     assert sd.media[0].ptime == 20
 
 
-@pytest.mark.parametrize("name", ["g729-only.sdp", "asterisk-g722-only.sdp", "baresip-1.0-srtp-offer.sdp"])
+# baresip-1.0-srtp-offer.sdp (RTP/SAVP) is in test_srtp_offer_answer.py since #15: it is now
+# refused by the media_encryption policy, or answered, not a codec mismatch.
+@pytest.mark.parametrize("name", ["g729-only.sdp", "asterisk-g722-only.sdp"])
 def test_no_common_codec(name):
     with pytest.raises(NoCommonCodec) as info:
         answer(fixture(name))

@@ -1,0 +1,171 @@
+"""SRTP and SRTCP (RFC 3711, RFC 7714) for one RTP session: a thin wrapper over pylibsrtp.
+
+What the call layer must do (the lead wires this; nothing below calls it yet)
+-----------------------------------------------------------------------------
+1. Negotiate with the leg's policy and transport (``ivr.sdp``; ``media_encryption`` is
+   ``"required" | "optional" | "off"`` from the extension or trunk, ``secure_signalling`` is
+   True when the INVITE came, or goes, over TLS)::
+
+       make_answer(offer, ip, port, ..., media_encryption=policy,
+                   secure_signalling=tls, allow_insecure_keys=override,
+                   srtp_suites=supported_suites())
+       make_reanswer(offer, previous, ip, port, ..., same four)    # keeps our key
+       make_offer(ip, port, ..., media_encryption=policy, offer_srtp=None,
+                  secure_signalling=tls, allow_insecure_keys=override,
+                  crypto_suites=DEFAULT_SUITES)       # ivr.sdp.crypto; KeysNeedTls if no TLS
+       negotiate_answer(our_offer, their_answer)   # our offer already holds the policy
+
+   A refusal raises :class:`~ivr.sdp.offer_answer.OfferAnswerError` (488; ``warn_code`` and
+   ``str(error)`` make the Warning header) like every other SDP refusal.  The returned
+   ``NegotiatedMedia.srtp`` is None for plain RTP, else an ``SrtpKeys`` (suite, tag, our key,
+   their key; their ``repr`` hides the keys: never log them).
+2. Key the leg's session: ``rtp.set_srtp(SrtpContext.from_keys(negotiated.srtp))`` before
+   ``set_remote`` (or ``rtp.set_srtp(None)`` for plain).  On a re-INVITE, call ``set_srtp``
+   again only when ``negotiated.srtp`` changed (a new context restarts the replay window
+   and the rollover counter).
+3. Report: ``rtp.stats()`` holds ``media_encryption`` (``"srtp"`` or ``"off"``),
+   ``srtp_suite`` and the drop counters ``srtp_auth_failures``, ``srtp_replays``,
+   ``srtp_bad_packets`` and ``srtp_protect_errors`` for the CDR and the metrics.
+4. A bridge of an SRTP leg and a plain one needs nothing more: each session decrypts on
+   arrival and encrypts on sending, so the relay between them sees plain payloads.
+
+The context
+-----------
+One :class:`SrtpContext` per stream holds two libsrtp sessions: the outbound one keyed with
+our master key (any SSRC we send) and the inbound one keyed with the peer's (any SSRC it
+sends; libsrtp keeps a replay window per SSRC, default 128 packets, on for both SRTP and
+SRTCP).  ``unprotect``/``unprotect_rtcp`` return the plain packet, or None when the packet
+is dropped: a failed authentication (wrong key, forged or damaged packet, a plain packet on
+an SRTP stream), a replay, or a packet too short or too long to be SRTP.  Each drop is
+counted, never raised.  All the cryptography is libsrtp's.
+
+Pure in the sense of the house rules: bytes in, bytes out; no Twisted, no clock, no socket.
+"""
+from __future__ import annotations
+
+import pylibsrtp
+from pylibsrtp import _binding
+
+__all__ = ["SrtpContext", "SUITE_PROFILES", "supported_suites"]
+
+_P = pylibsrtp.Policy
+_lib = _binding.lib
+#: SDES suite name (RFC 4568, RFC 7714) -> libsrtp profile.  The _32 profile keeps SRTCP's
+#: 80-bit tag, as RFC 4568 6.2.2 requires (libsrtp's profile does it).
+SUITE_PROFILES: dict[str, int] = {
+    "AES_CM_128_HMAC_SHA1_80": _P.SRTP_PROFILE_AES128_CM_SHA1_80,
+    "AES_CM_128_HMAC_SHA1_32": _P.SRTP_PROFILE_AES128_CM_SHA1_32,
+    "AEAD_AES_128_GCM": _P.SRTP_PROFILE_AEAD_AES_128_GCM,
+    "AEAD_AES_256_GCM": _P.SRTP_PROFILE_AEAD_AES_256_GCM,
+}
+
+
+def _works(profile: int) -> bool:
+    """The library was built with this profile (GCM needs libsrtp built against OpenSSL)."""
+    try:
+        key = bytes(_key_length(profile))
+        out = pylibsrtp.Session(_P(key, _P.SSRC_ANY_OUTBOUND, srtp_profile=profile))
+        inb = pylibsrtp.Session(_P(key, _P.SSRC_ANY_INBOUND, srtp_profile=profile))
+        packet = b"\x80\x00\x00\x01" + bytes(8) + bytes(20)
+        return inb.unprotect(out.protect(packet)) == packet
+    except (pylibsrtp.Error, ValueError):
+        return False
+
+
+def _key_length(profile: int) -> int:
+    """Master key + master salt, in bytes, as libsrtp wants them for ``profile``."""
+    return (_lib.srtp_profile_get_master_key_length(profile)
+            + _lib.srtp_profile_get_master_salt_length(profile))
+
+
+_SUPPORTED: tuple[str, ...] | None = None
+
+
+def supported_suites() -> tuple[str, ...]:
+    """The suites of SUITE_PROFILES this libsrtp can run (checked once)."""
+    global _SUPPORTED
+    if _SUPPORTED is None:
+        _SUPPORTED = tuple(s for s, p in SUITE_PROFILES.items() if _works(p))
+    return _SUPPORTED
+
+
+class SrtpContext:
+    """Both directions of one SRTP stream (see the module docstring)."""
+
+    __slots__ = ("suite", "_out", "_in", "_protect", "_protect_rtcp", "_unprotect",
+                 "_unprotect_rtcp", "auth_failures", "replays", "bad_packets", "protect_errors")
+
+    def __init__(self, suite: str, local_key: bytes, remote_key: bytes) -> None:
+        profile = SUITE_PROFILES.get(suite)
+        if profile is None:
+            raise ValueError(f"unsupported SRTP suite {suite!r}")
+        length = _key_length(profile)
+        for name, key in (("local", local_key), ("remote", remote_key)):
+            if not isinstance(key, bytes) or len(key) != length:
+                raise ValueError(f"{suite} needs a {length}-byte {name} master key and salt")
+        self.suite = suite
+        self._out = pylibsrtp.Session(_P(local_key, _P.SSRC_ANY_OUTBOUND, srtp_profile=profile))
+        self._in = pylibsrtp.Session(_P(remote_key, _P.SSRC_ANY_INBOUND, srtp_profile=profile))
+        # bound methods, looked up once: these run for every packet
+        self._protect, self._protect_rtcp = self._out.protect, self._out.protect_rtcp
+        self._unprotect, self._unprotect_rtcp = self._in.unprotect, self._in.unprotect_rtcp
+        self.auth_failures = 0   # wrong key, forged, damaged, or a plain packet
+        self.replays = 0         # a packet index seen before, or older than the window
+        self.bad_packets = 0     # too short / too long / unparsable as SRTP
+        self.protect_errors = 0  # our own packet could not be protected (never sent)
+
+    @classmethod
+    def from_keys(cls, keys) -> "SrtpContext":
+        """From offer/answer's result (``ivr.sdp.crypto.SrtpKeys``: suite, local_key, remote_key)."""
+        return cls(keys.suite, keys.local_key, keys.remote_key)
+
+    # ------------------------------------------------------------------ sending
+    def protect(self, packet: bytes) -> bytes | None:
+        try:
+            return self._protect(packet)
+        except (pylibsrtp.Error, ValueError):
+            self.protect_errors += 1
+            return None
+
+    def protect_rtcp(self, packet: bytes) -> bytes | None:
+        try:
+            return self._protect_rtcp(packet)
+        except (pylibsrtp.Error, ValueError):
+            self.protect_errors += 1
+            return None
+
+    # ------------------------------------------------------------------ receiving
+    def unprotect(self, packet: bytes) -> bytes | None:
+        try:
+            return self._unprotect(packet)
+        except pylibsrtp.Error as e:
+            self._count(e)
+        except (ValueError, TypeError):  # longer than the library's buffer, or not bytes
+            self.bad_packets += 1
+        return None
+
+    def unprotect_rtcp(self, packet: bytes) -> bytes | None:
+        try:
+            return self._unprotect_rtcp(packet)
+        except pylibsrtp.Error as e:
+            self._count(e)
+        except (ValueError, TypeError):
+            self.bad_packets += 1
+        return None
+
+    def _count(self, error: Exception) -> None:
+        text = str(error)
+        if text.startswith("authentication failure"):
+            self.auth_failures += 1
+        elif text.startswith("replay check failed"):
+            self.replays += 1
+        else:
+            self.bad_packets += 1
+
+    def stats(self) -> dict:
+        return {"srtp_suite": self.suite, "srtp_auth_failures": self.auth_failures,
+                "srtp_replays": self.replays, "srtp_bad_packets": self.bad_packets,
+                "srtp_protect_errors": self.protect_errors}
+
+    def __repr__(self) -> str:  # never the keys
+        return f"<SrtpContext {self.suite}>"
