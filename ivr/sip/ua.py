@@ -12,9 +12,12 @@ from typing import Protocol
 
 from twisted.logger import Logger
 
+from .capabilities import ACCEPT, ALLOW, SUPPORTED, USER_AGENT
 from .headers import Headers
 from .message import Request, Response, make_response
+from .routing import destination_for, host_for_uri
 from .session import InviteSession, SessionListener
+from .session_table import SessionState
 from .session_timer import (ABSOLUTE_MIN_SE, DEFAULT_SESSION_EXPIRES, SessionTimerError,
                             uac_request_headers, uas_check)
 from .timers import TimerConfig
@@ -24,19 +27,15 @@ from .uri import SipUri, parse_uri
 from . import validate
 from .validate import EXTENSIONS, should_accept_response
 
+__all__ = ["UserAgent", "Application", "check_request", "destination_for", "new_branch",
+           "new_tag", "ALLOW", "ACCEPT", "SUPPORTED", "USER_AGENT"]
+
 log = Logger(namespace="ivr.sip.ua")
 
 
 def check_request(request: Request):
     """RFC 3261 8.2's checks with the option tags we implement (no 420 for them)."""
     return validate.check_request(request, extensions=EXTENSIONS)
-
-ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, PRACK, INFO, UPDATE, REGISTER, REFER, NOTIFY"
-ACCEPT = "application/sdp, application/dtmf-relay, application/dtmf"
-#: Option tags we do (RFC 3262 reliable provisionals, RFC 4028 session timers): a
-#: Require naming only these is accepted, anything else gets 420.
-SUPPORTED = ", ".join(sorted(EXTENSIONS))
-USER_AGENT = "ivr/0.1"
 
 
 class Application(Protocol):
@@ -65,7 +64,6 @@ class UserAgent:
         self.pending_uas: dict[object, InviteSession] = {}  # INVITE server txn -> session
         self.draining = False
         self.retry_after = 30
-        self._checked: Request | None = None  # the request receive() found acceptable
         # Security hooks, set by the server (ivr/sip/registrar.py, authenticator.py, throttle.py)
         self.registrar = None
         self.invite_auth = None
@@ -77,49 +75,48 @@ class UserAgent:
     # -- addresses ---------------------------------------------------------------------
     def contact(self, transport: str = "UDP", user: str = "ivr") -> str:
         suffix = ";transport=tcp" if transport == "TCP" else ""
-        return f"<sip:{user}@{_host_for_uri(self.host)}:{self.port}{suffix}>"
+        return f"<sip:{user}@{host_for_uri(self.host)}:{self.port}{suffix}>"
 
     def via(self, transport: str = "UDP") -> str:
-        return f"SIP/2.0/{transport} {_host_for_uri(self.host)}:{self.port};branch={new_branch()};rport"
+        return f"SIP/2.0/{transport} {host_for_uri(self.host)}:{self.port};branch={new_branch()};rport"
 
     # -- from the transport ------------------------------------------------------------
     def receive(self, message, source: Source) -> None:
-        if (self.throttle is not None and isinstance(message, Request)
-                and self.throttle.is_banned(source.host, self.clock.seconds())):
-            return  # a source that failed authentication too often is ignored for a while
-        if isinstance(message, Response) and not should_accept_response(message):
-            log.info("dropping response {r!r} from {h}:{p}", r=message, h=source.host, p=source.port)
-            return
-        if isinstance(message, Request) and message.method != "ACK":
-            rejection = check_request(message)
-            if rejection is not None:
-                # Answered statelessly (RFC 3261 8.2): no transaction, so no 100 Trying
-                # before the 400 and nothing kept for a request we could not match anyway.
-                log.info("rejecting {m} from {h}: {s} {r}", m=message.method, h=source.host,
-                         s=rejection.status, r=rejection.reason)
-                response = make_response(message, rejection.status, rejection.reason,
-                                         to_tag=None if _has_to_tag(message) else new_tag(),
-                                         extra=list(rejection.headers))
-                self.transport.send_response(response, source)
-                return
-            # The transaction layer hands this same, unchanged request straight back to
-            # request_received (in this call): it need not be checked twice.
-            self._checked = message
-        try:
+        """Every parsed message from the transport, through the one filter in front of
+        the transaction layer (:meth:`_admit`)."""
+        if self._admit(message, source):
             self.layer.receive(message, source)
-        finally:
-            self._checked = None
+
+    def _admit(self, message, source: Source) -> bool:
+        """The one check of what comes in, before any transaction exists: requests from a
+        banned source are ignored; a response that is not for us is dropped (RFC 3261
+        8.1.3, 18.1.2); a request RFC 3261 8.2 refuses (400, 416, 420, 415, 406, 501) is
+        answered statelessly -- no 100 Trying before it and nothing kept for a request
+        that may not even match.  An ACK is never answered: it goes on to be matched."""
+        if isinstance(message, Response):
+            if should_accept_response(message):
+                return True
+            log.info("dropping response {r!r} from {h}:{p}", r=message, h=source.host, p=source.port)
+            return False
+        if (self.throttle is not None
+                and self.throttle.is_banned(source.host, self.clock.seconds())):
+            return False  # a source that failed authentication too often is ignored a while
+        if message.method == "ACK":
+            return True
+        rejection = check_request(message)
+        if rejection is None:
+            return True
+        log.info("rejecting {m} from {h}: {s} {r}", m=message.method, h=source.host,
+                 s=rejection.status, r=rejection.reason)
+        response = make_response(message, rejection.status, rejection.reason,
+                                 to_tag=None if _has_to_tag(message) else new_tag(),
+                                 extra=list(rejection.headers))
+        self.transport.send_response(response, source)
+        return False
 
     # -- TU interface used by the transaction layer ------------------------------------
     def request_received(self, txn, request: Request, source: Source) -> None:
-        rejection = None if request is self._checked else check_request(request)
-        if rejection is not None:
-            if request.method != "ACK":
-                log.info("rejecting {m} from {h}: {s} {r}", m=request.method, h=source.host,
-                         s=rejection.status, r=rejection.reason)
-                self._reply(txn, request, rejection.status, rejection.reason,
-                            extra=list(rejection.headers))
-            return
+        """A new request in its server transaction; :meth:`_admit` has checked it."""
         handler = getattr(self, "_on_" + request.method.lower(), None)
         if handler is None:
             self._reply(txn, request, 405, extra=[("Allow", ALLOW)])
@@ -196,7 +193,8 @@ class UserAgent:
             self.app.incoming_call(session)
         except Exception:
             log.failure("application failed on incoming call {cid}", cid=request.call_id)
-            session.reject(500)
+            if session.state in (SessionState.INCOMING, SessionState.EARLY):
+                session.reject(500)
 
     def _on_ack(self, txn, request: Request, source: Source) -> None:
         self.ack_for_2xx(request, source)
@@ -303,7 +301,7 @@ class UserAgent:
         headers.add("Max-Forwards", "70")
         # Our address *with our port*: a UA on a shared host (ivr phone next to ivr serve)
         # must not look like it claims one of the server's users (sip:x@server-ip:5060).
-        headers.add("From", f"{display}<sip:{from_user}@{_host_for_uri(self.host)}:{self.port}>"
+        headers.add("From", f"{display}<sip:{from_user}@{host_for_uri(self.host)}:{self.port}>"
                             f";tag={tag}")
         headers.add("To", f"<{target}>")
         headers.add("Call-ID", call_id or self.new_call_id())
@@ -347,16 +345,3 @@ def _has_to_tag(request: Request) -> bool:
     except Exception:
         return False
 
-
-def _host_for_uri(host: str) -> str:
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
-
-
-def destination_for(uri: SipUri) -> Destination:
-    """Where to send a request for ``uri``: its host and port, UDP unless transport=tcp.
-    (No DNS NAPTR/SRV: targets are addresses or names the OS resolves; trunks and
-    outbound proxies are configured explicitly.)"""
-    transport = "TCP" if uri.transport == "tcp" else "UDP"
-    port = uri.port or 5060
-    host = uri.param("maddr") or uri.host_no_brackets
-    return Destination(transport, host, port)

@@ -190,7 +190,7 @@ def _options(call_id: str, max_forwards: str = "70") -> Request:
         f"Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n".encode())
 
 
-def test_request_received_still_checks_requests_that_did_not_pass_receive(monkeypatch):
+def test_requests_are_checked_once_in_front_of_the_transaction_layer(monkeypatch):
     from ivr.sip import ua as ua_module
     transport = _Transport()
     ua = UserAgent(task.Clock(), transport, _App(), "127.0.0.1", 5060)
@@ -201,15 +201,13 @@ def test_request_received_still_checks_requests_that_did_not_pass_receive(monkey
 
     good = _options("good1")
     ua.receive(good, source)
-    assert checked == [good]  # once, although receive and request_received both look
+    assert checked == [good]  # once, before the transaction layer
     assert [r.status for r in transport.sent] == [200]
-    assert ua._checked is None
+    transactions = dict(ua.layer.servers)
 
-    # A bad request that reaches the TU without receive() (a later call) is still checked.
+    # A bad request is answered statelessly and never reaches the transaction layer.
     bad = _options("bad1", max_forwards="lots")
-    txn = object()
-    responses: list = []
-    monkeypatch.setattr(ua.layer, "respond", lambda t, response: responses.append(response))
-    ua.request_received(txn, bad, source)
+    ua.receive(bad, source)
     assert checked[-1] is bad
-    assert [r.status for r in responses] == [400]
+    assert [r.status for r in transport.sent] == [200, 400]
+    assert ua.layer.servers == transactions
