@@ -263,11 +263,11 @@ class TransactionLayer:
         retransmitted INVITEs and passes a matching ACK up; the UAS core's 2xx
         retransmissions reach the transport through the handle it holds), or a non-INVITE
         server transaction is in Completed (it re-sends its final response to a
-        retransmitted request), it does nothing else for 32 s.  Kept as objects, those
-        transactions were most of what the cyclic garbage collector walked at a few hundred
-        calls per second (a dozen objects each: the machine, both messages, headers, the
-        source, timers), so full collections grew to 100 ms pauses.  Parked, each is a
-        tuple of strings and bytes, which the collector does not track, plus its timer.
+        retransmitted request), it does nothing else for 32 s.  As an object each such
+        transaction is a dozen objects (the machine, both messages, headers, the source,
+        timers) for the cyclic garbage collector to walk, and at a few hundred calls per
+        second they are most of what it walks; parked, each is a tuple of strings and
+        bytes, which the collector does not track, plus its timer.
         """
         machine = txn.machine
         invite = isinstance(machine, InviteServerTransaction)
