@@ -27,6 +27,13 @@ duplicates are dropped).  RFC 4733 events go to a DtmfReceiver, digits to ``on_d
 RTCP: a compound SR (or RR when we have not sent) + SDES CNAME about every ``rtcp_interval``
 seconds (randomised 0.5..1.5x, RFC 3550 6.2), checked on the media tick; BYE on ``close()``.
 RTCP arriving on the RTP port (rtcp-mux) is handled too.
+
+SRTP (``set_srtp``, an :class:`~ivr.rtp.srtp.SrtpContext`): every RTP and RTCP packet is
+protected just before the socket and unprotected just after it, before anything else looks
+at it (latching, statistics, reframing, RFC 4733); a packet that fails (wrong key, forged,
+replayed, plain) is dropped and counted in the context.  The encrypting versions of the send
+and receive methods are bound over the plain ones on the instance while a context is set, so
+a plain session's per-packet path is exactly what it was.
 """
 from __future__ import annotations
 
@@ -171,6 +178,67 @@ class RtpSession:
                               rtcp_sent=0, rtcp_received=0, bad_rtcp=0, relatches=0,
                               media_timeouts=0)
         self._rtp_socket = getattr(self._pair.rtp, "socket", None)  # None: an in-memory port
+        self._srtp = None  # SrtpContext while the stream is encrypted
+
+    # ------------------------------------------------------------------ SRTP
+    def set_srtp(self, context) -> None:
+        """Encrypt the stream with ``context`` (an SrtpContext from the negotiated keys), or
+        send and expect plain RTP again with None.  Set it before ``set_remote``, and again
+        only when the negotiated keys change (a new context restarts the replay window)."""
+        self._srtp = context
+        names = ("_send_rtp", "_rtp_received", "_rtcp_received")
+        if context is None:
+            for name in names:
+                self.__dict__.pop(name, None)
+            return
+        # instance attributes win over the class's methods: the plain path stays untouched
+        self._send_rtp = self._send_srtp
+        self._rtp_received = self._srtp_received
+        self._rtcp_received = self._srtcp_received
+
+    @property
+    def encrypted(self) -> bool:
+        return self._srtp is not None
+
+    def _send_srtp(self, pt: int, marker: bool, ts: int, payload: bytes) -> None:
+        """_send_rtp, protected (bound over it by set_srtp)."""
+        data = self._srtp.protect(
+            _HEADER.pack(0x80, (0x80 if marker else 0) | pt, self._seq, ts, self.ssrc) + payload)
+        self._seq = (self._seq + 1) & 0xFFFF
+        if data is None:  # counted by the context; the sequence number is spent
+            return
+        self._packets_sent += 1
+        self._octets_sent += len(payload)
+        self._rtcp.sent_since_report = True
+        sock = self._rtp_socket
+        if sock is None:
+            self._write(self._pair.rtp, data, self._remote)
+            return
+        try:
+            sock.sendto(data, self._remote)
+        except Exception:  # full buffer, unreachable, closed: count, never raise
+            self._counters["send_errors"] += 1
+
+    def _srtp_received(self, data: bytes, addr) -> None:
+        """_rtp_received for SRTP (and SRTCP muxed on the RTP port): unprotect, then the
+        plain path."""
+        if self._closed:
+            return
+        if is_rtcp(data):
+            plain = self._srtp.unprotect_rtcp(data)
+            if plain is not None:
+                RtpSession._rtcp_received(self, plain, addr)
+            return
+        plain = self._srtp.unprotect(data)
+        if plain is not None:
+            RtpSession._rtp_received(self, plain, addr)
+
+    def _srtcp_received(self, data: bytes, addr) -> None:
+        if self._closed:
+            return
+        plain = self._srtp.unprotect_rtcp(data)
+        if plain is not None:
+            RtpSession._rtcp_received(self, plain, addr)
 
     # ------------------------------------------------------------------ configuration
     def set_remote(self, ip: str, port: int, payload_type: int = 0, codec: str = "PCMU",
@@ -524,6 +592,10 @@ class RtpSession:
             return
         data = self._rtcp.compound(now, self._rx, self._ts, self._packets_sent,
                                    self._octets_sent, bye=bye)
+        if self._srtp is not None:
+            data = self._srtp.protect_rtcp(data)
+            if data is None:
+                return
         self._counters["rtcp_sent"] += 1
         # rtcp-mux (RFC 5761): from the RTP port, to the peer's RTP address
         self._write(self._pair.rtp if self._rtcp.mux else self._pair.rtcp, data,
@@ -549,6 +621,11 @@ class RtpSession:
                    lost=rx["lost"], duplicates=rx["duplicates"], reordered=rx["reordered"],
                    jitter_ms=rx["jitter_ms"], remote_ssrc=rx["ssrc"], peer=dict(self._rtcp.peer_view),
                    peer_bye=self._rtcp.peer_bye, direction=self.direction, held=self._held)
+        if self._srtp is not None:
+            out["media_encryption"] = "srtp"
+            out.update(self._srtp.stats())
+        else:
+            out["media_encryption"] = "off"
         return out
 
     def close(self) -> defer.Deferred:
