@@ -139,13 +139,3 @@ def test_lru_evicts_least_recently_used_by_bytes():
     lru.put("d", np.zeros(400, np.int16))
     assert lru.get("b") is None and lru.get("a") is not None and len(lru) == 3
     assert lru.nbytes == 2400
-
-
-def test_audio_module_does_not_import_twisted():
-    import ast
-
-    from ivr.media import audio
-    tree = ast.parse(open(audio.__file__).read())
-    names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    assert not any(m and m.startswith("twisted") for m in names)

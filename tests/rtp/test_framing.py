@@ -102,11 +102,3 @@ def test_packetizer_sends_the_queue_short_when_the_timestamp_jumps():
     assert out == [(1000, b"\x01" * 160, False)]
     assert pk.add(1000 + 640, b"\x03" * 160) == [(1480, b"\x02" * 160 + b"\x03" * 80, False)]
     assert pk.flush() == [(1720, b"\x03" * 80, False)] and pk.flush() == []
-
-
-def test_framing_is_pure():
-    import subprocess
-    import sys
-    code = ("import sys, ivr.rtp.framing\n"
-            "raise SystemExit(1 if [m for m in sys.modules if m.startswith('twisted')] else 0)\n")
-    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -1,9 +1,6 @@
 """ConnectionTable (which SIP/TCP connection to take or evict) and LimitLog, on their own."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 from twisted.internet.task import Clock
 
@@ -117,11 +114,3 @@ def test_limit_log_one_line_then_one_summary_per_interval():
     assert fake.lines[3] == (120.0, "refused 192.0.2.5")
     limit_log.stop()
     assert not clock.getDelayedCalls()
-
-
-def test_connection_limits_and_limit_log_do_not_import_twisted():
-    code = ("import sys, ivr.sip.connection_limits, ivr.sip.limit_log\n"
-            "bad = [m for m in sys.modules if m.startswith('twisted')]\n"
-            "print(bad)\nraise SystemExit(1 if bad else 0)\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
