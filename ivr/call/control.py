@@ -88,6 +88,10 @@ class CallControl:
         raise UnknownTarget(f"cannot reach {target!r}: not a SIP URI, a known extension, "
                             "or a number with a trunk configured")
 
+    def ring_groups(self) -> dict:
+        """Ring group name -> its members and strategy (the dial verb expands them)."""
+        return dict(self.directory.ring_groups) if self.directory is not None else {}
+
     def _route(self, target: str):
         return self.routes(target)[0]
 

@@ -18,6 +18,8 @@ extensions:
   "2002": {ha1_md5: 45f510763d8d21f7a0b550d7d493a274}
 trunks:
   carrier: {address: "192.0.2.10:5080", transport: udp}
+ring_groups:
+  desk: {members: ["2001", "2002"], strategy: sequential}
 """
 
 
@@ -61,3 +63,10 @@ def test_numbers_go_out_through_an_allowed_trunk_only():
         control().routes("+12125551234", ())
     with pytest.raises(UnknownTarget):
         control().routes("not-a-number")
+
+
+def test_ring_groups_come_from_the_directory():
+    groups = control().ring_groups()
+    assert list(groups) == ["desk"]
+    assert groups["desk"].members == ("2001", "2002") and groups["desk"].strategy == "sequential"
+    assert CallControl(media=None, ua=None, calls={}).ring_groups() == {}

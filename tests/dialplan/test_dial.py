@@ -1,7 +1,6 @@
 """The dial and transfer verbs on an in-memory call with a scripted telephony core."""
 from __future__ import annotations
 
-from types import SimpleNamespace
 
 from twisted.internet import defer
 
@@ -45,12 +44,15 @@ class FakeLeg:
 class FakeTelephony:
     def __init__(self, clock, groups=None, unknown=()):
         self.clock = clock
-        self.server = SimpleNamespace(extensions=SimpleNamespace(ring_groups=groups or {}))
+        self.groups = groups or {}
         self.unknown = set(unknown)
         self.legs: dict[str, FakeLeg] = {}
         self.order: list[str] = []
         self.bridged = None
         self.bridge_done = defer.Deferred()
+
+    def ring_groups(self):
+        return self.groups
 
     def routes(self, target, trunks=None):
         self.trunks_asked = trunks

@@ -67,8 +67,7 @@ class Dial(Verb):
 
     def _expand(self, telephony):
         """Targets -> list of attempts; each attempt is a list of routes rung together."""
-        extensions = getattr(telephony.server, "extensions", None) if telephony else None
-        groups = getattr(extensions, "ring_groups", {}) or {}
+        groups = telephony.ring_groups() if telephony is not None else {}
         attempts: list[list[tuple]] = []
         sequential = self.args.strategy == "sequential"
         timeout = self.args.timeout  # None: the ring groups' own, else 30 s
