@@ -28,14 +28,14 @@ def security_routes(app, api) -> None:
     @app.route("/v1/security/bans", methods=["GET"])
     def bans_list(request):
         api.authorise(request)
-        throttle = getattr(api, "throttle", None)
+        throttle = api.throttle
         bans = throttle.bans(api.clock.seconds()) if throttle is not None else []
         return api.respond(request, 200, {"bans": [b.to_dict() for b in bans]})
 
     @app.route("/v1/security/bans/<address>", methods=["DELETE"])
     def bans_lift(request, address):
         api.authorise(request)
-        throttle = getattr(api, "throttle", None)
+        throttle = api.throttle
         host = normalise_address(address)
         ban = throttle.lift(host, api.clock.seconds()) if throttle is not None else None
         if ban is None:
