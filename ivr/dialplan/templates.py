@@ -88,7 +88,3 @@ def parse_template(source: str) -> Template:
         parts.append(Var(name))
         pos = end + 2
     return Template(source, tuple(parts))
-
-
-def literal(text: str) -> Template:
-    return Template(text, (text,) if text else ())

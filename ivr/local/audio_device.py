@@ -138,11 +138,9 @@ class MicSource:
 
     def __init__(self, max_frames: int = 8) -> None:
         self._frames: deque = deque(maxlen=max_frames)
-        self.frames_in = 0
 
     def push(self, frame: np.ndarray) -> None:
         self._frames.append(frame)
-        self.frames_in += 1
 
     def read_frame(self) -> np.ndarray:
         try:

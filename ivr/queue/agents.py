@@ -56,7 +56,6 @@ class Agent:
         self.answered_at: float | None = None
         self.calls_taken = 0
         self.missed = 0
-        self.wrapup_timer = None
         self.skip_timer = None
 
     def handle(self, event: AgentEvent) -> AgentState:

@@ -179,7 +179,7 @@ class QueueEngine:
             a.handle(AgentEvent.HANG_UP)
             a.idle_since = now
             if wrapup > 0:
-                a.wrapup_timer = self._later(wrapup, self._wrapup_done, a)
+                self._later(wrapup, self._wrapup_done, a)
             else:
                 self._wrapup_done(a)
             return True
@@ -415,7 +415,6 @@ class QueueEngine:
             log.exception("queue announcement callback failed for %r", entry)
 
     def _wrapup_done(self, agent: Agent) -> None:
-        agent.wrapup_timer = None
         agent.handle(AgentEvent.WRAPUP_DONE)
         agent.queue = None
 

@@ -42,7 +42,6 @@ class MediaReceiver:
         self._epoll = select.epoll()
         self._handlers: dict[int, tuple[object, Handler]] = {}  # fd -> (socket, handler)
         self.packets = 0  # datagrams read
-        self.polls = 0  # poll() calls
         self.errors = 0  # handler exceptions and read errors (never raised to the clock)
 
     @property
@@ -66,7 +65,6 @@ class MediaReceiver:
 
     def poll(self) -> int:
         """Read what has arrived on every socket; returns the number of datagrams read."""
-        self.polls += 1
         if not self._handlers:
             return 0
         handlers, poll = self._handlers, self._epoll.poll

@@ -52,9 +52,8 @@ class Dialog:
     route_set: list[str] = field(default_factory=list)
     local_contact: str = ""
     state: DialogState = DialogState.EARLY
-    # glare bookkeeping (RFC 3261 14.1 / 14.2)
+    # glare bookkeeping (RFC 3261 14.1): our re-INVITE awaits its final response
     outgoing_invite_pending: bool = False
-    incoming_invite_pending: bool = False
 
     @property
     def id(self) -> tuple[str, str, str | None]:

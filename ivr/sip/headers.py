@@ -54,14 +54,6 @@ LIST_HEADERS = frozenset(
     )
 )
 
-#: Headers that must appear at most once in a request (RFC 3261 7.3.1 / 20).
-SINGLE_HEADERS = frozenset(
-    name.lower()
-    for name in ("Call-ID", "CSeq", "From", "To", "Max-Forwards", "Content-Length",
-                 "Content-Type", "Expires")
-)
-
-
 #: canonical_name's answers by the name as written (a few dozen in practice); bounded so
 #: a peer sending endless distinct header names cannot grow it.
 _NAME_MEMO: dict[str, str] = {}

@@ -22,9 +22,6 @@ from .timers import TimerConfig
 from .retransmit import Retransmitter
 from .transaction import Action, TransactionError
 
-#: The highest RSeq a UAS may start with (RFC 3262 3: 1 .. 2**31 - 1); we start lower
-#: so that 2**32 - 1 is never reached in one dialog.
-MAX_INITIAL_RSEQ = 2**31 - 1
 MAX_UINT32 = 2**32 - 1
 
 

@@ -53,7 +53,6 @@ class Database:
         self._threaded = threaded
         self._max_batch = max_batch
         self._closed = False
-        self._schema: list[str] = []
         if not threaded:
             self._conn = connect(self.path, synchronous)
             return
