@@ -70,6 +70,7 @@ class Trunk:
     from_domain: str | None = None
     caller_id: str | None = None
     allow_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    ca_file: str | None = None  # transport tls: CAs for its certificate (None: the system's)
 
     def accepts_from(self, host: str) -> bool:
         """Is ``host`` (a packet source address) one of this trunk's ``allow_from``?"""
@@ -267,7 +268,7 @@ def _ring_group(r: _Reader, name: str, vnode: Node, numbers) -> RingGroup | None
     return RingGroup(name, members, strategy, timeout or 20)
 
 
-_TRUNK_KEYS = ("address", "transport", "username", "password_env", "realm", "from_domain",
+_TRUNK_KEYS = ("address", "transport", "ca_file", "username", "password_env", "realm", "from_domain",
                "caller_id", "allow_from", *HA1_KEYS)
 
 
@@ -287,8 +288,11 @@ def _trunk(r: _Reader, name: str, vnode: Node) -> Trunk | None:
     transport = "udp"
     if "transport" in f:
         transport = (r.string(f["transport"][1], f"{what} transport") or "udp").lower()
-        if transport not in ("udp", "tcp"):
-            r.error(f["transport"][1], f"{what} transport must be udp or tcp")
+        if transport not in ("udp", "tcp", "tls"):
+            r.error(f["transport"][1], f"{what} transport must be udp, tcp or tls")
+    if transport == "tls" and m and not m.group(2):
+        port = 5061  # RFC 3261 26.2
+    ca_file = _ca_file(r, f, what, transport)
     password = None
     if "password_env" in f:
         env = r.string(f["password_env"][1], f"{what} password_env")
@@ -316,7 +320,34 @@ def _trunk(r: _Reader, name: str, vnode: Node) -> Trunk | None:
     def opt(key):
         return r.string(f[key][1], f"{what} {key}") if key in f else None
     return Trunk(name, host, port, transport, opt("username"), password, opt("realm"),
-                 MappingProxyType(ha1), opt("from_domain"), opt("caller_id"), tuple(nets))
+                 MappingProxyType(ha1), opt("from_domain"), opt("caller_id"), tuple(nets),
+                 ca_file)
+
+
+def _ca_file(r: "_Reader", f, what: str, transport: str) -> str | None:
+    """A trunk's ``ca_file``: a readable PEM file of CA certificates (relative to the
+    config file's directory), only with ``transport: tls``."""
+    if "ca_file" not in f:
+        return None
+    node = f["ca_file"][1]
+    text = r.string(node, f"{what} ca_file")
+    if text is None:
+        return None
+    if transport != "tls":
+        r.error(node, f"{what}: ca_file is for transport: tls")
+        return None
+    path = Path(text)
+    if not path.is_absolute() and r.file not in ("<string>", "<none>"):
+        path = Path(r.file).parent / path
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        r.error(node, f"{what} ca_file {path}: cannot read: {e.strerror or e}")
+        return None
+    if b"-----BEGIN CERTIFICATE-----" not in data:
+        r.error(node, f"{what} ca_file {path}: no PEM certificate in it")
+        return None
+    return str(path)
 
 
 _TOP_KEYS = ("realm", "domains", "algorithms", "md5_only_user_agents", "extensions", "ring_groups", "trunks",

@@ -1,4 +1,5 @@
-"""SIP over UDP and TCP on one port: the only place in ivr.sip that touches sockets.
+"""SIP over UDP and TCP on one port, and TLS on another: the only place in ivr.sip that
+touches sockets.
 
 Receiving (RFC 3261 18.2.1, RFC 3581): each request's top Via gets ``received`` when the
 sent-by host is not the packet's source address, and ``rport`` filled in when the client
@@ -19,6 +20,18 @@ full the longest-idle connection makes room), and a message must be complete wit
 ``message_timeout`` seconds of its first byte, so a sender trickling bytes (slowloris)
 is closed although its traffic keeps resetting the idle timer.  When a limit bites it is
 logged once, and further hits of the same limit are counted into one line a minute.
+
+The connections themselves are :mod:`.stream`'s.  TLS (RFC 3261 26.2, :mod:`.tls` for
+certificates and trust): a listener of its own
+(``--sips``, 5061 by convention) whose connections are TCP's in everything else: the
+same framing, reuse, idle timeout and limits (one connection table for both), plus a
+TLS handshake that must finish within ``message_timeout``.  Messages that came over it
+have ``Source.transport == "TLS"``, so a phone that registered over TLS is reached over
+its own connection, as a TCP phone is.  A ``Destination("TLS", ...)`` without an open
+connection opens one, verifying the server's certificate and host name
+(:class:`.tls.ClientTrust`); when that fails (no connection, handshake or verification
+refused) every request waiting for the connection is answered at once with a local
+503 whose reason says why, so a call fails promptly instead of waiting out Timer B.
 """
 from __future__ import annotations
 
@@ -32,15 +45,16 @@ from typing import Callable
 
 from twisted.internet import abstract, error, protocol
 from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOFactory
 
 from .connection_limits import ConnectionTable, TcpLimits, Verdict
+from .tls import TlsSettings
 from .limit_log import LimitLog
+from .stream import StreamConnection, StreamFactory, TlsListenerFactory
 from .message import (
-    FramingError,
     Request,
     Response,
     SipParseError,
-    StreamParser,
     make_response,
     parse_datagram,
     serialize,
@@ -57,7 +71,7 @@ UDP_RECEIVE_BUFFER = 1 << 20  # room for 16 maximum-size datagrams (or ~400 typi
 class Source:
     """Where a message came from (or where a response goes)."""
 
-    transport: str  # "UDP" or "TCP"
+    transport: str  # "UDP", "TCP" or "TLS"
     host: str
     port: int
     connection: object = field(default=None, compare=False, hash=False, repr=False)
@@ -144,43 +158,65 @@ class SipTransport:
 
     def __init__(self, reactor, host: str, port: int,
                  on_message: Callable[[Request | Response, Source], None],
-                 idle_timeout: float = 300.0, tcp_limits: TcpLimits = TcpLimits()) -> None:
+                 idle_timeout: float = 300.0, tcp_limits: TcpLimits = TcpLimits(),
+                 tls: TlsSettings | None = None) -> None:
         self.reactor = reactor
         self.host = host
         self.port = port
         self.on_message = on_message
         self.idle_timeout = idle_timeout
         self.tcp_limits = tcp_limits
-        self._inbound: ConnectionTable[_TcpProtocol] = ConnectionTable(
+        self._inbound: ConnectionTable[StreamConnection] = ConnectionTable(
             tcp_limits, busy=lambda conn: conn.in_message)
         self.limit_log = LimitLog(reactor, log)
         self._udp = _UdpProtocol(self)
         self._udp_port = None
         self._tcp_port = None
-        self._connections: dict[tuple[str, int], "_TcpProtocol"] = {}
-        self._connecting: dict[tuple[str, int], "_TcpFactory"] = {}
-        self._all: set["_TcpProtocol"] = set()  # every open connection, for stop()
+        self.tls = tls or TlsSettings()  # listener (if any) and whom outbound TLS trusts
+        self._tls_port = None
+        #: (kind, host, port) -> the open connection to/from that peer (kind TCP or TLS)
+        self._connections: dict[tuple[str, str, int], "StreamConnection"] = {}
+        self._connecting: dict[tuple[str, str, int], "StreamFactory"] = {}
+        #: (host, port) -> when the last TLS connection there failed (an ACK does not retry)
+        self._tls_failed: dict[tuple[str, int], float] = {}
+        self._all: set["StreamConnection"] = set()  # every open connection, for stop()
 
     # -- lifecycle --------------------------------------------------------------------
     def start(self) -> None:
         from twisted.internet.error import CannotListenError
         wanted = self.port
         for attempt in range(10):
+            self._udp = _UdpProtocol(self)  # a fresh one: a stopped port may still hold the last
             self._udp_port = self.reactor.listenUDP(wanted, self._udp, interface=self.host,
                                                     maxPacketSize=MAX_UDP_DATAGRAM)
             self.port = self._udp_port.getHost().port
             try:
-                self._tcp_port = self.reactor.listenTCP(self.port, _TcpFactory(self),
+                self._tcp_port = self.reactor.listenTCP(self.port, StreamFactory(self),
                                                         interface=self.host)
                 _grow_receive_buffer(self._udp_port)
                 self._check_file_limit()
-                return
+                break
             except CannotListenError:
                 # Port 0: the UDP port the OS chose may be taken for TCP; try another.
                 self._udp_port.stopListening()
                 self._udp_port = None
                 if wanted != 0 or attempt == 9:
                     raise
+        self._start_tls()
+
+    def _start_tls(self) -> None:
+        if self.tls.listen is None:
+            return
+        host, port = self.tls.listen
+        factory = TlsListenerFactory(self.tls.server_options(), False,
+                                      StreamFactory(self, kind="TLS"))
+        self._tls_port = self.reactor.listenTCP(port, factory, interface=host)
+        log.info("SIP over TLS on {host}:{port}", host=host, port=self.tls_port)
+
+    @property
+    def tls_port(self) -> int | None:
+        """The TLS listener's port (None without ``--sips``)."""
+        return self._tls_port.getHost().port if self._tls_port is not None else None
 
     def stop(self):
         """Close the listeners and every connection; the Deferred fires once all are
@@ -198,8 +234,9 @@ class SipTransport:
             conn.close()
         if self._udp_port is not None:
             deferreds.append(self._udp_port.stopListening())
-        if self._tcp_port is not None:
-            deferreds.append(self._tcp_port.stopListening())
+        for port in (self._tcp_port, self._tls_port):
+            if port is not None:
+                deferreds.append(port.stopListening())
         from twisted.internet.defer import gatherResults
         return gatherResults([d for d in deferreds if d is not None])
 
@@ -270,7 +307,7 @@ class SipTransport:
                 conn.write(data)
                 return
             host, port = reconnect_destination(response)
-            self._send_tcp(data, host, port)
+            self._send_stream(source.transport, data, host, port)
             return
         self._send_udp(data, response_destination(response))
 
@@ -290,7 +327,7 @@ class SipTransport:
         if dest.transport == "UDP":
             self._send_udp(data, (dest.host, dest.port))
         else:
-            self._send_tcp(data, dest.host, dest.port)
+            self._send_stream(dest.transport, data, dest.host, dest.port, request)
 
     def _send_udp(self, data: bytes, addr: tuple[str, int]) -> None:
         """``Port.write(data, addr)``, without its three address checks per datagram
@@ -315,35 +352,79 @@ class SipTransport:
                     return  # Port.write ignores it on an unconnected socket too
                 raise
 
-    def _send_tcp(self, data: bytes, host: str, port: int) -> None:
-        conn = self._connections.get((host, port))
+    def _send_stream(self, kind: str, data: bytes, host: str, port: int,
+                     request: Request | None = None) -> None:
+        """Over the open TCP/TLS connection to ``host:port``, else a new one (``request``:
+        the message ``data`` carries, answered with a local 503 if a TLS connection
+        cannot be made)."""
+        kind = "TLS" if kind == "TLS" else "TCP"
+        key = (kind, host, port)
+        conn = self._connections.get(key)
         if conn is not None and conn.connected and not conn.closing:
-            conn.write(data)
+            conn.write(data, request)
             return
-        connecting = self._connecting.get((host, port))
+        connecting = self._connecting.get(key)
         if connecting is not None:
-            connecting.pending.append(data)  # one connection per peer, even while connecting
+            connecting.queue(data, request)  # one connection per peer, even while connecting
             return
-        factory = _TcpFactory(self, pending=[data], key=(host, port))
-        self._connecting[(host, port)] = factory
-        factory.connector = self.reactor.connectTCP(host, port, factory, timeout=10)
+        if kind == "TLS" and request is not None and request.method == "ACK":
+            failed = self._tls_failed.get((host, port))
+            if failed is not None and self.reactor.seconds() - failed < 32:
+                return  # the ACK of the 503 we made up: nobody there to read it
+        factory = StreamFactory(self, key=key, kind=kind)
+        factory.queue(data, request)
+        self._connecting[key] = factory
+        if kind == "TLS":
+            try:
+                creator = self.tls.trust.creator(host, port)
+            except Exception as exc:  # an unusable trust setting: fail the request now
+                del self._connecting[key]
+                self.tls_failed(factory.requests, host, port, f"TLS setup: {exc}")
+                return
+            wrapped = TLSMemoryBIOFactory(creator, True, factory)
+            factory.connector = self.reactor.connectTCP(host, port, wrapped, timeout=10)
+        else:
+            factory.connector = self.reactor.connectTCP(host, port, factory, timeout=10)
 
-    def register_connection(self, conn: "_TcpProtocol") -> None:
-        self._connections[conn.peer] = conn
+    def tls_failed(self, requests, host: str, port: int, why: str) -> None:
+        """A TLS connection to ``host:port`` could not carry ``requests``: log it once and
+        answer each (but ACK) with a local 503 giving the reason (RFC 3261 8.1.3.1 treats
+        a transport failure as a 503), one reactor turn later."""
+        self._tls_failed[(host, port)] = self.reactor.seconds()
+        if len(self._tls_failed) > 1024:  # a bounded memory of recent failures
+            self._tls_failed.pop(next(iter(self._tls_failed)))
+        log.warn("SIP/TLS connection to {host}:{port} failed: {why}", host=host, port=port,
+                 why=why)
+        source = Source("TLS", host, port)
+        for request in requests:
+            if request is None or request.method == "ACK":
+                continue
+            try:
+                response = make_response(request, 503, reason=_short(f"TLS failed: {why}"))
+            except Exception:
+                continue
+            self.reactor.callLater(0, self.dispatch, response, source)
+
+    def stream_source(self, conn: "StreamConnection") -> Source:
+        """The :class:`Source` of messages read from ``conn``."""
+        return Source(conn.kind, conn.peer[0], conn.peer[1], conn)
+
+    def register_connection(self, conn: "StreamConnection") -> None:
+        self._connections[conn.key] = conn
         self._all.add(conn)
 
-    def forget_connection(self, conn: "_TcpProtocol") -> None:
+    def forget_connection(self, conn: "StreamConnection") -> None:
         self._all.discard(conn)
         self._inbound.forget(conn)
-        if self._connections.get(conn.peer) is conn:
-            del self._connections[conn.peer]
+        if self._connections.get(conn.key) is conn:
+            del self._connections[conn.key]
 
-    def connect_finished(self, factory: "_TcpFactory") -> None:
+    def connect_finished(self, factory: "StreamFactory") -> None:
         if self._connecting.get(factory.key) is factory:
             del self._connecting[factory.key]
 
     # -- TCP limits -------------------------------------------------------------------
-    def accept_connection(self, host: str) -> "_TcpProtocol | None":
+    def accept_connection(self, host: str, kind: str = "TCP") -> "StreamConnection | None":
         """A protocol for a new connection from ``host``, or None to close it at once
         (Twisted closes the socket when ``buildProtocol`` returns None)."""
         admission = self._inbound.admit(host)
@@ -367,11 +448,11 @@ class SipTransport:
                                 "open and none idle", host=host,
                                 max=self.tcp_limits.max_connections)
             return None
-        conn = _TcpProtocol(self)
+        conn = StreamConnection(self, kind=kind)
         self._inbound.add(conn, host)
         return conn
 
-    def connection_active(self, conn: "_TcpProtocol") -> None:
+    def connection_active(self, conn: "StreamConnection") -> None:
         self._inbound.touch(conn)
 
     def _check_file_limit(self) -> None:
@@ -413,152 +494,3 @@ class _UdpProtocol(protocol.DatagramProtocol):
 
     def datagramReceived(self, data, addr):
         self.owner.handle_datagram(data, addr)
-
-
-class _TcpProtocol(protocol.Protocol):
-    def __init__(self, owner: SipTransport, pending: list[bytes] | None = None) -> None:
-        self.owner = owner
-        self.parser = StreamParser()
-        self.pending = pending
-        self.peer: tuple[str, int] = ("", 0)
-        self.closing = False  # loseConnection called: read nothing more, send nothing more
-        self.on_close: list = []  # Deferreds fired by connectionLost
-        self._idle = None
-        self._deadline = None  # running while a message is part-way in
-
-    @property
-    def in_message(self) -> bool:
-        """Part of a message has arrived and the rest has not."""
-        return self.parser.buffered > 0 or self.parser.waiting_for_body
-
-    def connectionMade(self):
-        peer = self.transport.getPeer()
-        self.peer = (peer.host, peer.port)
-        self.owner.register_connection(self)
-        for data in self.pending or ():
-            self.transport.write(data)
-        self.pending = None
-        self._touch()
-
-    def write(self, data: bytes) -> None:
-        self.transport.write(data)
-        self._touch()  # traffic either way keeps the connection
-
-    def close(self) -> None:
-        self.closing = True
-        self.transport.loseConnection()
-
-    def abort(self) -> None:
-        """Close now, without waiting to flush what the peer has not read: a limit
-        closes a connection to free its descriptor, which a peer that stopped reading
-        would otherwise hold."""
-        self.closing = True
-        self.transport.abortConnection()
-
-    def _touch(self):
-        if self._idle is not None and self._idle.active():
-            self._idle.reset(self.owner.idle_timeout)
-        else:
-            self._idle = self.owner.reactor.callLater(self.owner.idle_timeout, self._expire)
-        self.owner.connection_active(self)
-
-    def _follow_deadline(self, finished_one: bool) -> None:
-        """Start the message deadline at a message's first byte, restart it when one
-        message ended and the next began in the same read, stop it between messages."""
-        timeout = self.owner.tcp_limits.message_timeout
-        running = self._deadline is not None and self._deadline.active()
-        if not self.in_message:
-            if running:
-                self._deadline.cancel()
-        elif not running:
-            self._deadline = self.owner.reactor.callLater(timeout, self._too_slow)
-        elif finished_one:
-            self._deadline.reset(timeout)
-
-    def _too_slow(self):
-        self.owner.limit_log.note(
-            "deadline", "{n} SIP/TCP connection(s) closed for a message not completed in time",
-            "closing SIP/TCP connection from {peer}: a message still incomplete {s:g} s after "
-            "its first byte ({b} bytes so far)", peer=self.peer[0],
-            s=self.owner.tcp_limits.message_timeout, b=self.parser.buffered)
-        self.abort()
-
-    def _expire(self):
-        log.info("closing idle SIP/TCP connection from {peer}", peer=self.peer)
-        self.close()
-
-    def dataReceived(self, data):
-        if self.closing:
-            return  # after a framing error the stream cannot be resynchronised
-        self._touch()
-        source = Source("TCP", self.peer[0], self.peer[1], self)
-        try:
-            items = self.parser.feed(data)
-        except FramingError as exc:
-            for message in getattr(exc, "messages", ()) or ():
-                if isinstance(message, (Request, Response)):
-                    self.owner.dispatch(message, source)
-            self.owner._answer_parse_error(exc, source)
-            self.close()
-            return
-        except Exception:
-            log.failure("stream parser crashed; closing {peer}", peer=self.peer)
-            self.close()
-            return
-        if self.owner.tcp_limits.message_timeout:
-            self._follow_deadline(finished_one=bool(items))
-        for item in items:
-            if self.closing:
-                return
-            if item == "ping":
-                self.transport.write(b"\r\n")
-            elif isinstance(item, SipParseError):
-                self.owner._answer_parse_error(item, source)
-            else:
-                self.owner.dispatch(item, source)
-
-    def connectionLost(self, reason=protocol.connectionDone):
-        self.closing = True
-        for timer in (self._idle, self._deadline):
-            if timer is not None and timer.active():
-                timer.cancel()
-        self.owner.forget_connection(self)
-        waiting, self.on_close = self.on_close, []
-        for deferred in waiting:
-            deferred.callback(None)
-
-
-class _TcpFactory(protocol.ClientFactory):
-    """The listener's factory, and (with ``pending``) one outgoing connection's: data
-    queued while the connection is being made is written once it is up."""
-
-    noisy = False
-
-    def __init__(self, owner: SipTransport, pending: list[bytes] | None = None,
-                 key: tuple[str, int] | None = None) -> None:
-        self.owner = owner
-        self.pending = pending
-        self.key = key
-        self.connector = None
-
-    def buildProtocol(self, addr):
-        if self.key is None:  # the listener: an accepted connection, within the limits
-            proto = self.owner.accept_connection(getattr(addr, "host", ""))
-            if proto is None:
-                return None
-        else:
-            proto = _TcpProtocol(self.owner, self.pending)
-        proto.factory = self
-        if self.key is not None:
-            self.owner.connect_finished(self)
-        return proto
-
-    def abandon(self) -> None:
-        self.pending = None
-        if self.connector is not None:
-            self.connector.stopConnecting()
-
-    def clientConnectionFailed(self, connector, reason):
-        self.owner.connect_finished(self)
-        log.info("SIP/TCP connect to {dest} failed: {why}", dest=connector.getDestination(),
-                 why=reason.getErrorMessage())

@@ -15,7 +15,8 @@ from twisted.internet.testing import StringTransportWithDisconnection
 
 from ivr.sip.connection_limits import TcpLimits
 from ivr.sip.message import make_response, parse_datagram
-from ivr.sip.transport import UDP_RECEIVE_BUFFER, SipTransport, _TcpFactory
+from ivr.sip.stream import StreamFactory as _TcpFactory
+from ivr.sip.transport import UDP_RECEIVE_BUFFER, SipTransport
 
 from .test_transport import HOST, TcpPeer, UdpPeer, _Base, request_bytes, sleep, wait_until
 
