@@ -43,6 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--sip", type=host_port, default=("127.0.0.1", 5060), metavar="HOST:PORT",
                        help="SIP address, UDP and TCP (default 127.0.0.1:5060; use 0.0.0.0:5060 "
                             "to take calls from the network)")
+    serve.add_argument("--sips", type=host_port, default=None, metavar="HOST:PORT",
+                       help="also take SIP over TLS on this address (off by default; the "
+                            "usual port is 5061)")
+    serve.add_argument("--tls-cert", default=None, metavar="PEM",
+                       help="certificate (and chain) for --sips; without it and --tls-key a "
+                            "self-signed one is created once in DATA/tls")
+    serve.add_argument("--tls-key", default=None, metavar="PEM",
+                       help="the unencrypted private key of --tls-cert")
     serve.add_argument("--http", type=host_port, default=("127.0.0.1", 8080), metavar="HOST:PORT",
                        help="HTTP API address (default 127.0.0.1:8080)")
     serve.add_argument("--rtp-ports", type=port_range, default=(10000, 20000), metavar="LOW-HIGH",

@@ -45,6 +45,7 @@ from .rtp.ports import PortAllocator
 from .rtp.receiver import MediaReceiver
 from .sip.connection_limits import TcpLimits
 from .sip.timers import TimerConfig
+from .sip.tls import TlsFileError, tls_settings
 from .sip.transport import SipTransport
 from .sip.ua import UserAgent
 from .store.cdr import CdrStore
@@ -102,8 +103,9 @@ class IvrServer:
                  rtp_ports=(10000, 20000), advertise=None, dialplans="dialplans",
                  prompts="prompts", data="data", timers=TimerConfig(), media_timeout=30.0,
                  drain_timeout=3600.0, tts=None, config="config",
-                 tcp_limits=TcpLimits()) -> None:
+                 tcp_limits=TcpLimits(), sips=None, tls_cert=None, tls_key=None) -> None:
         self.reactor = reactor
+        self.sips, self.tls_files = sips, (tls_cert, tls_key)  # SIP over TLS (--sips)
         self.sip_addr, self.http_addr, self.rtp_ports = sip, http, rtp_ports
         self.data = Path(data)
         self.dialplans_dir, self.prompts_dir = Path(dialplans), Path(prompts)
@@ -126,6 +128,13 @@ class IvrServer:
         self.data.mkdir(parents=True, exist_ok=True)
         (self.data / "recordings").mkdir(exist_ok=True)
         directory = self._load_extensions()  # ConfigInvalid before anything is bound
+        try:
+            self.transport.tls = tls_settings(
+                self.sips, *self.tls_files, self.data, self.advertise,
+                [(t.host, t.port, t.ca_file) for t in directory.trunks.values()
+                 if t.transport == "tls"])
+        except TlsFileError as exc:
+            raise ConfigInvalid([str(exc)], exc.path) from None
         self.transport.start()               # the SIP port is known from here (--sip :0)
         self._wire(directory)
         site = web_server.Site(_Root(self.api, _Health(self)), requestFactory=CappedRequest)
@@ -367,7 +376,8 @@ def run_server(args) -> int:
                     advertise=args.advertise, dialplans=args.dialplans, prompts=args.prompts,
                     data=args.data, timers=TimerConfig(t1=args.t1),
                     media_timeout=args.media_timeout, drain_timeout=args.drain_timeout,
-                    config=args.config, tcp_limits=tcp_limits_from(args))
+                    config=args.config, tcp_limits=tcp_limits_from(args), sips=args.sips,
+                    tls_cert=args.tls_cert, tls_key=args.tls_key)
     try:
         srv.start()
     except DialplanInvalid as exc:
