@@ -74,11 +74,17 @@ class UserAgent:
 
     # -- addresses ---------------------------------------------------------------------
     def contact(self, transport: str = "UDP", user: str = "ivr") -> str:
-        suffix = ";transport=tcp" if transport == "TCP" else ""
-        return f"<sip:{user}@{host_for_uri(self.host)}:{self.port}{suffix}>"
+        suffix = {"TCP": ";transport=tcp", "TLS": ";transport=tls"}.get(transport, "")
+        return f"<sip:{user}@{host_for_uri(self.host)}:{self._port(transport)}{suffix}>"
 
     def via(self, transport: str = "UDP") -> str:
-        return f"SIP/2.0/{transport} {host_for_uri(self.host)}:{self.port};branch={new_branch()};rport"
+        return (f"SIP/2.0/{transport} {host_for_uri(self.host)}:{self._port(transport)}"
+                f";branch={new_branch()};rport")
+
+    def _port(self, transport: str) -> int:
+        """Our port for ``transport``: TLS listens on a port of its own (``--sips``)."""
+        tls_port = getattr(self.transport, "tls_port", None) if transport == "TLS" else None
+        return tls_port or self.port
 
     # -- from the transport ------------------------------------------------------------
     def receive(self, message, source: Source) -> None:
