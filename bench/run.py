@@ -32,7 +32,7 @@ from bench import common  # noqa: E402
 BENCHMARKS = [("B0", "b0_streams", "b0_streams"), ("B1", "b1_setup", "b1_setup"),
               ("B3", "b3_bridge", "b3_bridge"), ("B2", "b2_ivr", "b2_ivr"),
               ("B4", "b4_timing", "b4_timing"), ("B5", "b5_dtmf", "b5_dtmf"), ("B6", "b6_tts", "b6_tts"),
-              ("MEM", "memory", "memory")]
+              ("B7", "b7_srtp", "b7_srtp"), ("MEM", "memory", "memory")]
 
 # (benchmark, label, path into figures, target text, check(value) -> bool | None, ratio path)
 ROWS = [
@@ -65,6 +65,10 @@ ROWS = [
     ("B6", "first packet, uncached, p99 (ms)", ("first_packet_uncached_ms", "p99"), "<= 100",
      lambda v: v <= 100, None),
     ("MEM", "RSS per IVR call (KB)", "rss_per_call_kb", "<= 50", lambda v: v <= 50, None),
+    ("B7", "SRTP: CPU us per packet, plain / with SRTP", ("us_per_packet_plain", "us_per_packet_srtp"),
+     "-", None, None),
+    ("B7", "SRTP: added CPU us per packet (protect + unprotect)", "added_us_per_packet", "<= 3",
+     lambda v: v <= 3, None),
     ("MEM", "idle RSS growth over the waves (MB)", "idle_growth_first_to_last_wave_mb", "flat", None, None),
 ]
 
@@ -105,7 +109,7 @@ def main(argv=None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="about a minute and a half (default)")
     mode.add_argument("--full", action="store_true", help="the published figures (long)")
-    parser.add_argument("--only", default="", help="comma-separated: B0,B1,B2,B3,B4,B5,B6,MEM")
+    parser.add_argument("--only", default="", help="comma-separated: B0,B1,B2,B3,B4,B5,B6,B7,MEM")
     parser.add_argument("--results", default=None,
                         help="results directory (default bench/results, or bench/results/quick)")
     parser.add_argument("--work", default=None, help="scratch directory (default: a temp dir)")

@@ -28,6 +28,8 @@ EXPECTED = {
     "b4_timing": ["interval_ms", "drift_ms_max_abs", "streams_measured"],
     "b5_dtmf": ["us_per_channel_frame", "q24_min_percent_correct"],
     "b6_tts": ["real_time_factor", "first_packet_cached_ms", "first_packet_uncached_ms"],
+    "b7_srtp": ["us_per_packet_plain", "us_per_packet_srtp", "added_us_per_packet",
+                "library_us_protect_plus_unprotect", "runs"],
     "memory": ["rss_per_call_kb", "idle_growth_first_to_last_wave_mb", "waves_detail"],
 }
 
