@@ -58,5 +58,5 @@ class WebhookHttpClient:
         return d.addCallback(lambda reply: HttpResponse(reply.status, reply.body))
 
 
-#: The old name (it used to run over treq).
+#: Another name for :class:`WebhookHttpClient`, which the dialplan service and the runner use.
 TreqHttpClient = WebhookHttpClient

@@ -12,7 +12,7 @@ results; identical once the voice's ``flutter`` is 0). The AGC gain, the roughne
 counter and ``rand()`` (breath and Klatt voices) persist the same way. So the worker
 initialises espeak once, never synthesises itself, and forks a child per render: every
 render starts from that same pristine state, which is also the state a fresh worker
-starts from. The fork costs ~5 ms on a cache miss only; a crash inside espeak now costs
+starts from. The fork costs ~5 ms on a cache miss only; a crash inside espeak costs
 the child, not the worker.
 """
 from __future__ import annotations

@@ -15,9 +15,9 @@ broken stream must not stop the clock for every call.
 Phases (``phases=N``): still one clock and one LoopingCall, firing every 20/N ms, with the
 streams spread over N phases (each new stream joins the emptiest).  Every stream is still
 ticked once per 20 ms, but a firing serves only 1/N of them, so the packets of the stream
-served last in a firing leave after 1/N of the work, not all of it: with 1000 streams the
-spread of send times within a period shrinks from ~11 ms to ~3, and so does the jitter that
-the variable cost of the streams before it adds to its interval.
+served last in a firing leave after 1/N of the work, not all of it, and the spread of send
+times within a period, with the jitter that the variable cost of the streams before a stream
+adds to its interval, shrinks with it (bench/README.md has the figures).
 
 A stream registered with ``every_firing=True`` is ticked at every firing instead (count 1
 each time a firing happens): for batch work that consumes what arrived since the last firing,

@@ -4,11 +4,10 @@ The reactor does not watch the server's RTP sockets.  They are registered here, 
 set of their own, and the media clock calls :meth:`MediaReceiver.poll` at the end of each
 firing (after the firing's packets went out).  Why:
 
-* **The clock fires on time.**  With the sockets in the reactor, every arriving packet woke
-  the reactor and was handled at once, so at a few hundred calls (20 000 packets/s in) the
-  clock's timer was always queued behind a batch of reads: B2's send interval p99 broke at
-  400 calls while the core was only 36% busy.  Now the reactor sleeps until the timer (or a
-  SIP message), and receiving happens right after sending, in the same firing.
+* **The clock fires on time.**  The reactor sleeps until the clock's timer (or a SIP
+  message) instead of waking for every arriving packet, so at a few hundred calls (20 000
+  packets/s in) the timer does not queue behind a batch of reads; receiving happens right
+  after sending, in the same firing (bench/README.md has the figures).
 * **Less work per packet.**  A reactor read goes through ``callWithLogger``, Twisted's
   ``Port.doRead`` loop and an ``EAGAIN`` exception per wake-up; here one ``epoll.poll(0)`` per
   round finds every ready socket, and each is read with one ``recvfrom``.

@@ -6,8 +6,8 @@ retransmissions, Timer I waits T4.  At a few hundred calls per second that is te
 thousands of pending timers.  As Twisted ``DelayedCall``s each costs a heap entry and half a
 dozen objects (the call, bound methods for cancel/reset, argument tuples), and a cancelled
 one stays in the heap until its time would have come; the cyclic garbage collector then
-walks all of them on every full collection (a 40-60 ms pause at 100 calls/s, growing with
-the rate).
+walks all of them on every full collection (a pause that grows with the call rate;
+bench/README.md has the figures).
 
 Timers of one delay expire in the order they were started (the clock only moves forward), so
 each distinct delay gets a FIFO queue, and a single ``callLater`` waits for the earliest head
