@@ -177,12 +177,10 @@ class IvrServer:
                                 reactor=reactor),
             tts=self._tts or TtsEngine(self.data / "cache" / "tts", reactor=reactor))
         self.ua = UserAgent(reactor, self.transport, None, self.advertise, self.transport.port,
-                            self.timers)
-        self.ua.registrar, self.ua.invite_auth = security.registrar, security.invite_auth
-        self.ua.throttle = security.throttle
+                            self.timers, registrar=security.registrar,
+                            invite_auth=security.invite_auth, throttle=security.throttle)
         self.control = CallControl(media=self.media, ua=self.ua, calls=self.calls,
                                    directory=directory, registrar=security.registrar)
-        self.media.control = self.control  # legs hand REFERs to it
         self.queues = None
         if directory.queues:
             dialer = QueueDialer(self.control, self.calls)
@@ -194,7 +192,7 @@ class IvrServer:
                                         self.media, calls=self.calls, webhook_secret=secret,
                                         telephony=self.control, queues=self.queues)
         self.dialplan.start()  # raises DialplanInvalid with file:line:col errors
-        self.ua.app = self.dialplan          # up: incoming calls run the plans
+        self.ua.serve(self.dialplan)             # up: incoming calls run the plans
         self.control.serve_flows(self.dialplan)  # up: transfers and the API start flows
         api_file = self.config_dir / "api.yaml"
         config, errors = load_api_config(api_file, ApiConfig(

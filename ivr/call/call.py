@@ -45,7 +45,6 @@ class MediaContext:
     media_timeout: float = 30.0
     recordings_dir: str = "."
     metrics: object = None
-    control: object = None  # ivr.call.control.CallControl (transfers)
     data_dir: str | None = None  # --data: relative dialplan paths (recordings) live here
 
 
@@ -54,8 +53,11 @@ class Call:
     signalling_class = SignallingLeg
 
     def __init__(self, ctx: MediaContext, session, caller: CallerId,
-                 called: str, variables: dict | None = None) -> None:
+                 called: str, variables: dict | None = None, *, transfers=None) -> None:
         self.ctx = ctx
+        # Who answers this leg's REFERs (ivr.call.control.CallControl.blind_transfer);
+        # None: REFER gets 403.
+        self.transfers = transfers
         self.clock = ctx.reactor
         self.call_id = session.call_id if session is not None else ""
         self.leg_id: str | None = None  # set by the CallTable when the Call-ID is taken

@@ -110,7 +110,7 @@ class CallControl:
                         on_event=None) -> OutboundCall:
         uri, dest, creds = route
         caller = CallerId(caller_id, caller_name, caller_id or "")
-        leg = OutboundCall(self.media, uri, caller, {"target": target})
+        leg = OutboundCall(self.media, uri, caller, {"target": target}, transfers=self)
         emit = on_event or (lambda name, data: None)
         ua = self.ua
         leg.call_id = ua.new_call_id()

@@ -101,14 +101,15 @@ class OutboundCall(Call):
     signalling_class = OutboundSignalling
 
     def __init__(self, ctx: MediaContext, target: str, caller: CallerId | None = None,
-                 variables: dict | None = None) -> None:
+                 variables: dict | None = None, *, transfers=None) -> None:
         self.target = target
         self._answer_outcome = None  # the OutboundCall, or a Failure(LegFailed)
         self._answer_waiters: list[defer.Deferred] = []
         self._ring_timer = None
         self.ringing = False
         self.on_ringing: list = []  # called once, on the first 18x
-        super().__init__(ctx, None, caller or CallerId(None, None, ""), target, variables)
+        super().__init__(ctx, None, caller or CallerId(None, None, ""), target, variables,
+                         transfers=transfers)
 
     def dial(self, ua, *, timeout: float = 30.0, from_user: str = "ivr",
              from_display: str | None = None, dest: Destination | None = None,

@@ -209,10 +209,10 @@ class SignallingLeg:
         target = media_ops.refer_target(request, call.ctx.advertise)
         if target is None:
             return 400
-        if call.ctx.control is None:
+        if call.transfers is None:
             call.log_event("refer_refused", to=target, why="no call control")
             return 403
-        return call.ctx.control.blind_transfer(call, target)
+        return call.transfers.blind_transfer(call, target)
 
     def on_notify(self, session, request) -> int:
         """Progress of a REFER we sent (``transfer`` verb): a message/sipfrag status."""

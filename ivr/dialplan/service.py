@@ -105,13 +105,15 @@ class DialplanService:
                            region=plan.settings.default_region)
         if match is None:
             # Still a leg with a record: calls to numbers nobody routes are worth seeing.
-            call = Call(self.media, session, caller, _dialled(parties.request_uri), {})
+            call = Call(self.media, session, caller, _dialled(parties.request_uri), {},
+                        transfers=self.telephony)
             self.calls.add(call)
             log.info("call {cid} to {uri}: no route, 404", cid=request.call_id, uri=request.uri)
             call.reject(404, end_reason="no-route")
             return call
         call = Call(self.media, session, caller, match.called,
-                    {"flow": match.flow, "route_source": match.source, "route": match.label})
+                    {"flow": match.flow, "route_source": match.source, "route": match.label},
+                    transfers=self.telephony)
         self.calls.add(call)
         call.log_event("route", called=match.called, flow=match.flow, source=match.source,
                        caller=caller.number or "anonymous")
@@ -126,7 +128,8 @@ class DialplanService:
         flow = extension.context
         caller = CallerId(extension.number, extension.name, headers_from(request))
         if plan.flow(flow) is None:
-            call = Call(self.media, session, caller, dialled, {"extension": extension.number})
+            call = Call(self.media, session, caller, dialled, {"extension": extension.number},
+                        transfers=self.telephony)
             self.calls.add(call)
             log.info("call {cid} from extension {ext}: no flow {f!r}, 403", cid=request.call_id,
                      ext=extension.number, f=flow)
@@ -134,8 +137,8 @@ class DialplanService:
             return call
         call = Call(self.media, session, caller, dialled,
                     {"flow": flow, "route_source": "extension", "route": "extension",
-                     "dialled": dialled,
-                     "extension": extension.number})
+                     "dialled": dialled, "extension": extension.number},
+                    transfers=self.telephony)
         self.calls.add(call)
         call.log_event("route", called=dialled, flow=flow, source="extension",
                        caller=extension.number)

@@ -51,8 +51,9 @@ def new_branch() -> str:
 
 
 class UserAgent:
-    def __init__(self, clock, transport, app: Application, host: str, port: int,
-                 timers: TimerConfig = TimerConfig()) -> None:
+    def __init__(self, clock, transport, app: Application | None, host: str, port: int,
+                 timers: TimerConfig = TimerConfig(), *, registrar=None, invite_auth=None,
+                 throttle=None) -> None:
         self.clock = clock
         self.transport = transport
         self.app = app
@@ -64,13 +65,19 @@ class UserAgent:
         self.pending_uas: dict[object, InviteSession] = {}  # INVITE server txn -> session
         self.draining = False
         self.retry_after = 30
-        # Security hooks, set by the server (ivr/sip/registrar.py, authenticator.py, throttle.py)
-        self.registrar = None
-        self.invite_auth = None
-        self.throttle = None
+        # Who may register and call (ivr/sip/registrar.py, authenticator.py, throttle.py);
+        # None: no registrar (REGISTER gets 405), every INVITE accepted, no bans.
+        self.registrar = registrar
+        self.invite_auth = invite_auth
+        self.throttle = throttle
         # RFC 4028: the interval we ask for / offer and the smallest we accept.
         self.session_expires = DEFAULT_SESSION_EXPIRES
         self.min_se = ABSOLUTE_MIN_SE
+
+    def serve(self, app: Application) -> None:
+        """Hand incoming calls to ``app``.  The server binds its dialplan service here once
+        it is built: the application lives a layer above and is built after the UA."""
+        self.app = app
 
     # -- addresses ---------------------------------------------------------------------
     def contact(self, transport: str = "UDP", user: str = "ivr") -> str:

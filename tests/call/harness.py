@@ -112,7 +112,6 @@ class CallCore:
         self.control = CallControl(media=self.media, ua=self.ua, calls=self.calls,
                                    directory=ExtensionsConfig(), flows=self.dialplan)
         self.dialplan.telephony = self.control
-        self.media.control = self.control
         self.phone = UserAgent(self.clock, FakeTransport(self.network, PHONE_PORT),
                                SimpleNamespace(incoming_call=lambda s: s.reject(486)),
                                HOST, PHONE_PORT, TimerConfig())
