@@ -20,14 +20,17 @@ PURE = [
     "ivr", "ivr.errors", "ivr.fsm",
     "ivr.httpclient", "ivr.httpclient.signing",
     "ivr.sdp.*",
-    # SIP: messages, validation, the transaction, dialog, PRACK and session-timer machines,
-    # digest auth, the registrar's and the limits' bookkeeping
-    "ivr.sip", "ivr.sip.action_timers", "ivr.sip.auth", "ivr.sip.authenticator",
-    "ivr.sip.connection_limits", "ivr.sip.dialog", "ivr.sip.directory", "ivr.sip.headers",
+    # SIP: messages, addresses and numbers, validation, the transaction, dialog, INVITE
+    # session table, PRACK and session-timer machines, digest auth, the registrar's and the
+    # limits' bookkeeping
+    "ivr.sip", "ivr.sip.action_timers", "ivr.sip.address", "ivr.sip.auth",
+    "ivr.sip.authenticator", "ivr.sip.capabilities", "ivr.sip.connection_limits",
+    "ivr.sip.dialog", "ivr.sip.directory", "ivr.sip.e164", "ivr.sip.headers",
     "ivr.sip.limit_log", "ivr.sip.message", "ivr.sip.prack", "ivr.sip.prack_uas",
-    "ivr.sip.registrar", "ivr.sip.retransmit", "ivr.sip.session_timer", "ivr.sip.throttle",
-    "ivr.sip.timers", "ivr.sip.transaction", "ivr.sip.transaction_match", "ivr.sip.uac_auth",
-    "ivr.sip.uas_2xx", "ivr.sip.uri", "ivr.sip.validate",
+    "ivr.sip.registrar", "ivr.sip.retransmit", "ivr.sip.session_listener",
+    "ivr.sip.session_table", "ivr.sip.session_timer", "ivr.sip.throttle", "ivr.sip.timers",
+    "ivr.sip.transaction", "ivr.sip.transaction_match", "ivr.sip.uac_auth", "ivr.sip.uas_2xx",
+    "ivr.sip.uri", "ivr.sip.validate",
     # RTP: packets, RTCP, RFC 4733, reframing, statistics
     "ivr.rtp", "ivr.rtp.dtmf", "ivr.rtp.framing", "ivr.rtp.packet", "ivr.rtp.rtcp",
     "ivr.rtp.stats",
