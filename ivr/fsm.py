@@ -6,7 +6,8 @@ A machine's table maps ``(state, event)`` to what happens.  Two shapes are in us
 * a plain transition table, ``(state, event) -> next state`` (dialogs, queue entries and
   agents, the RFC 4733 receiver, click-to-call sessions): :func:`next_state`;
 * a handler table, ``(state, event) -> (handler name, next state)`` (the transactions, the
-  retransmitters, the INVITE session): subclass :class:`Machine` and call ``_fire``.
+  retransmitters, the session timer): subclass :class:`Machine` and call ``_fire`` (the
+  INVITE session, whose rows say more, looks them up with :func:`next_state`).
 
 An event the current state does not allow raises (``TransitionError`` or the machine's
 own subclass of it); it is never silently ignored.  Pure: no clock, no I/O, no Twisted.
