@@ -35,7 +35,7 @@ from .fields import json_body, need, opt_bool, opt_number, opt_str, opt_url, par
 from .limits import GuardedResource
 from .sessions import SessionService
 from .times import parse_time
-from ..store.cdr import OUTCOMES, number_forms, to_csv
+from ..store.cdr import OUTCOMES, to_csv
 from .demo import demo_routes
 
 log = logging.getLogger(__name__)
@@ -235,8 +235,8 @@ def build_app(api: Api) -> Klein:
             raise ApiError(400, "invalid_field", "'number' must be at most 128 printable "
                                                  "characters")
         # Any dialled string: extensions, short codes, SIP users, and the E.164 and
-        # national forms of a phone number (ivr/store/cdr.py number_forms).
-        number = number_forms(number, cfg.default_region) if number else None
+        # national forms of a phone number (ivr/api/numbers.py number_forms).
+        number = numbers.number_forms(number, cfg.default_region) if number else None
         outcome = args.get("outcome") or None
         if outcome is not None and outcome not in OUTCOMES:
             raise ApiError(400, "invalid_field", f"'outcome' must be one of {', '.join(OUTCOMES)}")

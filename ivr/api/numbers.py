@@ -10,7 +10,8 @@ import re
 import phonenumbers
 from phonenumbers import PhoneNumberFormat, PhoneNumberType, geocoder
 
-from ivr.sip.e164 import NotANumber, parse_text, to_e164
+from ivr.sip.e164 import (NotANumber, compact, national_digits, parse_dialled, parse_text,
+                          to_e164)
 
 from .errors import ApiError
 
@@ -79,3 +80,31 @@ def describe(value: str, region: str) -> dict:
         "type": kind if valid else "unknown",
         "toll_free": valid and kind == "toll_free",
     }
+
+
+_DIALLED = re.compile(r"\+?[0-9*#]+\Z")
+
+
+def number_forms(value: str, region: str = "US") -> tuple[str, ...]:
+    """Every form the dialled string ``value`` may be stored in, for the CDR filter
+    (``GET /v1/cdrs?number=``, :meth:`ivr.store.cdr.CdrStore.query`).
+
+    Rows keep numbers as the call had them: E.164 where the number parsed, else the user
+    part as dialled (an extension ``2001``, a short code ``611`` or ``*97``, a SIP user
+    ``alice``, a URI for an outbound SIP target).  So the filter matches the string itself
+    and without visual separators, and for a phone number its E.164 form, E.164 without
+    ``+``, and -- only for numbers of ``region``'s country, whose national digits would
+    otherwise be another country's -- the national number with and without trunk prefix
+    (``2025550143``; ``02079460000`` and ``2079460000`` in GB).
+    """
+    raw = value.strip()
+    short = compact(raw)
+    forms = dict.fromkeys((raw, short) if _DIALLED.match(short) else (raw,))
+    num = parse_dialled(short, region)
+    if num is not None:
+        e164 = to_e164(num, region)
+        forms.update(dict.fromkeys((e164, e164[1:])))
+        if num.country_code == phonenumbers.country_code_for_region(region):
+            national = phonenumbers.format_number(num, PhoneNumberFormat.NATIONAL)
+            forms.update(dict.fromkeys((national_digits(num), re.sub(r"[^0-9]", "", national))))
+    return tuple(f for f in forms if f)

@@ -14,18 +14,16 @@ for an authenticated extension's own call, ``api`` / ``click-to-call`` for legs 
 made, empty when no route took the call.  ``recording`` is the WAV path of the leg's
 recording: the last ``record`` step's file, or the click-to-call session's.  Numbers are
 stored as the call had them (E.164 where they parsed, else as dialled), which is why
-:func:`number_forms` looks for every form of a dialled string.
+:func:`ivr.api.numbers.number_forms` gives every form of a dialled string to look for.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
-import re
 import sqlite3
 from typing import Any, Iterable
 
-import phonenumbers
 from twisted.internet.defer import Deferred
 
 from .db import Database
@@ -132,40 +130,6 @@ def missing_columns(db: Database) -> list[str]:
             if name not in have and "PRIMARY KEY" not in kind]
 
 
-_VISUAL = re.compile(r"[\s\-().]")
-_NUMBER = re.compile(r"\+?[0-9]+\Z")
-_DIALLED = re.compile(r"\+?[0-9*#]+\Z")
-
-
-def number_forms(value: str, region: str = "US") -> tuple[str, ...]:
-    """Every form the dialled string ``value`` may be stored in, for :meth:`CdrStore.query`.
-
-    Rows keep numbers as the call had them: E.164 where the number parsed, else the user
-    part as dialled (an extension ``2001``, a short code ``611`` or ``*97``, a SIP user
-    ``alice``, a URI for an outbound SIP target).  So the filter matches the string itself
-    and without visual separators, and for a phone number its E.164 form, E.164 without
-    ``+``, and -- only for numbers of ``region``'s country, whose national digits would
-    otherwise be another country's -- the national number with and without trunk prefix
-    (``2025550143``; ``02079460000`` and ``2079460000`` in GB).
-    """
-    raw = value.strip()
-    compact = _VISUAL.sub("", raw)
-    forms = dict.fromkeys((raw, compact) if _DIALLED.match(compact) else (raw,))
-    if _NUMBER.match(compact):
-        try:
-            num = phonenumbers.parse(compact, region)
-        except phonenumbers.NumberParseException:
-            num = None
-        if num is not None and phonenumbers.is_possible_number(num):
-            e164 = phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
-            forms.update(dict.fromkeys((e164, e164[1:])))
-            if num.country_code == phonenumbers.country_code_for_region(region):
-                national = phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.NATIONAL)
-                forms.update(dict.fromkeys((phonenumbers.national_significant_number(num),
-                                            re.sub(r"[^0-9]", "", national))))
-    return tuple(f for f in forms if f)
-
-
 class CdrStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -191,7 +155,7 @@ class CdrStore:
               session_id: str | None = None, limit: int = 100,
               offset: int = 0) -> Deferred:
         """Records newest first.  ``number`` (one string, or the forms from
-        :func:`number_forms`) matches from, to or caller id exactly."""
+        :func:`ivr.api.numbers.number_forms`) matches from, to or caller id exactly."""
         where, args = [], []
         if since is not None:
             where.append("setup_at >= ?")

@@ -30,7 +30,7 @@ def store(tmp_path):
 
 
 def legs(store, value, region="US"):
-    from ivr.store.cdr import number_forms
+    from ivr.api.numbers import number_forms
     return [r["leg_id"] for r in result(store.query(number=number_forms(value, region)))]
 
 
@@ -55,7 +55,7 @@ def test_number_filter_matches_any_dialled_form(store, value, expected):
 
 
 def test_national_forms_of_another_region():
-    from ivr.store.cdr import number_forms
+    from ivr.api.numbers import number_forms
     forms = number_forms("020 7946 0000", "GB")
     assert "+442079460000" in forms and "02079460000" in forms and "2079460000" in forms
     # A foreign number's national digits are not ours to match (they are a US number here).
