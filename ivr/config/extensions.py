@@ -33,6 +33,12 @@ _NULL = "tag:yaml.org,2002:null"
 _BOOL = "tag:yaml.org,2002:bool"
 _INT = "tag:yaml.org,2002:int"
 _EMPTY: Mapping = MappingProxyType({})
+#: ``media_encryption`` values (ivr.sdp.crypto.MediaEncryption): SRTP only, either, plain only.
+MEDIA_ENCRYPTION = ("required", "optional", "off")
+#: The default for extensions, trunks and everyone else: SRTP when the phone offers it over
+#: TLS, plain RTP when it offers plain; we offer plain (a phone that insists on SRTP needs
+#: ``required``).
+DEFAULT_MEDIA_ENCRYPTION = "optional"
 
 
 ConfigError = SourceError  # file:line:col: message
@@ -47,6 +53,7 @@ class Extension:
     static_contacts: tuple[str, ...] = ()  # SIP URIs always rung besides registrations
     max_contacts: int = 5
     trunks: tuple[str, ...] = ()      # trunks this extension's calls may leave through
+    media_encryption: str = DEFAULT_MEDIA_ENCRYPTION  # required | optional | off (SRTP)
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,7 @@ class Trunk:
     caller_id: str | None = None
     allow_from: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     ca_file: str | None = None  # transport tls: CAs for its certificate (None: the system's)
+    media_encryption: str = DEFAULT_MEDIA_ENCRYPTION  # required | optional | off (SRTP)
 
     def accepts_from(self, host: str) -> bool:
         """Is ``host`` (a packet source address) one of this trunk's ``allow_from``?"""
@@ -111,6 +119,12 @@ class ExtensionsConfig:
     registrar: RegistrarSettings = field(default_factory=RegistrarSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
     file: str = "<none>"
+    #: SRTP policy for calls from anyone who is neither an extension nor a trunk, and for
+    #: calls we place to plain SIP URIs.
+    media_encryption: str = DEFAULT_MEDIA_ENCRYPTION
+    #: Offer and accept SDES keys (a=crypto) over plain UDP/TCP too: anyone on the path
+    #: reads them.  Off by default; logged at start and on every call that uses it.
+    allow_insecure_srtp_keys: bool = False
 
     def trunk_for_source(self, host: str) -> Trunk | None:
         for trunk in self.trunks.values():
@@ -215,7 +229,21 @@ def _ha1(r: _Reader, fields: dict, what: str) -> dict[str, str]:
     return out
 
 
-_EXT_KEYS = ("name", "context", "static_contacts", "max_contacts", "trunks", *HA1_KEYS)
+_EXT_KEYS = ("name", "context", "static_contacts", "max_contacts", "trunks", "media_encryption",
+             *HA1_KEYS)
+
+
+def _media_encryption(r: "_Reader", f, what: str) -> str:
+    """``media_encryption`` (required | optional | off), or the default when absent."""
+    if "media_encryption" not in f:
+        return DEFAULT_MEDIA_ENCRYPTION
+    node = f["media_encryption"][1]
+    # YAML 1.1 reads a bare off as false: take it as the word the admin wrote
+    value = node.value.lower() if isinstance(node, ScalarNode) and node.tag != _NULL else None
+    if value not in MEDIA_ENCRYPTION:
+        r.error(node, f"{what}media_encryption must be required, optional or off")
+        return DEFAULT_MEDIA_ENCRYPTION
+    return value
 
 
 def _extension(r: _Reader, number: str, knode: Node, vnode: Node,
@@ -245,7 +273,8 @@ def _extension(r: _Reader, number: str, knode: Node, vnode: Node,
         static_contacts=contacts,
         max_contacts=(r.integer(f["max_contacts"][1], f"{what} max_contacts", 1, 100)
                       if "max_contacts" in f else None) or 5,
-        trunks=r.strings(f["trunks"][1], f"{what} trunks") if "trunks" in f else ())
+        trunks=r.strings(f["trunks"][1], f"{what} trunks") if "trunks" in f else (),
+        media_encryption=_media_encryption(r, f, f"{what} "))
 
 
 def _ring_group(r: _Reader, name: str, vnode: Node, numbers) -> RingGroup | None:
@@ -269,7 +298,7 @@ def _ring_group(r: _Reader, name: str, vnode: Node, numbers) -> RingGroup | None
 
 
 _TRUNK_KEYS = ("address", "transport", "ca_file", "username", "password_env", "realm", "from_domain",
-               "caller_id", "allow_from", *HA1_KEYS)
+               "caller_id", "allow_from", "media_encryption", *HA1_KEYS)
 
 
 def _trunk(r: _Reader, name: str, vnode: Node) -> Trunk | None:
@@ -321,7 +350,7 @@ def _trunk(r: _Reader, name: str, vnode: Node) -> Trunk | None:
         return r.string(f[key][1], f"{what} {key}") if key in f else None
     return Trunk(name, host, port, transport, opt("username"), password, opt("realm"),
                  MappingProxyType(ha1), opt("from_domain"), opt("caller_id"), tuple(nets),
-                 ca_file)
+                 ca_file, _media_encryption(r, f, f"{what} "))
 
 
 def _ca_file(r: "_Reader", f, what: str, transport: str) -> str | None:
@@ -351,7 +380,8 @@ def _ca_file(r: "_Reader", f, what: str, transport: str) -> str | None:
 
 
 _TOP_KEYS = ("realm", "domains", "algorithms", "md5_only_user_agents", "extensions", "ring_groups", "trunks",
-             "queues", "registrar", "security", "require_trusted_sources")
+             "queues", "registrar", "security", "require_trusted_sources", "media_encryption",
+             "allow_insecure_srtp_keys")
 
 
 def _queue(r: "_Reader", name: str, vnode: Node, numbers):
@@ -417,12 +447,22 @@ def parse_extensions(text: str, file: str = "<string>", environ: Mapping[str, st
         queue = _queue(r, name, vnode, extensions)
         if queue is not None:
             queues[name] = queue
+    insecure_keys = False
+    if "allow_insecure_srtp_keys" in top:
+        insecure_keys = bool(r.boolean(top["allow_insecure_srtp_keys"][1],
+                                       "allow_insecure_srtp_keys"))
     trunks = {}
     for name, (knode, vnode) in r.mapping(top["trunks"][1] if "trunks" in top else None,
                                            "trunks").items():
         trunk = _trunk(r, name, vnode)
         if trunk is not None:
             trunks[name] = trunk
+            if (trunk.media_encryption == "required" and trunk.transport != "tls"
+                    and not insecure_keys and isinstance(vnode, MappingNode)):
+                node = dict((k.value, v) for k, v in vnode.value)["media_encryption"]
+                r.error(node, f"trunk '{name}': media_encryption required needs transport: tls "
+                              "(SRTP keys travel in the SIP messages) or "
+                              "allow_insecure_srtp_keys: true")
     for number, ext in extensions.items():
         for t in ext.trunks:
             if t not in trunks:
@@ -454,13 +494,14 @@ def parse_extensions(text: str, file: str = "<string>", environ: Mapping[str, st
                 legacy.append(re.compile(text, re.I))
             except re.error as e:
                 r.error(item, f"md5_only_user_agents: bad regular expression {text!r}: {e}")
+    media_encryption = _media_encryption(r, top, "")
     if r.errors:
         return None, sorted(r.errors, key=lambda e: (e.line, e.col))
     return ExtensionsConfig(realm or "ivr.local", tuple(d.lower() for d in domains), algorithms,
                             tuple(legacy),
                             MappingProxyType(extensions), MappingProxyType(groups),
                             MappingProxyType(trunks), MappingProxyType(queues), registrar, security,
-                            file), []
+                            file, media_encryption, insecure_keys), []
 
 
 def load_extensions(path: str | os.PathLike = DEFAULT_PATH, environ: Mapping[str, str] | None = None
