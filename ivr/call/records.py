@@ -53,6 +53,22 @@ def call_summary(call) -> dict:
         **rtcp_summary(stats),
         "dtmf_by_mode": dict(call.digits_by_mode),
         "path": list(call.path),
+        **encryption_summary(call, stats),
+    }
+
+
+def encryption_summary(call, stats: dict) -> dict:
+    """The CDR's encryption fields: the leg's SIP transport (udp, tcp, tls), its media
+    (``srtp:<suite>`` or ``none``) and, for SRTP, the packets dropped as forged or
+    wrongly keyed and as replays."""
+    media = getattr(call, "media", None)
+    encryption = getattr(media, "media_encryption", "none")
+    encrypted = encryption != "none"
+    return {
+        "sip_transport": getattr(media, "sip_transport", None),
+        "media_encryption": encryption,
+        "srtp_auth_failures": stats.get("srtp_auth_failures", 0) if encrypted else None,
+        "srtp_replays": stats.get("srtp_replays", 0) if encrypted else None,
     }
 
 

@@ -61,6 +61,10 @@ COLUMNS: dict[str, str] = {
     "rtcp_sent": "INTEGER",            # RTCP reports we sent (before the closing BYE)
     "rtcp_received": "INTEGER",        # valid RTCP compound packets it sent us
     "recording": "TEXT",         # path of the leg's WAV recording
+    "sip_transport": "TEXT",     # udp | tcp | tls: the leg's SIP hop
+    "media_encryption": "TEXT",  # srtp:<suite> (e.g. srtp:AES_CM_128_HMAC_SHA1_80) | none
+    "srtp_auth_failures": "INTEGER",  # SRTP/SRTCP packets dropped: wrong key, forged, damaged
+    "srtp_replays": "INTEGER",        # SRTP/SRTCP packets dropped as replays
     "extra": "TEXT",             # JSON object for anything else
 }
 FIELDS = list(COLUMNS)
