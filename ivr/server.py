@@ -172,7 +172,8 @@ class IvrServer:
             advertise=self.advertise, bind_host=self.sip_addr[0] or "0.0.0.0",
             inband=InbandDtmfService(self.media_clock), media_timeout=self.media_timeout,
             recordings_dir=str(self.data / "recordings"), data_dir=str(self.data),
-            metrics=self.metrics,
+            metrics=self.metrics, media_encryption=directory.media_encryption,
+            allow_insecure_srtp_keys=directory.allow_insecure_srtp_keys,
             prompts=PromptCache(self.prompts_dir, self.data / "cache" / "prompts",
                                 reactor=reactor),
             tts=self._tts or TtsEngine(self.data / "cache" / "tts", reactor=reactor))
@@ -218,6 +219,10 @@ class IvrServer:
             raise ConfigInvalid(errors, str(path))
         log.info("{n} extension(s), {g} ring group(s), {t} trunk(s)", n=len(config.extensions),
                  g=len(config.ring_groups), t=len(config.trunks))
+        if config.allow_insecure_srtp_keys:
+            log.warn("allow_insecure_srtp_keys is on ({p}): SRTP keys (a=crypto) may be "
+                     "offered and accepted over plain UDP/TCP, where anyone on the path can "
+                     "read them", p=path)
         return config
 
     def _own_addresses(self) -> list[str]:

@@ -46,6 +46,8 @@ class MediaContext:
     recordings_dir: str = "."
     metrics: object = None
     data_dir: str | None = None  # --data: relative dialplan paths (recordings) live here
+    media_encryption: str = "optional"  # SRTP policy of legs with no extension or trunk
+    allow_insecure_srtp_keys: bool = False  # SDES keys over plain UDP/TCP (logged per use)
 
 
 class Call:

@@ -15,6 +15,7 @@ from twisted.logger import Logger
 from .telephony import LegFailed, LegInfo, UnknownTarget, leg_info
 from ..sip.transport import Destination
 from .bridge import Bridge
+from .encryption import outbound_policy
 from .interface import CallerId
 from .outbound import OutboundCall
 
@@ -110,7 +111,8 @@ class CallControl:
                         on_event=None) -> OutboundCall:
         uri, dest, creds = route
         caller = CallerId(caller_id, caller_name, caller_id or "")
-        leg = OutboundCall(self.media, uri, caller, {"target": target}, transfers=self)
+        leg = OutboundCall(self.media, uri, caller, {"target": target}, transfers=self,
+                           media_encryption=outbound_policy(self.directory, target, dest))
         emit = on_event or (lambda name, data: None)
         ua = self.ua
         leg.call_id = ua.new_call_id()

@@ -4,6 +4,13 @@ telephone-event, playback with barge-in, and the release of all of it when the c
 
 The SDP text comes from and goes to the signalling leg; this module only turns offers into
 answers (or makes offers) and applies what was negotiated to the RTP session.
+
+SRTP: every offer and answer is made under the leg's ``encryption`` policy and its SIP
+transport (:mod:`ivr.call.encryption`; keys only over TLS unless the server allows them
+over plain hops).  A refusal is an SdpError (488 with a Warning) like any other.  The
+negotiated keys key the RTP session (``set_srtp``) before it is pointed at the far end; a
+re-INVITE that keeps the keys keeps the context (its replay window and rollover counter),
+one that changes them re-keys, and one that drops them goes back to plain RTP.
 """
 from __future__ import annotations
 
@@ -11,12 +18,20 @@ import secrets
 from typing import Callable
 
 from twisted.internet import defer
+from twisted.logger import Logger
 
 from ..media.player import PcmSource
 from ..rtp.ports import PortsExhausted
 from ..rtp.session import PlaybackStopped, RtpSession, SessionClosed
+from ..rtp.srtp import SrtpContext, supported_suites
 from ..sdp import make_answer, make_offer, make_reanswer, negotiate_answer, parse_sdp, serialize_sdp
+from ..sdp.crypto import DEFAULT_SUITES, CryptoAttribute, MediaEncryption, crypto_attributes
+from ..sdp.offer_answer import EncryptionRefused, KeysNeedTls
+from .encryption import describe
 from .interface import CallEnded, PlaybackResult
+
+log = Logger(namespace="ivr.call.media")
+_UNSET = object()
 
 
 class MediaLeg:
@@ -32,6 +47,92 @@ class MediaLeg:
         self._inband = None
         self.stats: dict = {}  # the RTP session's counters, kept when it is released
         self.released_by: str | None = None  # the call's end reason, once released
+        #: SRTP policy (required | optional | off): the server's default until the leg's
+        #: owner knows better (its extension or trunk, ivr.call.encryption).
+        self.encryption: str = getattr(ctx, "media_encryption", "optional")
+        self.sip_transport: str | None = None  # udp | tcp | tls: the leg's SIP hop
+        self.on_event: Callable[..., None] | None = None  # the call's path log
+        self.srtp_keys = _UNSET  # the keys the RTP session runs with (None: plain)
+
+    # -- encryption --------------------------------------------------------------------
+    @property
+    def secure_signalling(self) -> bool:
+        """Keys in our SDP travel only inside TLS."""
+        return self.sip_transport == "tls"
+
+    @property
+    def _insecure_keys(self) -> bool:
+        return bool(getattr(self.ctx, "allow_insecure_srtp_keys", False))
+
+    def _answer_terms(self) -> dict:
+        return dict(media_encryption=self.encryption, secure_signalling=self.secure_signalling,
+                    allow_insecure_keys=self._insecure_keys, srtp_suites=supported_suites())
+
+    def _make_offer(self, port: int, version: int, keep_srtp: bool = False):
+        """Our offer under the policy: RTP/SAVP when ``required`` (or, with ``optional``,
+        when the call is encrypted already and ``keep_srtp``: a re-offer keeps our key);
+        EncryptionRefused (488, Warning 399) when keys would cross a plain hop."""
+        policy = MediaEncryption.of(self.encryption)
+        srtp = policy is MediaEncryption.REQUIRED or (
+            policy is MediaEncryption.OPTIONAL and keep_srtp)
+        crypto = self._our_crypto() if srtp and keep_srtp else None
+        suites = tuple(s for s in DEFAULT_SUITES if s in supported_suites())
+        try:
+            offer = make_offer(self.ctx.advertise, port, session_id=self.session_id,
+                               version=version, media_encryption=policy,
+                               offer_srtp=srtp if policy is MediaEncryption.OPTIONAL else None,
+                               secure_signalling=self.secure_signalling,
+                               allow_insecure_keys=self._insecure_keys,
+                               crypto_suites=suites, crypto=crypto or None)
+        except KeysNeedTls as exc:
+            raise EncryptionRefused(str(exc), warn_code=399) from None
+        if srtp and not self.secure_signalling:
+            self._insecure_use("offered")
+        return offer
+
+    def _check_offer(self) -> None:
+        """EncryptionRefused (Warning 399) when the policy makes us offer keys over a
+        plain hop without the override."""
+        if (MediaEncryption.of(self.encryption) is MediaEncryption.REQUIRED
+                and not (self.secure_signalling or self._insecure_keys)):
+            raise EncryptionRefused("media_encryption is required but SRTP keys are only "
+                                    "offered over TLS (sips): the hop is "
+                                    f"{self.sip_transport or 'not TLS'}", warn_code=399)
+
+    def _our_crypto(self) -> tuple:
+        """The a=crypto lines of our last SDP (a re-offer keeps our key)."""
+        if self.local_sdp is None:
+            return ()
+        return tuple(line for m in self.local_sdp.media
+                     for line in crypto_attributes(m.attributes)
+                     if isinstance(line, CryptoAttribute))
+
+    def _insecure_use(self, what: str) -> None:
+        log.warn("SRTP keys {what} over {t} (not TLS): allowed by allow_insecure_srtp_keys",
+                 what=what, t=self.sip_transport or "an unknown transport")
+        self._event("insecure_srtp_keys", what=what, transport=self.sip_transport)
+
+    def _event(self, event: str, **fields) -> None:
+        if self.on_event is not None:
+            self.on_event(event, **fields)
+
+    def _key(self, rtp: RtpSession, keys) -> None:
+        """Run the RTP session with ``keys`` (None: plain), keeping its context while
+        they are the same keys."""
+        if keys == self.srtp_keys:
+            return
+        first = self.srtp_keys is _UNSET
+        rtp.set_srtp(SrtpContext.from_keys(keys) if keys is not None else None)
+        self.srtp_keys = keys
+        self._event("media_encryption", media=describe(keys), transport=self.sip_transport,
+                    **({} if first else {"rekeyed": True}))
+        if keys is not None and not self.secure_signalling:
+            self._insecure_use("accepted")
+
+    @property
+    def media_encryption(self) -> str:
+        """``srtp:<suite>`` or ``none``: what the leg's media ran with (the CDR's)."""
+        return describe(None if self.srtp_keys is _UNSET else self.srtp_keys)
 
     # -- the RTP session ---------------------------------------------------------------
     def ensure_rtp(self) -> RtpSession:
@@ -49,6 +150,7 @@ class MediaLeg:
         DTMF exactly when no telephone-event was negotiated."""
         self.negotiated = negotiated
         rtp = self.ensure_rtp()
+        self._key(rtp, negotiated.srtp)  # before set_remote: no packet goes out unkeyed
         rtp.set_remote(negotiated.remote_ip, negotiated.remote_port, negotiated.payload_type,
                        negotiated.codec, negotiated.telephone_event_pt,
                        ptime=negotiated.ptime, rtcp_port=negotiated.rtcp_port,
@@ -76,22 +178,26 @@ class MediaLeg:
             try:
                 rtp = self.ensure_rtp()
             except PortsExhausted:
-                # An offer with no codec of ours is still a 488, not a 503.
-                make_answer(parsed, self.ctx.advertise, 9, session_id=self.session_id, version=1)
+                # An offer with no codec of ours (or refused by policy) is still a 488,
+                # not a 503.
+                make_answer(parsed, self.ctx.advertise, 9, session_id=self.session_id,
+                            version=1, **self._answer_terms())
                 raise
             answer, negotiated = make_answer(parsed, self.ctx.advertise, rtp.local_port,
-                                             session_id=self.session_id, version=1)
+                                             session_id=self.session_id, version=1,
+                                             **self._answer_terms())
             self.local_sdp = answer
             self.apply(negotiated)
         else:
-            self.local_sdp = make_offer(self.ctx.advertise, self.ensure_rtp().local_port,
-                                        session_id=self.session_id, version=1)
+            self._check_offer()  # refused by policy: 488 before a port is taken
+            self.local_sdp = self._make_offer(self.ensure_rtp().local_port, 1)
         return serialize_sdp(self.local_sdp)
 
     def offer(self) -> bytes:
-        """Our offer for an INVITE we send (an outbound leg)."""
-        self.local_sdp = make_offer(self.ctx.advertise, self.ensure_rtp().local_port,
-                                    session_id=self.session_id, version=1)
+        """Our offer for an INVITE we send (an outbound leg).  Raises EncryptionRefused
+        when the policy needs SRTP keys and the hop is not TLS."""
+        self._check_offer()  # before a port is taken
+        self.local_sdp = self._make_offer(self.ensure_rtp().local_port, 1)
         return serialize_sdp(self.local_sdp)
 
     def reoffered(self, sdp: bytes | None) -> bytes:
@@ -101,17 +207,18 @@ class MediaLeg:
         rtp = self.ensure_rtp()
         if sdp is None:
             version = self.local_sdp.origin.sess_version + 1 if self.local_sdp else 1
-            self.local_sdp = make_offer(self.ctx.advertise, rtp.local_port,
-                                        session_id=self.session_id, version=version)
+            encrypted = self.srtp_keys not in (None, _UNSET)
+            self.local_sdp = self._make_offer(rtp.local_port, version, keep_srtp=encrypted)
             self.negotiated = None
             return serialize_sdp(self.local_sdp)
         offer = parse_sdp(sdp)
         if self.local_sdp is not None:
             answer, negotiated = make_reanswer(offer, self.local_sdp, self.ctx.advertise,
-                                               rtp.local_port)
+                                               rtp.local_port, **self._answer_terms())
         else:
             answer, negotiated = make_answer(offer, self.ctx.advertise, rtp.local_port,
-                                             session_id=self.session_id, version=1)
+                                             session_id=self.session_id, version=1,
+                                             **self._answer_terms())
         self.local_sdp = answer
         self.apply(negotiated)
         return serialize_sdp(answer)

@@ -17,8 +17,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..sdp import SdpError
+from ..sip.routing import destination_for
 from ..sip.transport import Destination
+from ..sip.uri import SipSyntaxError, SipUri, parse_uri
 from .call import Call, MediaContext
+from .encryption import sip_transport
 from .interface import CallerId
 from .signalling import SignallingLeg
 from .telephony import LegFailed
@@ -96,12 +99,22 @@ class OutboundSignalling(SignallingLeg):
         super().hangup(reason)
 
 
+def _destination(target: str) -> Destination | None:
+    """Where the user agent will send an INVITE for ``target`` (None: not a SIP URI)."""
+    try:
+        uri = parse_uri(target)
+    except (SipSyntaxError, ValueError):
+        return None
+    return destination_for(uri) if isinstance(uri, SipUri) else None
+
+
 class OutboundCall(Call):
     direction = "outbound"
     signalling_class = OutboundSignalling
 
     def __init__(self, ctx: MediaContext, target: str, caller: CallerId | None = None,
-                 variables: dict | None = None, *, transfers=None) -> None:
+                 variables: dict | None = None, *, transfers=None,
+                 media_encryption: str | None = None) -> None:
         self.target = target
         self._answer_outcome = None  # the OutboundCall, or a Failure(LegFailed)
         self._answer_waiters: list[defer.Deferred] = []
@@ -110,11 +123,17 @@ class OutboundCall(Call):
         self.on_ringing: list = []  # called once, on the first 18x
         super().__init__(ctx, None, caller or CallerId(None, None, ""), target, variables,
                          transfers=transfers)
+        if media_encryption is not None:  # the callee's (extension, trunk); else the default
+            self.media.encryption = media_encryption
 
     def dial(self, ua, *, timeout: float = 30.0, from_user: str = "ivr",
              from_display: str | None = None, dest: Destination | None = None,
              credentials: tuple[str, str] | None = None,
              extra: list[tuple[str, str]] | None = None) -> "OutboundCall":
+        """Send the INVITE with our offer.  Raises (the caller ends the leg with
+        ``could_not_dial``) when no port is free, the target is not a SIP URI, or the
+        policy needs SRTP keys and the hop is not TLS (EncryptionRefused)."""
+        self.media.sip_transport = sip_transport(dest or _destination(self.target))
         self.session = ua.invite(self.target, self.signalling, self.media.offer(),
                                  from_user=from_user, from_display=from_display, dest=dest,
                                  credentials=credentials, extra=extra,

@@ -15,6 +15,7 @@ from twisted.logger import Logger
 from ..rtp.ports import PortsExhausted
 from ..sdp import SdpError
 from ..sip.session import OfferRejected
+from .encryption import inbound_policy, sip_transport
 from .interface import CallEnded
 from . import media_ops
 
@@ -35,8 +36,13 @@ class SignallingLeg:
     def __init__(self, call, session) -> None:
         self.call = call
         self.session = session  # ivr.sip.session.InviteSession (None until an outbound dial)
+        media = call.media
+        media.on_event = call.log_event
         if session is not None:
             session.listener = self
+            # the INVITE's hop and who sent it decide what media encryption the leg takes
+            media.sip_transport = sip_transport(getattr(session, "source", None))
+            media.encryption = inbound_policy(session, media.encryption)
         self._answer_d: defer.Deferred | None = None
         self._refer_waiter: defer.Deferred | None = None
 
