@@ -384,3 +384,32 @@ def test_a_required_extension_is_offered_savp_only_and_only_over_tls(core):
     core.run(0.3)
     failed = [r for r in core.cdrs.records if r["to_number"] == "2003"]
     assert failed and failed[0]["outcome"] == "failed"
+
+
+# -- whose policy a leg takes -----------------------------------------------------------
+
+def test_a_leg_takes_its_extensions_or_trunks_policy_else_the_default():
+    from types import SimpleNamespace
+
+    from ivr.call.encryption import inbound_policy, outbound_policy
+    from ivr.sip.authenticator import Caller, CallerKind
+    from ivr.sip.transport import Destination
+    config, errors = parse_extensions(f"""
+algorithms: [MD5]
+extensions:
+  "2002": {{ha1_md5: 45f510763d8d21f7a0b550d7d493a274, media_encryption: off}}
+trunks:
+  carrier: {{address: "192.0.2.10:5061", transport: tls, media_encryption: required}}
+""")
+    assert errors == []
+    extension = SimpleNamespace(caller=Caller(CallerKind.EXTENSION,
+                                              extension=config.extensions["2002"]))
+    trunk = SimpleNamespace(caller=Caller(CallerKind.TRUNK, trunk=config.trunks["carrier"]))
+    anonymous = SimpleNamespace(caller=Caller(CallerKind.ANONYMOUS))
+    assert inbound_policy(extension, "optional") == "off"
+    assert inbound_policy(trunk, "optional") == "required"
+    assert inbound_policy(anonymous, "optional") == "optional"
+    assert outbound_policy(config, "2002", None) == "off"
+    assert outbound_policy(config, "+15551234567",
+                           Destination("TLS", "192.0.2.10", 5061)) == "required"
+    assert outbound_policy(config, "sip:x@198.51.100.1", None) is None
