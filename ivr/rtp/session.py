@@ -34,6 +34,16 @@ at it (latching, statistics, reframing, RFC 4733); a packet that fails (wrong ke
 replayed, plain) is dropped and counted in the context.  The encrypting versions of the send
 and receive methods are bound over the plain ones on the instance while a context is set, so
 a plain session's per-packet path is exactly what it was.
+
+WebRTC (``set_webrtc``, an :class:`~ivr.rtp.ice.IceLiteAgent` and a
+:class:`~ivr.rtp.dtls.DtlsEndpoint`): the RTP port is demultiplexed by first byte (RFC 7983):
+STUN checks go to the ICE agent, DTLS to the endpoint, RTP/RTCP to SRTP.  When the handshake
+completes its exported keys key an SrtpContext (``set_srtp``); until then, and until ICE has
+nominated an address, nothing is sent (no plain RTP or RTCP ever) and RTP is dropped.  Media
+goes to the nominated address only.  DTLS is accepted only from an address that passed an
+ICE check.  Handshake retransmissions and consent freshness (RFC 7675: no valid check for
+30 s ends the media as the media timeout does, through ``on_timeout``) are checked in the
+session's housekeeping, on the media clock like everything else.
 """
 from __future__ import annotations
 
@@ -48,11 +58,14 @@ from twisted.python import log
 
 from ..media import g711
 from ..media.player import FRAME_SAMPLES
+from .dtls import DtlsRole, DtlsState
 from .dtmf import DtmfReceiver, DtmfSendQueue, event_code
 from .framing import SEND_PTIMES, Packetizer, Reframer, frames_per_packet
 from .packet import RtpError, RtpPacket, is_rtcp
 from .ports import EphemeralPorts
+from .ice import Nominated, SendStun
 from .rtcp import RtcpReporter
+from .srtp import SrtpContext
 from .stats import ReceiveStats
 
 __all__ = ["RtpSession", "PlaybackStopped", "DtmfNotNegotiated", "SessionClosed", "DIRECTIONS",
@@ -179,6 +192,9 @@ class RtpSession:
                               media_timeouts=0)
         self._rtp_socket = getattr(self._pair.rtp, "socket", None)  # None: an in-memory port
         self._srtp = None  # SrtpContext while the stream is encrypted
+        self._ice = None   # IceLiteAgent on a WebRTC stream
+        self._dtls = None  # DtlsEndpoint on a WebRTC stream
+        self._consent_lost = False
 
     # ------------------------------------------------------------------ SRTP
     def set_srtp(self, context) -> None:
@@ -240,6 +256,93 @@ class RtpSession:
         if plain is not None:
             RtpSession._rtcp_received(self, plain, addr)
 
+    # ------------------------------------------------------------------ WebRTC
+    def set_webrtc(self, ice, dtls) -> None:
+        """Make this a WebRTC stream: ``ice`` (an IceLiteAgent with our credentials) answers
+        the peer's checks, ``dtls`` (a DtlsEndpoint) keys SRTP.  Call once, before
+        ``set_remote`` (whose address is then ignored: media goes where ICE nominates)."""
+        self._ice, self._dtls = ice, dtls
+        self._remote = None
+        self._rtp_received = self._webrtc_received
+        self._counters.update(dtls_unchecked=0, rtp_before_keys=0, consent_expired=0)
+
+    @property
+    def webrtc_ready(self) -> bool:
+        """ICE nominated an address and DTLS keyed SRTP: media flows."""
+        return self._ice is not None and self._remote is not None
+
+    def _webrtc_received(self, data: bytes, addr) -> None:
+        if self._closed or not data:
+            return
+        first = data[0]
+        if first < 4:
+            self._webrtc_stun(data, addr)
+        elif 20 <= first < 64:
+            self._webrtc_dtls(data, addr)
+        elif 128 <= first < 192:
+            if self._srtp is None:
+                self._counters["rtp_before_keys"] += 1
+            else:
+                self._srtp_received(data, addr)
+        else:
+            self._counters["bad_packets"] += 1
+
+    def _webrtc_stun(self, data: bytes, addr) -> None:
+        for action in self._ice.receive(data, addr, self.reactor.seconds()):
+            if isinstance(action, SendStun):
+                self._write(self._pair.rtp, action.data, action.addr)
+            elif isinstance(action, Nominated):
+                log.msg(f"RtpSession {self.local_port}: ICE nominated "
+                        f"{action.addr[0]}:{action.addr[1]}")
+                self._consent_lost = False
+                if self._dtls.role is DtlsRole.CLIENT and self._dtls.state is DtlsState.NEW:
+                    for datagram in self._dtls.start():
+                        self._write(self._pair.rtp, datagram, action.addr)
+                self._webrtc_remote()
+
+    def _webrtc_dtls(self, data: bytes, addr) -> None:
+        addr = (addr[0], addr[1])
+        if addr not in (self._ice.checked, self._ice.nominated):
+            self._counters["dtls_unchecked"] += 1  # DTLS only over a checked pair
+            return
+        was = self._dtls.state
+        for datagram in self._dtls.receive(data):
+            self._write(self._pair.rtp, datagram, addr)
+        self._webrtc_keyed(was)
+
+    def _webrtc_keyed(self, was) -> None:
+        dtls = self._dtls
+        if dtls.state is DtlsState.CONNECTED and self._srtp is None:
+            log.msg(f"RtpSession {self.local_port}: DTLS-SRTP keyed ({dtls.keys.suite})")
+            self.set_srtp(SrtpContext.from_keys(dtls.keys))
+            self._rtp_received = self._webrtc_received  # the demux stays in front of SRTP
+            self._webrtc_remote()
+        elif dtls.state is DtlsState.FAILED and was is not DtlsState.FAILED:
+            log.msg(f"RtpSession {self.local_port}: {dtls.error}")
+
+    def _webrtc_remote(self) -> None:
+        """Media goes to the nominated address once SRTP is keyed; nowhere before."""
+        nominated = self._ice.nominated
+        self._remote = nominated if self._srtp is not None else None
+        if self._remote is not None:
+            self._rtcp.follow_rtp(nominated[0], nominated[1], mux=True)
+
+    def _webrtc_housekeeping(self, now: float) -> None:
+        dtls = self._dtls
+        if dtls.state is DtlsState.HANDSHAKING:
+            to = self._ice.nominated or self._ice.checked
+            was = dtls.state
+            for datagram in dtls.handle_timeout():
+                if to is not None:
+                    self._write(self._pair.rtp, datagram, to)
+            self._webrtc_keyed(was)
+        if not self._consent_lost and self._ice.consent_expired(now):
+            self._consent_lost = True
+            self._counters["consent_expired"] += 1
+            self._remote = None  # RFC 7675 5.1: stop sending
+            log.msg(f"RtpSession {self.local_port}: ICE consent expired")
+            _notify(self._timeout_callbacks)
+
     # ------------------------------------------------------------------ configuration
     def set_remote(self, ip: str, port: int, payload_type: int = 0, codec: str = "PCMU",
                    telephone_event_pt: int | None = None, rtcp_port: int | None = None,
@@ -260,6 +363,8 @@ class RtpSession:
         if rtcp_ip is not None:
             ipaddress.ip_address(rtcp_ip)
         self._rtcp.follow_rtp(ip, port, rtcp_port, rtcp_ip, mux=rtcp_mux)
+        if self._ice is not None:
+            self._webrtc_remote()  # the SDP's address is not where WebRTC media goes
         self._pt = payload_type
         self._encode = g711.encoder_for(codec)
         self._send_decoder = g711.decoder_for(codec)
@@ -508,6 +613,8 @@ class RtpSession:
             self._counters["send_errors"] += 1
 
     def _housekeeping(self, now: float) -> None:
+        if self._ice is not None:
+            self._webrtc_housekeeping(now)
         for digit in self._dtmf_rx.poll(now):
             self._deliver_dtmf(digit.digit)
         if (self.media_timeout and self._receiving() and not self._timed_out
@@ -588,7 +695,7 @@ class RtpSession:
         return self._rtcp.peer_bye
 
     def _send_rtcp(self, now: float, bye: bool = False) -> None:
-        if self._rtcp.remote is None:
+        if self._rtcp.remote is None or (self._ice is not None and self._remote is None):
             return
         data = self._rtcp.compound(now, self._rx, self._ts, self._packets_sent,
                                    self._octets_sent, bye=bye)
@@ -621,8 +728,11 @@ class RtpSession:
                    lost=rx["lost"], duplicates=rx["duplicates"], reordered=rx["reordered"],
                    jitter_ms=rx["jitter_ms"], remote_ssrc=rx["ssrc"], peer=dict(self._rtcp.peer_view),
                    peer_bye=self._rtcp.peer_bye, direction=self.direction, held=self._held)
+        if self._ice is not None:
+            out.update(self._ice.counters, dtls_state=self._dtls.state.value,
+                       ice_nominated=self._ice.nominated, consent_lost=self._consent_lost)
         if self._srtp is not None:
-            out["media_encryption"] = "srtp"
+            out["media_encryption"] = "dtls-srtp" if self._dtls is not None else "srtp"
             out.update(self._srtp.stats())
         else:
             out["media_encryption"] = "off"
@@ -635,6 +745,9 @@ class RtpSession:
         if self._remote is not None:
             self._flush_audio()
             self._send_rtcp(self.reactor.seconds(), bye=True)
+            if self._dtls is not None:
+                for datagram in self._dtls.close():  # close_notify
+                    self._write(self._pair.rtp, datagram, self._remote)
         self._closed = True
         self.clock.unregister(self)
         self.stop_playback("session closed")
