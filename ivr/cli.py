@@ -35,6 +35,14 @@ def non_negative(cast):
     return parse
 
 
+def ws_origin(text: str) -> str:
+    from .sip.websocket import OriginError, normalise_origin
+    try:
+        return normalise_origin(text)
+    except OriginError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ivr", description="Open telephony IVR and voice server")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -53,6 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the unencrypted private key of --tls-cert")
     serve.add_argument("--http", type=host_port, default=("127.0.0.1", 8080), metavar="HOST:PORT",
                        help="HTTP API address (default 127.0.0.1:8080)")
+    serve.add_argument("--https", type=host_port, default=None, metavar="HOST:PORT",
+                       help="also serve the HTTP API, and SIP over secure WebSocket (wss) at "
+                            "/sip, over TLS on this address, with --tls-cert/--tls-key (or "
+                            "the self-signed certificate); off by default")
+    serve.add_argument("--ws-origin", type=ws_origin, action="append", default=[],
+                       metavar="ORIGIN",
+                       help="a web page origin (https://example.com[:port], or *) allowed to "
+                            "open SIP WebSockets at /sip besides the server's own pages; "
+                            "repeat for more")
     serve.add_argument("--rtp-ports", type=port_range, default=(10000, 20000), metavar="LOW-HIGH",
                        help="UDP port range for RTP/RTCP (default 10000-20000)")
     serve.add_argument("--advertise", default=None, metavar="IP",

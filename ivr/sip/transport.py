@@ -32,6 +32,12 @@ connection opens one, verifying the server's certificate and host name
 (:class:`.tls.ClientTrust`); when that fails (no connection, handshake or verification
 refused) every request waiting for the connection is answered at once with a local
 503 whose reason says why, so a call fails promptly instead of waiting out Timer B.
+
+WebSocket (RFC 7118, :mod:`.websocket`): the HTTP server's ``/sip`` upgrades to
+connections of kind ``WS`` (``WSS`` on the HTTPS listener) in the same table and under
+the same limits.  Nobody can connect to a browser, so a ``Destination("WS", ...)`` is
+the peer's open connection, found by its address or by an alias it gave itself (a
+Contact's or Via's ``abc.invalid``); with none open the request gets a local 503 at once.
 """
 from __future__ import annotations
 
@@ -71,7 +77,7 @@ UDP_RECEIVE_BUFFER = 1 << 20  # room for 16 maximum-size datagrams (or ~400 typi
 class Source:
     """Where a message came from (or where a response goes)."""
 
-    transport: str  # "UDP", "TCP" or "TLS"
+    transport: str  # "UDP", "TCP", "TLS", "WS" or "WSS"
     host: str
     port: int
     connection: object = field(default=None, compare=False, hash=False, repr=False)
@@ -180,6 +186,10 @@ class SipTransport:
         #: (host, port) -> when the last TLS connection there failed (an ACK does not retry)
         self._tls_failed: dict[tuple[str, int], float] = {}
         self._all: set["StreamConnection"] = set()  # every open connection, for stop()
+        #: WebSocket listeners' ports by kind ("WS", "WSS"), set by whoever serves them
+        self.ws_ports: dict[str, int] = {}
+        #: (host, port or None) a WebSocket peer calls itself -> its connection
+        self._ws_aliases: dict[tuple[str, int | None], object] = {}
 
     # -- lifecycle --------------------------------------------------------------------
     def start(self) -> None:
@@ -292,7 +302,7 @@ class SipTransport:
                 # to the packet's source, which is where a sender behind NAT listens anyway.
                 data = serialize(response)
                 if source.reliable and source.connection is not None:
-                    source.connection.transport.write(data)
+                    source.connection.write(data)
                 else:
                     self._udp.transport.write(data, (source.host, source.port))
         except Exception:
@@ -357,6 +367,9 @@ class SipTransport:
         """Over the open TCP/TLS connection to ``host:port``, else a new one (``request``:
         the message ``data`` carries, answered with a local 503 if a TLS connection
         cannot be made)."""
+        if kind in ("WS", "WSS"):
+            self._send_ws(kind, data, host, port, request)
+            return
         kind = "TLS" if kind == "TLS" else "TCP"
         key = (kind, host, port)
         conn = self._connections.get(key)
@@ -386,21 +399,55 @@ class SipTransport:
         else:
             factory.connector = self.reactor.connectTCP(host, port, factory, timeout=10)
 
-    def tls_failed(self, requests, host: str, port: int, why: str) -> None:
-        """A TLS connection to ``host:port`` could not carry ``requests``: log it once and
-        answer each (but ACK) with a local 503 giving the reason (RFC 3261 8.1.3.1 treats
-        a transport failure as a 503), one reactor turn later."""
-        self._tls_failed[(host, port)] = self.reactor.seconds()
-        if len(self._tls_failed) > 1024:  # a bounded memory of recent failures
-            self._tls_failed.pop(next(iter(self._tls_failed)))
-        log.warn("SIP/TLS connection to {host}:{port} failed: {why}", host=host, port=port,
-                 why=why)
-        source = Source("TLS", host, port)
+    def _send_ws(self, kind: str, data: bytes, host: str, port: int,
+                 request: Request | None) -> None:
+        """Over the WebSocket peer's open connection (by address, else by alias); a
+        request with none open is answered with a local 503 (we cannot connect)."""
+        conn = self._connections.get((kind, host, port))
+        if conn is None or conn.closing:
+            host_key = host.strip("[]").lower()
+            conn = self._ws_aliases.get((host_key, port)) or \
+                self._ws_aliases.get((host_key, None))
+        if conn is not None and conn.connected and not conn.closing:
+            conn.write(data, request)
+            return
+        if request is None:
+            log.info("no SIP/{kind} connection to {host}:{port}: response dropped",
+                     kind=kind, host=host, port=port)
+            return
+        self.tls_failed([request], host, port, "no WebSocket connection", kind=kind)
+
+    def ws_aliases_seen(self, conn, keys) -> None:
+        """``conn``'s peer named itself ``keys`` ((host, port or None)): reach it by them
+        (the newest connection to claim a name has it)."""
+        for key in keys:
+            if key in conn.aliases:
+                continue
+            if len(conn.aliases) >= 8:
+                return
+            old = self._ws_aliases.get(key)
+            if old is not None and old is not conn:
+                old.aliases.discard(key)
+            self._ws_aliases[key] = conn
+            conn.aliases.add(key)
+
+    def tls_failed(self, requests, host: str, port: int, why: str, kind: str = "TLS") -> None:
+        """A TLS (or WebSocket) connection to ``host:port`` could not carry ``requests``:
+        log it once and answer each (but ACK) with a local 503 giving the reason (RFC 3261
+        8.1.3.1 treats a transport failure as a 503), one reactor turn later."""
+        if kind == "TLS":
+            self._tls_failed[(host, port)] = self.reactor.seconds()
+            if len(self._tls_failed) > 1024:  # a bounded memory of recent failures
+                self._tls_failed.pop(next(iter(self._tls_failed)))
+        log.warn("SIP/{kind} connection to {host}:{port} failed: {why}", kind=kind,
+                 host=host, port=port, why=why)
+        source = Source(kind, host, port)
         for request in requests:
             if request is None or request.method == "ACK":
                 continue
             try:
-                response = make_response(request, 503, reason=_short(f"TLS failed: {why}"))
+                response = make_response(request, 503,
+                                         reason=_short(f"{kind} failed: {why}"))
             except Exception:
                 continue
             self.reactor.callLater(0, self.dispatch, response, source)
@@ -414,6 +461,9 @@ class SipTransport:
         self._all.add(conn)
 
     def forget_connection(self, conn: "StreamConnection") -> None:
+        for key in getattr(conn, "aliases", ()):
+            if self._ws_aliases.get(key) is conn:
+                del self._ws_aliases[key]
         self._all.discard(conn)
         self._inbound.forget(conn)
         if self._connections.get(conn.key) is conn:
@@ -424,9 +474,11 @@ class SipTransport:
             del self._connecting[factory.key]
 
     # -- TCP limits -------------------------------------------------------------------
-    def accept_connection(self, host: str, kind: str = "TCP") -> "StreamConnection | None":
-        """A protocol for a new connection from ``host``, or None to close it at once
-        (Twisted closes the socket when ``buildProtocol`` returns None)."""
+    def accept_connection(self, host: str, kind: str = "TCP",
+                          make=StreamConnection) -> "StreamConnection | None":
+        """A protocol (``make(self, kind=kind)``) for a new connection from ``host``, or
+        None to close it at once (Twisted closes the socket when ``buildProtocol`` returns
+        None)."""
         admission = self._inbound.admit(host)
         if admission.evict is not None:
             victim = admission.evict
@@ -448,7 +500,7 @@ class SipTransport:
                                 "open and none idle", host=host,
                                 max=self.tcp_limits.max_connections)
             return None
-        conn = StreamConnection(self, kind=kind)
+        conn = make(self, kind=kind)
         self._inbound.add(conn, host)
         return conn
 

@@ -81,7 +81,8 @@ class UserAgent:
 
     # -- addresses ---------------------------------------------------------------------
     def contact(self, transport: str = "UDP", user: str = "ivr") -> str:
-        suffix = {"TCP": ";transport=tcp", "TLS": ";transport=tls"}.get(transport, "")
+        suffix = {"TCP": ";transport=tcp", "TLS": ";transport=tls", "WS": ";transport=ws",
+                  "WSS": ";transport=wss"}.get(transport, "")
         return f"<sip:{user}@{host_for_uri(self.host)}:{self._port(transport)}{suffix}>"
 
     def via(self, transport: str = "UDP") -> str:
@@ -89,7 +90,10 @@ class UserAgent:
                 f";branch={new_branch()};rport")
 
     def _port(self, transport: str) -> int:
-        """Our port for ``transport``: TLS listens on a port of its own (``--sips``)."""
+        """Our port for ``transport``: TLS listens on a port of its own (``--sips``),
+        WebSocket on the HTTP(S) port."""
+        if transport in ("WS", "WSS"):
+            return getattr(self.transport, "ws_ports", {}).get(transport) or self.port
         tls_port = getattr(self.transport, "tls_port", None) if transport == "TLS" else None
         return tls_port or self.port
 
