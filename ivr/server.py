@@ -21,7 +21,7 @@ from twisted.internet import defer
 from twisted.internet.error import CannotListenError
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
-from twisted.web import resource, server as web_server
+from twisted.web import resource, server as web_server, static
 
 from .api.app import make_api
 from .api.config import ApiConfig
@@ -45,8 +45,9 @@ from .rtp.ports import PortAllocator
 from .rtp.receiver import MediaReceiver
 from .sip.connection_limits import TcpLimits
 from .sip.timers import TimerConfig
-from .sip.tls import TlsFileError, tls_settings
+from .sip.tls import TlsFileError, server_identity, server_options, tls_settings
 from .sip.transport import SipTransport
+from .sip.websocket import SipWebSocketResource
 from .sip.ua import UserAgent
 from .store.cdr import CdrStore
 from .store.db import Database
@@ -103,9 +104,11 @@ class IvrServer:
                  rtp_ports=(10000, 20000), advertise=None, dialplans="dialplans",
                  prompts="prompts", data="data", timers=TimerConfig(), media_timeout=30.0,
                  drain_timeout=3600.0, tts=None, config="config",
-                 tcp_limits=TcpLimits(), sips=None, tls_cert=None, tls_key=None) -> None:
+                 tcp_limits=TcpLimits(), sips=None, tls_cert=None, tls_key=None,
+                 https=None, ws_origins=()) -> None:
         self.reactor = reactor
         self.sips, self.tls_files = sips, (tls_cert, tls_key)  # SIP over TLS (--sips)
+        self.https, self.ws_origins = https, tuple(ws_origins)  # HTTPS and SIP over WSS
         self.sip_addr, self.http_addr, self.rtp_ports = sip, http, rtp_ports
         self.data = Path(data)
         self.dialplans_dir, self.prompts_dir = Path(dialplans), Path(prompts)
@@ -130,17 +133,32 @@ class IvrServer:
         directory = self._load_extensions()  # ConfigInvalid before anything is bound
         try:
             self.transport.tls = tls_settings(
-                self.sips, *self.tls_files, self.data, self.advertise,
+                self.sips, *(self.tls_files if self.sips or not self.https else (None, None)),
+                self.data, self.advertise,
                 [(t.host, t.port, t.ca_file) for t in directory.trunks.values()
                  if t.transport == "tls"])
+            https_identity = None
+            if self.https is not None:  # the same certificate as --sips
+                https_identity = self.transport.tls.identity or server_identity(
+                    cert_file=self.tls_files[0], key_file=self.tls_files[1],
+                    data_dir=self.data, name=self.advertise)
         except TlsFileError as exc:
             raise ConfigInvalid([str(exc)], exc.path) from None
         self.transport.start()               # the SIP port is known from here (--sip :0)
         self._wire(directory)
-        site = web_server.Site(_Root(self.api, _Health(self)), requestFactory=CappedRequest)
-        site.noisy = False  # bodies over the API's cap are refused while they arrive
+        site = self._site("WS")
         self._http_port = self.reactor.listenTCP(self.http_addr[1], site,
                                                  interface=self.http_addr[0])
+        self.transport.ws_ports["WS"] = self._http_port.getHost().port
+        if https_identity is not None:  # the API and SIP over WSS (RFC 7118) on HTTPS
+            from twisted.protocols.tls import TLSMemoryBIOFactory
+            secure = TLSMemoryBIOFactory(server_options(https_identity), False,
+                                         self._site("WSS"))
+            self._https_port = self.reactor.listenTCP(self.https[1], secure,
+                                                      interface=self.https[0])
+            self.transport.ws_ports["WSS"] = self._https_port.getHost().port
+            log.info("HTTPS and SIP over WSS on {h}:{p}", h=self.https[0],
+                     p=self.transport.ws_ports["WSS"])
         self._late_ticks_seen = 0
         self._housekeeping = LoopingCall(self._housekeep)
         self._housekeeping.clock = self.reactor
@@ -150,6 +168,14 @@ class IvrServer:
                  "advertising {adv}", h=self.transport.host, p=self.transport.port,
                  hh=self.http_addr[0], hp=self._http_port.getHost().port,
                  lo=self.ports.low, hi=self.ports.high, adv=self.advertise)
+
+    def _site(self, kind: str):
+        """The HTTP site: the API, ``/health`` and SIP over WebSocket at ``/sip``
+        (``kind`` WS on plain HTTP, WSS on HTTPS)."""
+        sip = SipWebSocketResource(self.transport, self.ws_origins, kind)
+        site = web_server.Site(_Root(self.api, _Health(self), sip), requestFactory=CappedRequest)
+        site.noisy = False  # bodies over the API's cap are refused while they arrive
+        return site
 
     def _wire(self, directory) -> None:
         """Build the server top-down: storage, media, SIP, call control, queues, dialplans,
@@ -297,19 +323,36 @@ class IvrServer:
 
 
 class _Root(resource.Resource):
-    """``/health`` here; everything else (``/v1``, ``/metrics``, ``/demo``) to the API."""
+    """``/health`` and ``/sip`` (SIP over WebSocket) here; everything else (``/v1``,
+    ``/metrics``, ``/demo``) to the API."""
 
-    def __init__(self, api, health) -> None:
+    def __init__(self, api, health, sip=None) -> None:
         super().__init__()
         self.api = api
         self.health = health
+        self.sip = sip
 
     def getChild(self, name, request):
         if name == b"health":
             return self.health
+        if name == b"sip" and self.sip is not None and not request.postpath:
+            return self.sip
+        if name == b"vendor" and VENDOR_DIR.is_dir():
+            return _Vendor(str(VENDOR_DIR))
         request.postpath.insert(0, name)
         request.prepath.pop()
         return self.api
+
+
+#: Browser libraries vendored from npm by ./scripts/setup (not in git), served at /vendor/.
+VENDOR_DIR = Path(__file__).resolve().parent / "api" / "web" / "vendor"
+
+
+class _Vendor(static.File):
+    """The vendored browser libraries: files only, no directory listings."""
+
+    def directoryListing(self):
+        return resource.NoResource()
 
 
 class _Health(resource.Resource):
@@ -380,7 +423,8 @@ def run_server(args) -> int:
                     data=args.data, timers=TimerConfig(t1=args.t1),
                     media_timeout=args.media_timeout, drain_timeout=args.drain_timeout,
                     config=args.config, tcp_limits=tcp_limits_from(args), sips=args.sips,
-                    tls_cert=args.tls_cert, tls_key=args.tls_key)
+                    tls_cert=args.tls_cert, tls_key=args.tls_key, https=args.https,
+                    ws_origins=args.ws_origin)
     try:
         srv.start()
     except DialplanInvalid as exc:

@@ -298,10 +298,10 @@ class SipWebSocketResource(resource.Resource):
         if SUBPROTOCOL not in [p.strip().lower() for p in ws_request.subprotocols]:
             return _refuse(request, 400, "the WebSocket subprotocol 'sip' is required")
         origin = request.getHeader(b"origin")
+        origin = origin.decode("latin-1") if origin is not None else None
         scheme = "https" if request.isSecure() else "http"
         own = f"{scheme}://{ws_request.host}" if ws_request.host else None
-        if not origin_allowed(origin.decode("latin-1") if origin is not None else None,
-                              self.origins, own):
+        if not origin_allowed(origin, self.origins, own):
             log.info("SIP WebSocket from {peer} refused: origin {origin} not allowed",
                      peer=request.getClientAddress().host, origin=origin)
             return _refuse(request, 403, "this origin may not open a SIP WebSocket")
