@@ -49,7 +49,9 @@ from pylibsrtp import _binding
 __all__ = ["SrtpContext", "SUITE_PROFILES", "supported_suites"]
 
 _P = pylibsrtp.Policy
-_lib = _binding.lib
+_ffi, _lib = _binding.ffi, _binding.lib
+_srtp_protect, _srtp_unprotect = _lib.srtp_protect, _lib.srtp_unprotect
+_srtp_protect_rtcp, _srtp_unprotect_rtcp = _lib.srtp_protect_rtcp, _lib.srtp_unprotect_rtcp
 #: SDES suite name (RFC 4568, RFC 7714) -> libsrtp profile.  The _32 profile keeps SRTCP's
 #: 80-bit tag, as RFC 4568 6.2.2 requires (libsrtp's profile does it).
 SUITE_PROFILES: dict[str, int] = {
@@ -89,11 +91,25 @@ def supported_suites() -> tuple[str, ...]:
     return _SUPPORTED
 
 
-class SrtpContext:
-    """Both directions of one SRTP stream (see the module docstring)."""
+# libsrtp's status codes for the drops we count (srtp_err_status_t)
+_AUTH_FAIL, _REPLAY_FAIL, _REPLAY_OLD = 7, 9, 10
+_BUFFER = 1500                    # pylibsrtp's own limit: an Ethernet MTU
+_RTP_ROOM = _BUFFER - (16 + 128)  # the longest packet we protect: room for tag and MKI
+_RTCP_ROOM = _BUFFER - (4 + 16 + 128)
 
-    __slots__ = ("suite", "_out", "_in", "_protect", "_protect_rtcp", "_unprotect",
-                 "_unprotect_rtcp", "auth_failures", "replays", "bad_packets", "protect_errors")
+
+class SrtpContext:
+    """Both directions of one SRTP stream (see the module docstring).
+
+    The per-packet path calls libsrtp's ``srtp_protect``/``srtp_unprotect`` through
+    pylibsrtp's own cffi binding, in place in one buffer this context owns (bench/README.md
+    "B7"): one copy in, one copy out, no allocation but the result.  pylibsrtp's ``Session``
+    still creates and frees the libsrtp sessions; if a pylibsrtp release stops exposing its
+    session handle, its ``protect``/``unprotect`` methods are used instead (same results,
+    slower).  Not thread-safe: one context belongs to one stream, on the reactor thread."""
+
+    __slots__ = ("suite", "_out", "_in", "_tx", "_rx", "_buf", "_view", "_len", "_fallback",
+                 "auth_failures", "replays", "bad_packets", "protect_errors")
 
     def __init__(self, suite: str, local_key: bytes, remote_key: bytes) -> None:
         profile = SUITE_PROFILES.get(suite)
@@ -104,11 +120,16 @@ class SrtpContext:
             if not isinstance(key, bytes) or len(key) != length:
                 raise ValueError(f"{suite} needs a {length}-byte {name} master key and salt")
         self.suite = suite
+        # the Session objects own the libsrtp sessions (freed with them): keep them
         self._out = pylibsrtp.Session(_P(local_key, _P.SSRC_ANY_OUTBOUND, srtp_profile=profile))
         self._in = pylibsrtp.Session(_P(remote_key, _P.SSRC_ANY_INBOUND, srtp_profile=profile))
-        # bound methods, looked up once: these run for every packet
-        self._protect, self._protect_rtcp = self._out.protect, self._out.protect_rtcp
-        self._unprotect, self._unprotect_rtcp = self._in.unprotect, self._in.unprotect_rtcp
+        handles = (getattr(self._out, "_srtp", None), getattr(self._in, "_srtp", None))
+        self._fallback = None in handles
+        if not self._fallback:
+            self._tx, self._rx = handles[0][0], handles[1][0]  # srtp_t
+            self._buf = _ffi.new("char[]", _BUFFER)
+            self._view = _ffi.buffer(self._buf)
+            self._len = _ffi.new("int *")
         self.auth_failures = 0   # wrong key, forged, damaged, or a plain packet
         self.replays = 0         # a packet index seen before, or older than the window
         self.bad_packets = 0     # too short / too long / unparsable as SRTP
@@ -121,36 +142,83 @@ class SrtpContext:
 
     # ------------------------------------------------------------------ sending
     def protect(self, packet: bytes) -> bytes | None:
-        try:
-            return self._protect(packet)
-        except (pylibsrtp.Error, ValueError):
+        """The SRTP packet for the RTP ``packet``, or None (counted) when it cannot be."""
+        n = len(packet)
+        if self._fallback or not 12 <= n <= _RTP_ROOM:
+            return self._slow(self._out.protect, packet, True)
+        self._view[0:n] = packet
+        self._len[0] = n
+        if _srtp_protect(self._tx, self._buf, self._len):
             self.protect_errors += 1
             return None
+        return self._view[0:self._len[0]]
 
     def protect_rtcp(self, packet: bytes) -> bytes | None:
-        try:
-            return self._protect_rtcp(packet)
-        except (pylibsrtp.Error, ValueError):
+        n = len(packet)
+        if self._fallback or not 8 <= n <= _RTCP_ROOM:
+            return self._slow(self._out.protect_rtcp, packet, True)
+        self._view[0:n] = packet
+        self._len[0] = n
+        if _srtp_protect_rtcp(self._tx, self._buf, self._len):
             self.protect_errors += 1
             return None
+        return self._view[0:self._len[0]]
 
     # ------------------------------------------------------------------ receiving
     def unprotect(self, packet: bytes) -> bytes | None:
-        try:
-            return self._unprotect(packet)
-        except pylibsrtp.Error as e:
-            self._count(e)
-        except (ValueError, TypeError):  # longer than the library's buffer, or not bytes
+        """The RTP packet inside the SRTP ``packet``, or None when it is dropped (counted)."""
+        if self._fallback or type(packet) is not bytes:
+            return self._slow(self._in.unprotect, packet, False)
+        n = len(packet)
+        if n > _BUFFER:
             self.bad_packets += 1
-        return None
+            return None
+        self._view[0:n] = packet
+        self._len[0] = n
+        status = _srtp_unprotect(self._rx, self._buf, self._len)
+        if status:
+            self._drop(status)
+            return None
+        return self._view[0:self._len[0]]
 
     def unprotect_rtcp(self, packet: bytes) -> bytes | None:
-        try:
-            return self._unprotect_rtcp(packet)
-        except pylibsrtp.Error as e:
-            self._count(e)
-        except (ValueError, TypeError):
+        if self._fallback or type(packet) is not bytes:
+            return self._slow(self._in.unprotect_rtcp, packet, False)
+        n = len(packet)
+        if n > _BUFFER:
             self.bad_packets += 1
+            return None
+        self._view[0:n] = packet
+        self._len[0] = n
+        status = _srtp_unprotect_rtcp(self._rx, self._buf, self._len)
+        if status:
+            self._drop(status)
+            return None
+        return self._view[0:self._len[0]]
+
+    def _drop(self, status: int) -> None:
+        if status == _AUTH_FAIL:
+            self.auth_failures += 1
+        elif status in (_REPLAY_FAIL, _REPLAY_OLD):
+            self.replays += 1
+        else:
+            self.bad_packets += 1
+
+    def _slow(self, method, packet, sending: bool) -> bytes | None:
+        """Through pylibsrtp's Session methods: the fallback, and the odd packets (too
+        short or too long for the buffer, not bytes) whose errors it words for us."""
+        try:
+            return method(packet)
+        except pylibsrtp.Error as e:
+            if sending:
+                self.protect_errors += 1
+            else:
+                self._count(e)
+        except (ValueError, TypeError):  # longer than the library's buffer, or not bytes
+            if sending:
+                self.protect_errors += 1
+            else:
+                self.bad_packets += 1
         return None
 
     def _count(self, error: Exception) -> None:

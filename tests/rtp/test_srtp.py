@@ -131,3 +131,34 @@ def test_srtp_module_does_not_import_twisted():
     code = ("import sys, ivr.rtp.srtp, ivr.sdp.crypto\n"
             "raise SystemExit(1 if [m for m in sys.modules if m.startswith('twisted')] else 0)\n")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_per_packet_calls_go_to_libsrtp_directly_in_one_reused_buffer(monkeypatch):
+    """The fast path (bench B7) does not go through pylibsrtp's Session methods, which
+    allocate per call; their results and drop counts are the same."""
+    import pylibsrtp
+
+    a, b = pair("AES_CM_128_HMAC_SHA1_80")
+
+    def refuse(*args):
+        raise AssertionError("pylibsrtp.Session's per-packet method was used")
+
+    for name in ("protect", "unprotect", "protect_rtcp", "unprotect_rtcp"):
+        monkeypatch.setattr(pylibsrtp.Session, name, refuse)
+    wire = [a.protect(rtp(seq)) for seq in (1, 2)]
+    assert [b.unprotect(w) for w in wire] == [rtp(1), rtp(2)]
+    assert b.unprotect(wire[0]) is None and b.replays == 1
+    report = a.protect_rtcp(RTCP_PLAIN)
+    assert b.unprotect_rtcp(report) == RTCP_PLAIN
+    damaged = a.protect(rtp(3))
+    assert b.unprotect(damaged[:-1] + bytes([damaged[-1] ^ 1])) is None
+    assert b.auth_failures == 1 and b.bad_packets == 0
+
+
+def test_without_the_bindings_session_handle_the_session_methods_do_the_same():
+    a, b = pair("AES_CM_128_HMAC_SHA1_80")
+    a._fallback = b._fallback = True  # as if pylibsrtp stopped exposing Session._srtp
+    first = a.protect(rtp(7))
+    assert b.unprotect(first) == rtp(7) and b.unprotect(first) is None and b.replays == 1
+    assert b.unprotect_rtcp(a.protect_rtcp(RTCP_PLAIN)) == RTCP_PLAIN
+    assert b.unprotect(rtp(8)) is None and b.auth_failures == 1
