@@ -198,6 +198,19 @@ class RegisterAndCallTests(_Ws):
         self.assertEqual(client.texts, [b"\r\n"])
 
 
+    @defer.inlineCallbacks
+    def test_malformed_request_answered_400_over_the_connection(self):
+        self.serve()
+        client, _ = yield self.client()
+        client.send(f"OPTIONS sip:ivr@{HOST} SIP/2.0\r\n"
+                    f"Via: SIP/2.0/WS {ALIAS};branch={new_branch()}\r\n"
+                    "From: <sip:a@b>;tag=1\r\nTo: <sip:ivr@h>\r\nCall-ID: x\r\n"
+                    "CSeq: one OPTIONS\r\nContent-Length: 0\r\n\r\n")
+        yield wait_until(lambda: client.messages, timeout=5)
+        self.assertEqual(client.messages[0].status, 400)
+        self.assertEqual(len(self.sip._all), 1)  # the connection stays
+
+
 class LimitTests(_Ws):
     @defer.inlineCallbacks
     def test_per_address_limit_refuses_the_upgrade_with_503(self):
