@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from twisted.internet import defer
 from twisted.internet.error import CannotListenError
@@ -34,6 +35,7 @@ from .call.control import CallControl
 from .call.inband import InbandDtmfService
 from .call.queue_dialer import QueueDialer
 from .call.table import CallTable
+from .call.webrtc import DtlsCertificate
 from .config.extensions import ExtensionsConfig, load_extensions
 from .dialplan.service import DialplanInvalid, DialplanService
 from .logging import start_logging
@@ -200,6 +202,8 @@ class IvrServer:
             recordings_dir=str(self.data / "recordings"), data_dir=str(self.data),
             metrics=self.metrics, media_encryption=directory.media_encryption,
             allow_insecure_srtp_keys=directory.allow_insecure_srtp_keys,
+            # WebRTC legs' DTLS identity: browsers pin its fingerprint from our SDP.
+            dtls_certificate=DtlsCertificate.generate(datetime.now(timezone.utc), days=365),
             prompts=PromptCache(self.prompts_dir, self.data / "cache" / "prompts",
                                 reactor=reactor),
             tts=self._tts or TtsEngine(self.data / "cache" / "tts", reactor=reactor))

@@ -48,6 +48,7 @@ class MediaContext:
     data_dir: str | None = None  # --data: relative dialplan paths (recordings) live here
     media_encryption: str = "optional"  # SRTP policy of legs with no extension or trunk
     allow_insecure_srtp_keys: bool = False  # SDES keys over plain UDP/TCP (logged per use)
+    dtls_certificate: object = None  # ivr.rtp.dtls.DtlsCertificate: WebRTC legs (None: 488)
 
 
 class Call:

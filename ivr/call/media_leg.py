@@ -11,6 +11,11 @@ over plain hops).  A refusal is an SdpError (488 with a Warning) like any other.
 negotiated keys key the RTP session (``set_srtp``) before it is pointed at the far end; a
 re-INVITE that keeps the keys keeps the context (its replay window and rollover counter),
 one that changes them re-keys, and one that drops them goes back to plain RTP.
+
+WebRTC (an offer in ``UDP/TLS/RTP/SAVP(F)``): answered by :mod:`ivr.call.webrtc`: ICE-lite
+and DTLS-SRTP with the server's certificate; the session sends nothing until ICE nominates
+and DTLS keys SRTP.  A re-offer that keeps the ICE credentials and fingerprint (a direction
+change) gets our answer again; an ICE restart or a new certificate gets 488.
 """
 from __future__ import annotations
 
@@ -26,8 +31,10 @@ from ..rtp.session import PlaybackStopped, RtpSession, SessionClosed
 from ..rtp.srtp import SrtpContext, supported_suites
 from ..sdp import make_answer, make_offer, make_reanswer, negotiate_answer, parse_sdp, serialize_sdp
 from ..sdp.crypto import DEFAULT_SUITES, CryptoAttribute, MediaEncryption, crypto_attributes
-from ..sdp.offer_answer import EncryptionRefused, KeysNeedTls
+from ..sdp.offer_answer import EncryptionRefused, KeysNeedTls, OfferAnswerError
 from .encryption import describe
+from ..sdp.webrtc import make_webrtc_answer
+from .webrtc import is_webrtc_offer, webrtc_answer
 from .interface import CallEnded, PlaybackResult
 
 log = Logger(namespace="ivr.call.media")
@@ -53,6 +60,7 @@ class MediaLeg:
         self.sip_transport: str | None = None  # udp | tcp | tls: the leg's SIP hop
         self.on_event: Callable[..., None] | None = None  # the call's path log
         self.srtp_keys = _UNSET  # the keys the RTP session runs with (None: plain)
+        self.webrtc = None  # ivr.sdp.webrtc.WebrtcMedia of a WebRTC leg
 
     # -- encryption --------------------------------------------------------------------
     @property
@@ -131,7 +139,10 @@ class MediaLeg:
 
     @property
     def media_encryption(self) -> str:
-        """``srtp:<suite>`` or ``none``: what the leg's media ran with (the CDR's)."""
+        """``srtp:<suite>``, ``dtls-srtp`` or ``none``: what the leg's media ran with (the
+        CDR's)."""
+        if self.webrtc is not None:
+            return "dtls-srtp"
         return describe(None if self.srtp_keys is _UNSET else self.srtp_keys)
 
     # -- the RTP session ---------------------------------------------------------------
@@ -175,6 +186,8 @@ class MediaLeg:
             return serialize_sdp(self.local_sdp)
         if offer:
             parsed = parse_sdp(offer)
+            if is_webrtc_offer(parsed):
+                return self._answer_webrtc(parsed)
             try:
                 rtp = self.ensure_rtp()
             except PortsExhausted:
@@ -192,6 +205,34 @@ class MediaLeg:
             self._check_offer()  # refused by policy: 488 before a port is taken
             self.local_sdp = self._make_offer(self.ensure_rtp().local_port, 1)
         return serialize_sdp(self.local_sdp)
+
+    def _answer_webrtc(self, offer) -> bytes:
+        certificate = getattr(self.ctx, "dtls_certificate", None)
+        if certificate is None:
+            raise OfferAnswerError("DTLS-SRTP (WebRTC) media is not enabled here")
+        answer, webrtc = webrtc_answer(offer, self.ensure_rtp(), self.ctx.advertise,
+                                       certificate, session_id=self.session_id, version=1)
+        self.local_sdp, self.webrtc, self.negotiated = answer, webrtc, webrtc.negotiated
+        self.rtp.set_direction(webrtc.negotiated.direction.value)
+        self._event("webrtc", setup=webrtc.setup, codec=webrtc.negotiated.codec)
+        return serialize_sdp(answer)
+
+    def _reoffered_webrtc(self, offer) -> bytes:
+        """A re-offer on a WebRTC leg: the same ICE credentials and certificate (hold,
+        unhold) keep the media and get our answer again (ICE and DTLS untouched); an ICE
+        restart or a new certificate is 488 and leaves the media as it was."""
+        ours = next(m for m in self.local_sdp.media if m.attribute("ice-ufrag"))
+        answer, webrtc = make_webrtc_answer(
+            offer, self.ctx.advertise, self.rtp.local_port, session_id=self.session_id,
+            version=self.local_sdp.origin.sess_version + 1,
+            ice_ufrag=ours.attribute("ice-ufrag"), ice_pwd=ours.attribute("ice-pwd"),
+            fingerprint=ours.attribute("fingerprint"))
+        if (webrtc.remote_ufrag, webrtc.remote_fingerprint) != (
+                self.webrtc.remote_ufrag, self.webrtc.remote_fingerprint):
+            raise OfferAnswerError("ICE restart or a new DTLS certificate is not supported")
+        self.local_sdp, self.negotiated = answer, webrtc.negotiated
+        self.rtp.set_direction(webrtc.negotiated.direction.value)
+        return serialize_sdp(answer)
 
     def offer(self) -> bytes:
         """Our offer for an INVITE we send (an outbound leg).  Raises EncryptionRefused
@@ -212,6 +253,8 @@ class MediaLeg:
             self.negotiated = None
             return serialize_sdp(self.local_sdp)
         offer = parse_sdp(sdp)
+        if self.webrtc is not None:
+            return self._reoffered_webrtc(offer)
         if self.local_sdp is not None:
             answer, negotiated = make_reanswer(offer, self.local_sdp, self.ctx.advertise,
                                                rtp.local_port, **self._answer_terms())
