@@ -21,7 +21,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from .digits import DigitBuffer
-from .interface import CallEnded, CallerId
+from .interface import CallEnded, CallerId, PlaybackResult
 from .media_leg import MediaLeg
 from .signalling import SignallingLeg
 from .telephony import leg_info
@@ -61,6 +61,7 @@ class Call:
         # Who answers this leg's REFERs (ivr.call.control.CallControl.blind_transfer);
         # None: REFER gets 403.
         self.transfers = transfers
+        self._stops = 0  # stop_playback calls so far (a rendering prompt checks it)
         self.clock = ctx.reactor
         self.call_id = session.call_id if session is not None else ""
         self.leg_id: str | None = None  # set by the CallTable when the Call-ID is taken
@@ -173,18 +174,27 @@ class Call:
         if audio is not None:
             return self.play_audio(audio, barge_in)
         d = tts.render_or_fallback(text, voice, language, rate)
-        d.addCallback(lambda audio: self.play_audio(audio, barge_in))
+        d.addCallback(self._play_rendered, barge_in, self._stops)
         return d
+
+    def _play_rendered(self, audio, barge_in: bool, stops: int) -> defer.Deferred | PlaybackResult:
+        """Play a prompt whose audio was not ready when it was asked for -- unless playback
+        was stopped while it rendered (an agent answered the queue, a bridge took the leg's
+        audio): then it is not played at all, as a stopped prompt."""
+        if stops != self._stops:
+            return PlaybackResult(False)
+        return self.play_audio(audio, barge_in)
 
     def play_file(self, name: str, barge_in: bool = False) -> defer.Deferred:
         audio = self.ctx.prompts.cached(name)
         if audio is not None:
             return self.play_audio(audio, barge_in)
         d = self.ctx.prompts.load(name)
-        d.addCallback(lambda audio: self.play_audio(audio, barge_in))
+        d.addCallback(self._play_rendered, barge_in, self._stops)
         return d
 
     def stop_playback(self) -> None:
+        self._stops += 1  # a prompt still rendering is not played when it is ready
         self.media.stop_playback()
 
     # -- recording, echo, digits out (see media_ops) -----------------------------------

@@ -162,3 +162,36 @@ def test_the_caller_hangs_up_while_the_plan_waits_for_digits(core):
     assert [c for c in core.clock.getDelayedCalls()
             if c.func.__qualname__.startswith("DigitBuffer.")] == []  # the gather's timeout
     assert_all_ended_once(core, 1)
+
+
+def test_a_prompt_stopped_while_it_renders_is_never_played(tmp_path):
+    """An agent answers the queue while the hold prompt is still rendering: enqueue stops
+    playback and the bridge takes the leg's audio; the prompt, once ready, must not start
+    over the bridged audio."""
+    from twisted.internet import defer
+
+    core = CallCore(tmp_path / "plans", PLAN)
+    try:
+        session, phone = core.call("menu", offer(port=4000))
+        core.run(0.3, step=0.01)
+        (leg,) = core.calls.values()
+        rendering = defer.Deferred()
+        core.media.tts.cached = lambda *a, **k: None
+        core.media.tts.render_or_fallback = lambda *a, **k: rendering
+        results = []
+        leg.say("Thank you for holding").addCallback(results.append)
+        leg.stop_playback()
+        playing = []
+        leg.media.play = lambda *a, **k: playing.append(a) or defer.succeed(None)
+        rendering.callback(core.media.tts.AUDIO)
+        assert playing == [] and results[0].completed is False
+        # A prompt asked for after the stop plays as usual.
+        later = defer.Deferred()
+        core.media.tts.render_or_fallback = lambda *a, **k: later
+        leg.say("Your agent")
+        later.callback(core.media.tts.AUDIO)
+        assert len(playing) == 1
+        session.bye()
+        core.run(0.3)
+    finally:
+        core.close()
