@@ -413,3 +413,36 @@ trunks:
     assert outbound_policy(config, "+15551234567",
                            Destination("TLS", "192.0.2.10", 5061)) == "required"
     assert outbound_policy(config, "sip:x@198.51.100.1", None) is None
+
+
+def test_inband_dtmf_inside_srtp_fills_a_gather(core):
+    """No telephone-event offered: the keys are tones in the encrypted audio, heard by the
+    in-band detector on the decrypted samples."""
+    from ivr.call.inband import InbandDtmfService
+    from tests.interop.pcap import dtmf_audio
+
+    core.media.inband = InbandDtmfService(core.media_clock)
+    tls_from(core, PHONE_PORT)
+    endpoint = Endpoint(srtp=True)
+    core.endpoints.append(endpoint)
+    endpoint.offer_sd = make_offer(HOST, endpoint.port, ("PCMU",), telephone_event_pt=None,
+                                   session_id=7, version=1, media_encryption="required",
+                                   secure_signalling=True)
+    endpoint.offer = serialize_sdp(endpoint.offer_sd)
+    session, phone = core.call("menu", endpoint.offer)
+    core.run(0.2, step=0.02)
+    endpoint.answered(final(phone)[0][2])
+    (leg,) = core.calls.values()
+    assert leg.media.media_encryption.startswith("srtp:")
+    core.run(0.3)
+    audio = dtmf_audio([(None, 100), ("4", 100), (None, 100), ("2", 100), (None, 100),
+                        ("7", 100), (None, 200)])
+    for n in range(0, len(audio), 160):
+        endpoint.send(0, bytes(ulaw_encode(audio[n:n + 160])), n)
+        core.run(0.02, step=0.005)
+    core.run(0.5, step=0.01)
+    assert leg.variables.get("account") == "427", leg.path
+    session.bye()
+    core.run(1.0)
+    record = cdr(core)
+    assert record["dtmf_by_mode"]["inband"] == 3 and record["media_encryption"].startswith("srtp:")
