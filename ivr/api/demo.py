@@ -1,4 +1,7 @@
-"""The click-to-call demo page and its server-side endpoints.
+"""The click-to-call demo page, the WebRTC demo page and their server-side endpoints.
+
+``/demo/webrtc`` (``web/webrtc.html`` and ``web/webrtc.js``) calls from the browser with
+SIP.js over the server's own ``/sip`` WebSocket; it needs no endpoint here.
 
 The browser never sees an API key: ``POST /demo/api/click-to-call`` runs inside the
 server with the configured agent (``demo_agent``) and is rate limited per visitor IP
@@ -70,6 +73,23 @@ def demo_routes(app, api) -> None:
         request.setHeader(b"Content-Type", b"text/javascript; charset=utf-8")
         request.setHeader(b"Cache-Control", b"public, max-age=300")
         return script
+
+    webrtc_page, webrtc_script = _asset("webrtc.html"), _asset("webrtc.js")
+
+    @app.route("/demo/webrtc", methods=["GET"])
+    def demo_webrtc_page(request):
+        # 'self' covers ws(s):// of this host for the SIP over WebSocket at /sip.
+        request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
+        request.setHeader(b"Content-Security-Policy",
+                          b"default-src 'self'; style-src 'self' 'unsafe-inline'")
+        request.setHeader(b"Permissions-Policy", b"microphone=(self)")
+        return webrtc_page
+
+    @app.route("/demo/webrtc.js", methods=["GET"])
+    def demo_webrtc_script(request):
+        request.setHeader(b"Content-Type", b"text/javascript; charset=utf-8")
+        request.setHeader(b"Cache-Control", b"public, max-age=300")
+        return webrtc_script
 
     @app.route("/demo/api/click-to-call", methods=["POST"])
     def demo_call(request):
