@@ -2,7 +2,9 @@
 microphone a WAV of a 1 kHz tone, opens /demo/webrtc?to=echo&autostart=1; SIP.js (vendored
 from npm, served at /vendor/) calls the bundled echo line anonymously over ws://<host>/sip,
 the engine answers ICE-lite + DTLS-SRTP, and the page's window.ivr.inboundLevel() hears the
-tone come back. The server's path log shows the WebRTC leg and its CDR says dtls-srtp."""
+tone come back (a silent microphone fails it); its digits arrive as RFC 4733. A second call
+goes through the page's own buttons and keypad. The path log shows the WebRTC leg and the
+CDRs say dtls-srtp."""
 from __future__ import annotations
 
 import json
@@ -43,7 +45,7 @@ def tone_wav(path: Path, freq: float = 1000.0, seconds: float = 30.0, rate: int 
     return path
 
 
-def cdr_rows(server, timeout: float = 10.0) -> list[dict]:
+def cdr_rows(server, count: int, timeout: float = 10.0) -> list[dict]:
     deadline = time.monotonic() + timeout
     while True:
         conn = sqlite3.connect(server.data / "ivr.sqlite3")
@@ -54,7 +56,7 @@ def cdr_rows(server, timeout: float = 10.0) -> list[dict]:
             rows = []
         finally:
             conn.close()
-        if rows or time.monotonic() > deadline:
+        if len(rows) >= count or time.monotonic() > deadline:
             return rows
         time.sleep(0.1)
 
@@ -97,13 +99,26 @@ def test_browser_calls_the_echo_line_and_hears_its_tone_back(server, tmp_path):
             time.sleep(1.5)
             assert page.evaluate("() => window.ivr.hangup()") is True
             wait_for(page, "() => window.ivr.state === 'ended'", 5, "no end", server)
+            assert page.evaluate("() => window.ivr.inboundLevel()") == -100
+            # Again with the page's own buttons: call, one key on the keypad, hang up.
+            page.click("#ivr-call")
+            wait_for(page, "() => window.ivr.state === 'connected'", 15,
+                     "the second call did not connect", server)
+            assert page.locator("#ivr-status").text_content() == "Connected"
+            page.click("#ivr-keypad button:text-is('5')")
+            time.sleep(1)
+            page.click("#ivr-hangup")
+            wait_for(page, "() => window.ivr.state === 'ended'", 5, "no end", server)
+            assert page.locator("#ivr-call").is_enabled()
             ctx.close()
     finally:
         shutil.rmtree(profile, ignore_errors=True)
     assert errors == []
-    rows = cdr_rows(server)
-    assert len(rows) == 1, rows
-    (row,) = rows
+    rows = cdr_rows(server, count=2)
+    assert len(rows) == 2, rows
+    row, again = sorted(rows, key=lambda r: r["setup_at"])
+    assert json.loads(again["extra"])["dtmf_by_mode"]["rfc4733"] == 1, again
+    assert again["media_encryption"] == "dtls-srtp" and again["hangup_side"] == "remote"
     assert row["media_encryption"] == "dtls-srtp", row
     extra = json.loads(row["extra"])
     assert any(line.startswith("webrtc ") for line in extra["path"]), extra["path"]
