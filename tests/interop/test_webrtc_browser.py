@@ -3,7 +3,8 @@ microphone a WAV of a 1 kHz tone, opens /demo/webrtc?to=echo&autostart=1; SIP.js
 from npm, served at /vendor/) calls the bundled echo line anonymously over ws://<host>/sip,
 the engine answers ICE-lite + DTLS-SRTP, and the page's window.ivr.inboundLevel() hears the
 tone come back (a silent microphone fails it); its digits arrive as RFC 4733. A second call
-goes through the page's own buttons and keypad. The path log shows the WebRTC leg and the
+goes through the page's own buttons and keypad, a third from a page served over HTTPS over
+wss. The path log shows the WebRTC leg and the
 CDRs say dtls-srtp."""
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
-from .conftest import ROOT
+from .conftest import ROOT, free_port
 
 pytestmark = pytest.mark.interop
 
@@ -70,9 +71,11 @@ def wait_for(page, expression: str, timeout: float, what: str, server) -> None:
         raise AssertionError(f"{what}: {e}\npage: {state}\n{server.log()[-4000:]}") from None
 
 
-def test_browser_calls_the_echo_line_and_hears_its_tone_back(server, tmp_path):
+def test_browser_calls_the_echo_line_and_hears_its_tone_back(server_factory, tmp_path):
     assert Path(CHROMIUM).exists(), "apt-get install -y chromium"
     assert SIPJS.exists(), "run ./scripts/setup (it vendors SIP.js from npm)"
+    https_port = free_port()
+    server = server_factory(extra=["--https", f"127.0.0.1:{https_port}"])
     wav = tone_wav(tmp_path / "tone-1k.wav")
     profile = tempfile.mkdtemp(prefix="ivr-chromium-")
     errors: list[str] = []
@@ -80,7 +83,8 @@ def test_browser_calls_the_echo_line_and_hears_its_tone_back(server, tmp_path):
         with sync_playwright() as pw:
             ctx = pw.chromium.launch_persistent_context(
                 profile, executable_path=CHROMIUM, headless=True,
-                args=[*ARGS, f"--use-file-for-fake-audio-capture={wav}"])
+                args=[*ARGS, f"--use-file-for-fake-audio-capture={wav}"],
+                ignore_https_errors=True)
             page = ctx.new_page()
             page.on("pageerror", lambda e: errors.append(str(e)))
             base = f"http://127.0.0.1:{server.http_port}"
@@ -110,13 +114,23 @@ def test_browser_calls_the_echo_line_and_hears_its_tone_back(server, tmp_path):
             page.click("#ivr-hangup")
             wait_for(page, "() => window.ivr.state === 'ended'", 5, "no end", server)
             assert page.locator("#ivr-call").is_enabled()
+            # A page served over HTTPS calls over wss on the same port.
+            sockets = []
+            page.on("websocket", lambda ws: sockets.append(ws.url))
+            page.goto(f"https://127.0.0.1:{https_port}/demo/webrtc?to=echo&autostart=1")
+            wait_for(page, "() => window.ivr.state === 'connected'", 15,
+                     "the call over wss did not connect", server)
+            assert sockets == [f"wss://127.0.0.1:{https_port}/sip"]
+            page.evaluate("() => window.ivr.hangup()")
+            wait_for(page, "() => window.ivr.state === 'ended'", 5, "no end", server)
             ctx.close()
     finally:
         shutil.rmtree(profile, ignore_errors=True)
     assert errors == []
-    rows = cdr_rows(server, count=2)
-    assert len(rows) == 2, rows
-    row, again = sorted(rows, key=lambda r: r["setup_at"])
+    rows = cdr_rows(server, count=3)
+    assert len(rows) == 3, rows
+    row, again, secure = sorted(rows, key=lambda r: r["setup_at"])
+    assert secure["media_encryption"] == "dtls-srtp", secure
     assert json.loads(again["extra"])["dtmf_by_mode"]["rfc4733"] == 1, again
     assert again["media_encryption"] == "dtls-srtp" and again["hangup_side"] == "remote"
     assert row["media_encryption"] == "dtls-srtp", row
