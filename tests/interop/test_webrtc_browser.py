@@ -4,8 +4,7 @@ from npm, served at /vendor/) calls the bundled echo line anonymously over ws://
 the engine answers ICE-lite + DTLS-SRTP, and the page's window.ivr.inboundLevel() hears the
 tone come back (a silent microphone fails it); its digits arrive as RFC 4733. A second call
 goes through the page's own buttons and keypad, a third from a page served over HTTPS over
-wss. The path log shows the WebRTC leg and the
-CDRs say dtls-srtp."""
+wss. The path log shows the WebRTC leg and the CDRs say dtls-srtp."""
 from __future__ import annotations
 
 import json
