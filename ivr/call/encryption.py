@@ -10,7 +10,9 @@ over plain hops (``MediaContext.allow_insecure_srtp_keys``, logged on every use)
 from __future__ import annotations
 
 #: How the CDR names a leg's SIP transport (``Source.transport`` / ``Destination.transport``).
-TRANSPORTS = {"UDP": "udp", "TCP": "tcp", "TLS": "tls"}
+TRANSPORTS = {"UDP": "udp", "TCP": "tcp", "TLS": "tls", "WS": "ws", "WSS": "wss"}
+#: The transports that carry SIP inside TLS (where SDES keys may travel).
+SECURE = frozenset({"tls", "wss"})
 
 
 def sip_transport(where) -> str | None:

@@ -32,7 +32,7 @@ from ..rtp.srtp import SrtpContext, supported_suites
 from ..sdp import make_answer, make_offer, make_reanswer, negotiate_answer, parse_sdp, serialize_sdp
 from ..sdp.crypto import DEFAULT_SUITES, CryptoAttribute, MediaEncryption, crypto_attributes
 from ..sdp.offer_answer import EncryptionRefused, KeysNeedTls, OfferAnswerError
-from .encryption import describe
+from .encryption import SECURE, describe
 from ..sdp.webrtc import make_webrtc_answer
 from .webrtc import is_webrtc_offer, webrtc_answer
 from .interface import CallEnded, PlaybackResult
@@ -65,8 +65,8 @@ class MediaLeg:
     # -- encryption --------------------------------------------------------------------
     @property
     def secure_signalling(self) -> bool:
-        """Keys in our SDP travel only inside TLS."""
-        return self.sip_transport == "tls"
+        """Keys in our SDP travel only inside TLS (SIP over TLS, or WebSocket over TLS)."""
+        return self.sip_transport in SECURE
 
     @property
     def _insecure_keys(self) -> bool:
