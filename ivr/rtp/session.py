@@ -28,28 +28,12 @@ RTCP: a compound SR (or RR when we have not sent) + SDES CNAME about every ``rtc
 seconds (randomised 0.5..1.5x, RFC 3550 6.2), checked on the media tick; BYE on ``close()``.
 RTCP arriving on the RTP port (rtcp-mux) is handled too.
 
-SRTP (``set_srtp``, an :class:`~ivr.rtp.srtp.SrtpContext`): every RTP and RTCP packet is
-protected just before the socket and unprotected just after it, before anything else looks
-at it (latching, statistics, reframing, RFC 4733); a packet that fails (wrong key, forged,
-replayed, plain) is dropped and counted in the context.  The encrypting versions of the send
-and receive methods are bound over the plain ones on the instance while a context is set, so
-a plain session's per-packet path is exactly what it was.
-
-WebRTC (``set_webrtc``, an :class:`~ivr.rtp.ice.IceLiteAgent` and a
-:class:`~ivr.rtp.dtls.DtlsEndpoint`): the RTP port is demultiplexed by first byte (RFC 7983):
-STUN checks go to the ICE agent, DTLS to the endpoint, RTP/RTCP to SRTP.  When the handshake
-completes its exported keys key an SrtpContext (``set_srtp``); until then, and until ICE has
-nominated an address, nothing is sent (no plain RTP or RTCP ever) and RTP is dropped.  Media
-goes to the nominated address only.  DTLS is accepted only from an address that passed an
-ICE check.  Handshake retransmissions and consent freshness (RFC 7675: no valid check for
-30 s ends the media as the media timeout does, through ``on_timeout``) are checked in the
-session's housekeeping, on the media clock like everything else.
+SRTP and WebRTC (``set_srtp``, ``set_webrtc``): see :mod:`ivr.rtp.secure`.
 """
 from __future__ import annotations
 
 import ipaddress
 import random
-import struct
 
 import numpy as np
 from twisted.internet import defer
@@ -58,21 +42,18 @@ from twisted.python import log
 
 from ..media import g711
 from ..media.player import FRAME_SAMPLES
-from .dtls import DtlsRole, DtlsState
 from .dtmf import DtmfReceiver, DtmfSendQueue, event_code
 from .framing import SEND_PTIMES, Packetizer, Reframer, frames_per_packet
 from .packet import RtpError, RtpPacket, is_rtcp
 from .ports import EphemeralPorts
-from .ice import Nominated, SendStun
 from .rtcp import RtcpReporter
-from .srtp import SrtpContext
+from .secure import HEADER as _HEADER, SecureStream
 from .stats import ReceiveStats
 
 __all__ = ["RtpSession", "PlaybackStopped", "DtmfNotNegotiated", "SessionClosed", "DIRECTIONS",
            "EncodedFrame"]
 
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
-_HEADER = struct.Struct("!BBHII")
 _MASK32 = 0xFFFFFFFF
 _STATIC_DECODERS = {0: g711.ulaw_decode, 8: g711.alaw_decode}
 _PAD = {g711.ulaw_decode: g711.ULAW_SILENCE, g711.alaw_decode: g711.ALAW_SILENCE}
@@ -132,7 +113,7 @@ class _Port(DatagramProtocol):
             log.err(None, "RtpSession: error handling datagram")
 
 
-class RtpSession:
+class RtpSession(SecureStream):
     def __init__(self, reactor, media_clock, host: str = "127.0.0.1", ports=None,
                  media_timeout: float = 30.0, rtcp_interval: float = 5.0, cname: str | None = None,
                  rng: random.Random | None = None, dtmf_end_timeout: float = 0.5,
@@ -195,153 +176,6 @@ class RtpSession:
         self._ice = None   # IceLiteAgent on a WebRTC stream
         self._dtls = None  # DtlsEndpoint on a WebRTC stream
         self._consent_lost = False
-
-    # ------------------------------------------------------------------ SRTP
-    def set_srtp(self, context) -> None:
-        """Encrypt the stream with ``context`` (an SrtpContext from the negotiated keys), or
-        send and expect plain RTP again with None.  Set it before ``set_remote``, and again
-        only when the negotiated keys change (a new context restarts the replay window)."""
-        self._srtp = context
-        names = ("_send_rtp", "_rtp_received", "_rtcp_received")
-        if context is None:
-            for name in names:
-                self.__dict__.pop(name, None)
-            return
-        # instance attributes win over the class's methods: the plain path stays untouched
-        self._send_rtp = self._send_srtp
-        self._rtp_received = self._srtp_received
-        self._rtcp_received = self._srtcp_received
-
-    @property
-    def encrypted(self) -> bool:
-        return self._srtp is not None
-
-    def _send_srtp(self, pt: int, marker: bool, ts: int, payload: bytes) -> None:
-        """_send_rtp, protected (bound over it by set_srtp)."""
-        data = self._srtp.protect(
-            _HEADER.pack(0x80, (0x80 if marker else 0) | pt, self._seq, ts, self.ssrc) + payload)
-        self._seq = (self._seq + 1) & 0xFFFF
-        if data is None:  # counted by the context; the sequence number is spent
-            return
-        self._packets_sent += 1
-        self._octets_sent += len(payload)
-        self._rtcp.sent_since_report = True
-        sock = self._rtp_socket
-        if sock is None:
-            self._write(self._pair.rtp, data, self._remote)
-            return
-        try:
-            sock.sendto(data, self._remote)
-        except Exception:  # full buffer, unreachable, closed: count, never raise
-            self._counters["send_errors"] += 1
-
-    def _srtp_received(self, data: bytes, addr) -> None:
-        """_rtp_received for SRTP (and SRTCP muxed on the RTP port): unprotect, then the
-        plain path."""
-        if self._closed:
-            return
-        if is_rtcp(data):
-            plain = self._srtp.unprotect_rtcp(data)
-            if plain is not None:
-                RtpSession._rtcp_received(self, plain, addr)
-            return
-        plain = self._srtp.unprotect(data)
-        if plain is not None:
-            RtpSession._rtp_received(self, plain, addr)
-
-    def _srtcp_received(self, data: bytes, addr) -> None:
-        if self._closed:
-            return
-        plain = self._srtp.unprotect_rtcp(data)
-        if plain is not None:
-            RtpSession._rtcp_received(self, plain, addr)
-
-    # ------------------------------------------------------------------ WebRTC
-    def set_webrtc(self, ice, dtls) -> None:
-        """Make this a WebRTC stream: ``ice`` (an IceLiteAgent with our credentials) answers
-        the peer's checks, ``dtls`` (a DtlsEndpoint) keys SRTP.  Call once, before
-        ``set_remote`` (whose address is then ignored: media goes where ICE nominates)."""
-        self._ice, self._dtls = ice, dtls
-        self._remote = None
-        self._rtp_received = self._webrtc_received
-        self._counters.update(dtls_unchecked=0, rtp_before_keys=0, consent_expired=0)
-
-    @property
-    def webrtc_ready(self) -> bool:
-        """ICE nominated an address and DTLS keyed SRTP: media flows."""
-        return self._ice is not None and self._remote is not None
-
-    def _webrtc_received(self, data: bytes, addr) -> None:
-        if self._closed or not data:
-            return
-        first = data[0]
-        if first < 4:
-            self._webrtc_stun(data, addr)
-        elif 20 <= first < 64:
-            self._webrtc_dtls(data, addr)
-        elif 128 <= first < 192:
-            if self._srtp is None:
-                self._counters["rtp_before_keys"] += 1
-            else:
-                self._srtp_received(data, addr)
-        else:
-            self._counters["bad_packets"] += 1
-
-    def _webrtc_stun(self, data: bytes, addr) -> None:
-        for action in self._ice.receive(data, addr, self.reactor.seconds()):
-            if isinstance(action, SendStun):
-                self._write(self._pair.rtp, action.data, action.addr)
-            elif isinstance(action, Nominated):
-                log.msg(f"RtpSession {self.local_port}: ICE nominated "
-                        f"{action.addr[0]}:{action.addr[1]}")
-                self._consent_lost = False
-                if self._dtls.role is DtlsRole.CLIENT and self._dtls.state is DtlsState.NEW:
-                    for datagram in self._dtls.start():
-                        self._write(self._pair.rtp, datagram, action.addr)
-                self._webrtc_remote()
-
-    def _webrtc_dtls(self, data: bytes, addr) -> None:
-        addr = (addr[0], addr[1])
-        if addr not in (self._ice.checked, self._ice.nominated):
-            self._counters["dtls_unchecked"] += 1  # DTLS only over a checked pair
-            return
-        was = self._dtls.state
-        for datagram in self._dtls.receive(data):
-            self._write(self._pair.rtp, datagram, addr)
-        self._webrtc_keyed(was)
-
-    def _webrtc_keyed(self, was) -> None:
-        dtls = self._dtls
-        if dtls.state is DtlsState.CONNECTED and self._srtp is None:
-            log.msg(f"RtpSession {self.local_port}: DTLS-SRTP keyed ({dtls.keys.suite})")
-            self.set_srtp(SrtpContext.from_keys(dtls.keys))
-            self._rtp_received = self._webrtc_received  # the demux stays in front of SRTP
-            self._webrtc_remote()
-        elif dtls.state is DtlsState.FAILED and was is not DtlsState.FAILED:
-            log.msg(f"RtpSession {self.local_port}: {dtls.error}")
-
-    def _webrtc_remote(self) -> None:
-        """Media goes to the nominated address once SRTP is keyed; nowhere before."""
-        nominated = self._ice.nominated
-        self._remote = nominated if self._srtp is not None else None
-        if self._remote is not None:
-            self._rtcp.follow_rtp(nominated[0], nominated[1], mux=True)
-
-    def _webrtc_housekeeping(self, now: float) -> None:
-        dtls = self._dtls
-        if dtls.state is DtlsState.HANDSHAKING:
-            to = self._ice.nominated or self._ice.checked
-            was = dtls.state
-            for datagram in dtls.handle_timeout():
-                if to is not None:
-                    self._write(self._pair.rtp, datagram, to)
-            self._webrtc_keyed(was)
-        if not self._consent_lost and self._ice.consent_expired(now):
-            self._consent_lost = True
-            self._counters["consent_expired"] += 1
-            self._remote = None  # RFC 7675 5.1: stop sending
-            log.msg(f"RtpSession {self.local_port}: ICE consent expired")
-            _notify(self._timeout_callbacks)
 
     # ------------------------------------------------------------------ configuration
     def set_remote(self, ip: str, port: int, payload_type: int = 0, codec: str = "PCMU",
@@ -588,8 +422,12 @@ class RtpSession:
     def _send_rtp(self, pt: int, marker: bool, ts: int, payload: bytes) -> None:
         data = _HEADER.pack(0x80, (0x80 if marker else 0) | pt, self._seq, ts, self.ssrc) + payload
         self._seq = (self._seq + 1) & 0xFFFF
+        self._transmit(data, len(payload))
+
+    def _transmit(self, data: bytes, payload_octets: int) -> None:
+        """Count and send one RTP packet (plain, or already protected) to the far end."""
         self._packets_sent += 1
-        self._octets_sent += len(payload)
+        self._octets_sent += payload_octets
         self._rtcp.sent_since_report = True
         sock = self._rtp_socket
         if sock is None:
@@ -621,10 +459,14 @@ class RtpSession:
                 and now - self._rx_reference >= self.media_timeout):
             self._timed_out = True
             self._counters["media_timeouts"] += 1
-            _notify(self._timeout_callbacks)
+            self._media_gone()
         if self._rtcp.due(now):
             self._rtcp.schedule(now)  # first: a report that fails must not stop the next
             self._send_rtcp(now)
+
+    def _media_gone(self) -> None:
+        """No media from the far end (RTP stopped, or ICE consent expired)."""
+        _notify(self._timeout_callbacks)
 
     # ------------------------------------------------------------------ receive
     def _rtp_received(self, data: bytes, addr) -> None:
