@@ -143,23 +143,17 @@ class SrtpContext:
     # ------------------------------------------------------------------ sending
     def protect(self, packet: bytes) -> bytes | None:
         """The SRTP packet for the RTP ``packet``, or None (counted) when it cannot be."""
-        n = len(packet)
-        if self._fallback or not 12 <= n <= _RTP_ROOM:
+        if self._fallback or not 12 <= len(packet) <= _RTP_ROOM:
             return self._slow(self._out.protect, packet, True)
-        self._view[0:n] = packet
-        self._len[0] = n
-        if _srtp_protect(self._tx, self._buf, self._len):
-            self.protect_errors += 1
-            return None
-        return self._view[0:self._len[0]]
+        return self._protected(_srtp_protect, packet)
 
     def protect_rtcp(self, packet: bytes) -> bytes | None:
-        n = len(packet)
-        if self._fallback or not 8 <= n <= _RTCP_ROOM:
+        if self._fallback or not 8 <= len(packet) <= _RTCP_ROOM:
             return self._slow(self._out.protect_rtcp, packet, True)
-        self._view[0:n] = packet
-        self._len[0] = n
-        if _srtp_protect_rtcp(self._tx, self._buf, self._len):
+        return self._protected(_srtp_protect_rtcp, packet)
+
+    def _protected(self, function, packet: bytes) -> bytes | None:
+        if self._in_place(function, self._tx, packet):
             self.protect_errors += 1
             return None
         return self._view[0:self._len[0]]
@@ -169,32 +163,29 @@ class SrtpContext:
         """The RTP packet inside the SRTP ``packet``, or None when it is dropped (counted)."""
         if self._fallback or type(packet) is not bytes:
             return self._slow(self._in.unprotect, packet, False)
-        n = len(packet)
-        if n > _BUFFER:
+        return self._unprotected(_srtp_unprotect, packet)
+
+    def unprotect_rtcp(self, packet: bytes) -> bytes | None:
+        if self._fallback or type(packet) is not bytes:
+            return self._slow(self._in.unprotect_rtcp, packet, False)
+        return self._unprotected(_srtp_unprotect_rtcp, packet)
+
+    def _unprotected(self, function, packet: bytes) -> bytes | None:
+        if len(packet) > _BUFFER:
             self.bad_packets += 1
             return None
-        self._view[0:n] = packet
-        self._len[0] = n
-        status = _srtp_unprotect(self._rx, self._buf, self._len)
+        status = self._in_place(function, self._rx, packet)
         if status:
             self._drop(status)
             return None
         return self._view[0:self._len[0]]
 
-    def unprotect_rtcp(self, packet: bytes) -> bytes | None:
-        if self._fallback or type(packet) is not bytes:
-            return self._slow(self._in.unprotect_rtcp, packet, False)
+    def _in_place(self, function, session, packet: bytes) -> int:
+        """libsrtp's ``function`` on ``packet`` in this context's buffer: its status."""
         n = len(packet)
-        if n > _BUFFER:
-            self.bad_packets += 1
-            return None
         self._view[0:n] = packet
         self._len[0] = n
-        status = _srtp_unprotect_rtcp(self._rx, self._buf, self._len)
-        if status:
-            self._drop(status)
-            return None
-        return self._view[0:self._len[0]]
+        return function(session, self._buf, self._len)
 
     def _drop(self, status: int) -> None:
         if status == _AUTH_FAIL:
