@@ -191,6 +191,7 @@ class IvrServer:
         security = sip_security(directory, reactor, self._own_addresses(), self.transport.port)
         self.registrar, self.invite_auth = security.registrar, security.invite_auth
         self.throttle = security.throttle
+        self.transport.on_connection_closed.append(self._flow_closed)
         self.db = Database(self.data / "ivr.sqlite3")
         self.cdrs, self.dnd, self.metrics = CdrStore(self.db), DndList(self.db), Metrics()
         self.calls = CallTable(self.cdrs, self.metrics)  # records each leg's CDR as it ends
@@ -254,6 +255,14 @@ class IvrServer:
                      "offered and accepted over plain UDP/TCP, where anyone on the path can "
                      "read them", p=path)
         return config
+
+    def _flow_closed(self, conn) -> None:
+        """A SIP connection closed: the registrations made over it (and reachable only
+        over it) go at once, so ring groups and queues skip those phones."""
+        for binding in self.registrar.connection_closed(conn):
+            log.info("registration of {aor} removed: its SIP/{kind} connection from "
+                     "{host}:{port} closed ({contact})", aor=binding.aor, kind=conn.kind,
+                     host=conn.peer[0], port=conn.peer[1], contact=binding.uri)
 
     def _own_addresses(self) -> list[str]:
         """The addresses a phone may put in its From to name us: the advertised one and

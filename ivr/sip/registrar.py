@@ -65,20 +65,33 @@ class LocationService:
         self._bindings: dict[str, dict[tuple, Binding]] = {}
         # source host -> (aor, contact key) of the bindings registered from it
         self._by_host: dict[str, set[tuple[str, tuple]]] = {}
+        # connection (flow) the REGISTER came over -> (aor, contact key) of its bindings
+        self._by_flow: dict[object, set[tuple[str, tuple]]] = {}
 
     def _index(self, binding: Binding, add: bool) -> None:
-        host = _host_key(binding.received)
-        if host is None:
-            return
         entry = (binding.aor, contact_key(binding.contact.uri))
-        if add:
-            self._by_host.setdefault(host, set()).add(entry)
-            return
-        keys = self._by_host.get(host)
-        if keys is not None:
-            keys.discard(entry)
-            if not keys:
-                del self._by_host[host]
+        for index, name in ((self._by_host, _host_key(binding.received)),
+                            (self._by_flow, _flow(binding.received))):
+            if name is None:
+                continue
+            if add:
+                index.setdefault(name, set()).add(entry)
+                continue
+            keys = index.get(name)
+            if keys is not None:
+                keys.discard(entry)
+                if not keys:
+                    del index[name]
+
+    def on_flow(self, connection) -> list[Binding]:
+        """The bindings whose REGISTER came over ``connection`` (a stream or WebSocket
+        connection: the ``connection`` of the binding's ``received`` source)."""
+        out = []
+        for aor, key in self._by_flow.get(connection, ()):
+            binding = self._bindings.get(aor, {}).get(key)
+            if binding is not None:
+                out.append(binding)
+        return out
 
     def registered_from(self, host: str, now: float) -> frozenset[str]:
         """The AORs with an unexpired binding registered from source address ``host``."""
@@ -205,6 +218,24 @@ class Registrar:
         """Housekeeping: drop expired bindings (run it every minute or so)."""
         return self.location.expire(self.clock.seconds() if now is None else now)
 
+    def connection_closed(self, connection) -> list[Binding]:
+        """The connection (TCP, TLS, WS or WSS) ``connection`` has closed: drop the
+        bindings registered over it that cannot be reached any other way, and return them.
+
+        We cannot connect to a browser (WebSocket), and a phone over TCP/TLS is reached at
+        the address its REGISTER came from, an ephemeral port nobody listens on once that
+        connection is gone: calls to such a binding would fail (503) until it expired, and
+        ring groups and queues would keep ringing it.  A stream binding whose Contact is
+        that very address (a phone that connects from the port it listens on) is kept: a
+        new connection reaches it.  Expiry and later REGISTERs go on as before."""
+        gone = []
+        for binding in self.location.on_flow(connection):
+            if binding.received.transport in ("TCP", "TLS") and _contact_is_source(binding):
+                continue
+            if self.location.remove(binding.aor, contact_key(binding.contact.uri)) is not None:
+                gone.append(binding)
+        return gone
+
     # -- RFC 3261 10.3 steps 6-8 -----------------------------------------------------------
     def _expires_header(self, request: Request) -> int | None:
         value = request.headers.get("Expires")
@@ -269,6 +300,21 @@ def _host_key_of(host: str) -> str:
 def _host_key(source) -> str | None:
     host = getattr(source, "host", None)
     return _host_key_of(host) if isinstance(host, str) else None
+
+
+def _flow(source):
+    """The connection a source's messages came over (None: UDP, or a static contact)."""
+    return getattr(source, "connection", None)
+
+
+def _contact_is_source(binding: Binding) -> bool:
+    """Whether the binding's Contact names the address and port its REGISTER came from."""
+    uri, source = binding.contact.uri, binding.received
+    if not isinstance(uri, SipUri):
+        return False
+    secure = uri.scheme == "sips" or (uri.param("transport") or "").lower() == "tls"
+    port = uri.port or (5061 if secure else 5060)
+    return _host_key_of(uri.host) == _host_key_of(source.host) and port == source.port
 
 
 def _qvalue(text: str | None) -> float | None:

@@ -190,6 +190,9 @@ class SipTransport:
         self.ws_ports: dict[str, int] = {}
         #: (host, port or None) a WebSocket peer calls itself -> its connection
         self._ws_aliases: dict[tuple[str, int | None], object] = {}
+        #: called with each TCP/TLS/WS(S) connection once it has closed (the registrar
+        #: drops the bindings that were reachable only over it)
+        self.on_connection_closed: list[Callable[[object], None]] = []
 
     # -- lifecycle --------------------------------------------------------------------
     def start(self) -> None:
@@ -468,6 +471,12 @@ class SipTransport:
         self._inbound.forget(conn)
         if self._connections.get(conn.key) is conn:
             del self._connections[conn.key]
+        for observer in self.on_connection_closed:
+            try:
+                observer(conn)
+            except Exception:
+                log.failure("handling the close of SIP/{kind} connection {peer} failed",
+                            kind=conn.kind, peer=conn.peer)
 
     def connect_finished(self, factory: "StreamFactory") -> None:
         if self._connecting.get(factory.key) is factory:
