@@ -16,6 +16,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ..rtp.ports import PortsExhausted
 from ..sdp import SdpError
 from ..sip.routing import destination_for
 from ..sip.transport import Destination
@@ -52,7 +53,7 @@ class OutboundSignalling(SignallingLeg):
             for callback in call.on_ringing:
                 callback()
         if (response.body and response.content_type == "application/sdp"
-                and call.media.negotiated is None):
+                and call.media.negotiated is None and call.media.local_sdp is not None):
             try:
                 call.media.answered(response.body)
                 call.log_event("early_media")
@@ -64,11 +65,17 @@ class OutboundSignalling(SignallingLeg):
         call._cancel_ring_timer()
         if call.ended:
             return None
-        if response.body:
+        ack_sdp = None
+        if response.body or call.media.local_sdp is None:
             try:
-                call.media.answered(response.body)
-            except SdpError as exc:
-                call.log_event("bad_answer_sdp", why=str(exc))
+                if call.media.local_sdp is None:  # we sent no offer: the 2xx has theirs
+                    if not response.body:
+                        raise SdpError("no offer in the 2xx to an INVITE without one")
+                    ack_sdp = call.media.answer_invite(response.body)
+                else:
+                    call.media.answered(response.body)
+            except (SdpError, PortsExhausted) as exc:
+                call.log_event("bad_answer_sdp", why=str(exc) or type(exc).__name__)
                 # The dialog is up and our ACK goes out when this returns: BYE right
                 # after it (hangup() would CANCEL, which does nothing once answered).
                 call.clock.callLater(0, call._bad_answer)
@@ -77,7 +84,7 @@ class OutboundSignalling(SignallingLeg):
         call.answered_at = time.time()
         call.log_event("answered")
         call._settle(call)
-        return None
+        return ack_sdp  # our answer to a late offer goes in the ACK
 
     def on_failed(self, session, status: int, reason: str) -> None:
         self.call.log_event("failed", status=status, reason=reason)
@@ -134,7 +141,12 @@ class OutboundCall(Call):
         ``could_not_dial``) when no port is free, the target is not a SIP URI, or the
         policy needs SRTP keys and the hop is not TLS (EncryptionRefused)."""
         self.media.sip_transport = sip_transport(dest or _destination(self.target))
-        self.session = ua.invite(self.target, self.signalling, self.media.offer(),
+        # A browser registered over WebSocket takes only a WebRTC (ICE + DTLS-SRTP) offer,
+        # and we answer those but do not make them: its INVITE carries no offer, the
+        # browser offers in its 2xx and our answer goes in the ACK (RFC 3264, 3261 13.2.1).
+        late_offer = self.media.sip_transport in ("ws", "wss")
+        self.session = ua.invite(self.target, self.signalling,
+                                 None if late_offer else self.media.offer(),
                                  from_user=from_user, from_display=from_display, dest=dest,
                                  credentials=credentials, extra=extra,
                                  call_id=self.call_id or None, prack=True)
