@@ -1,4 +1,4 @@
-"""Call detail records: one row per call leg, in SQLite.
+"""Call detail records: one row per call leg, in SQLite (or PostgreSQL: ``--database``).
 
 A record is written (and committed) when a leg ends.  Legs of one click-to-call session
 share a ``session_id``.  Several writers may contribute to the same leg's row -- the call
@@ -27,6 +27,7 @@ from typing import Any, Iterable
 from twisted.internet.defer import Deferred
 
 from .db import Database
+from .migrations import ddl, migrate
 
 #: Column name -> SQL type.  ``digits`` and ``extra`` hold JSON.
 COLUMNS: dict[str, str] = {
@@ -61,11 +62,14 @@ COLUMNS: dict[str, str] = {
     "rtcp_sent": "INTEGER",            # RTCP reports we sent (before the closing BYE)
     "rtcp_received": "INTEGER",        # valid RTCP compound packets it sent us
     "recording": "TEXT",         # path of the leg's WAV recording
-    "sip_transport": "TEXT",     # udp | tcp | tls: the leg's SIP hop
+    "sip_transport": "TEXT",     # udp | tcp | tls | ws | wss: the leg's SIP hop
     "media_encryption": "TEXT",  # srtp:<suite> (e.g. srtp:AES_CM_128_HMAC_SHA1_80) | none
     "srtp_auth_failures": "INTEGER",  # SRTP/SRTCP packets dropped: wrong key, forged, damaged
     "srtp_replays": "INTEGER",        # SRTP/SRTCP packets dropped as replays
     "extra": "TEXT",             # JSON object for anything else
+    # columns added since (a database made before gains them at start)
+    "caller_kind": "TEXT",       # inbound: extension | trunk | anonymous | webrtc (browser)
+    "source_address": "TEXT",    # inbound: host:port the INVITE came from
 }
 FIELDS = list(COLUMNS)
 OUTCOMES = ("answered", "busy", "no-answer", "rejected", "failed", "cancelled")
@@ -129,17 +133,32 @@ def row_to_dict(row: sqlite3.Row) -> dict:
 
 def missing_columns(db: Database) -> list[str]:
     """``ALTER TABLE`` statements for columns a database made by an older version lacks."""
-    have = {row[1] for row in db.read_now(lambda c: c.execute("PRAGMA table_info(cdrs)").fetchall())}
+    return db.read_now(lambda conn: missing_columns_in(conn, db.dialect))
+
+
+def missing_columns_in(conn, dialect: str) -> list[str]:
+    if dialect == "postgresql":
+        have = {row[0] for row in conn.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = 'cdrs'")}
+    else:
+        have = {row[1] for row in conn.execute("PRAGMA table_info(cdrs)").fetchall()}
     return [f"ALTER TABLE cdrs ADD COLUMN {name} {kind}" for name, kind in COLUMNS.items()
             if name not in have and "PRIMARY KEY" not in kind]
 
 
 class CdrStore:
+    """The CDRs in ``db``: a :class:`~ivr.store.db.Database` (SQLite) or a
+    :class:`~ivr.store.pg.PgDatabase` (PostgreSQL), one SQL text for both."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
-        db.ensure_schema(SCHEMA[:1])  # the table, then what an older one lacks, then indexes
-        db.ensure_schema(missing_columns(db))
-        db.ensure_schema(SCHEMA[1:])
+        migrate(db)  # the versioned schema, then the columns added since, then indexes
+
+        def columns_and_indexes(conn) -> None:
+            for statement in missing_columns_in(conn, db.dialect) + SCHEMA[1:]:
+                conn.execute(ddl(db, statement))
+        db.run_locked(columns_and_indexes)
 
     def record(self, cdr: dict, overwrite: bool = True) -> Deferred:
         """Upsert one leg's record; fires (with the leg_id) once committed.
@@ -152,7 +171,7 @@ class CdrStore:
         def work(conn: sqlite3.Connection) -> str:
             conn.execute(sql, values)
             return values[0]
-        return self.db.run(work)
+        return self.db.run(work, durable=True)  # an upsert: safe to write after an outage
 
     def query(self, since: float | None = None, until: float | None = None,
               number: str | Iterable[str] | None = None, outcome: str | None = None,

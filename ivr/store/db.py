@@ -28,6 +28,10 @@ class StoreClosed(Exception):
     """Work was submitted after :meth:`Database.close`."""
 
 
+class StoreUnavailable(Exception):
+    """The database server cannot be reached (PostgreSQL; a local SQLite file always can)."""
+
+
 def connect(path: str | Path, synchronous: str = "FULL") -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=True)
     conn.row_factory = sqlite3.Row
@@ -42,7 +46,13 @@ class Database:
 
     ``call_from_thread`` hands results back to the reactor thread (default:
     ``reactor.callFromThread``); ``schema`` is a list of idempotent DDL statements.
+    The same interface as :class:`ivr.store.pg.PgDatabase`, so the stores do not care
+    which backend they were given.
     """
+
+    dialect = "sqlite"
+    available = True  # a local file: never "unreachable"
+    pending = 0
 
     def __init__(self, path: str | Path, *, threaded: bool = True,
                  call_from_thread: Callable[..., Any] | None = None,
@@ -69,15 +79,23 @@ class Database:
 
     def ensure_schema(self, statements: list[str]) -> None:
         """Run DDL synchronously (startup only: blocks until applied)."""
+        self.run_locked(lambda conn: [conn.execute(s) for s in statements])
+
+    def run_locked(self, work: Work) -> Any:
+        """``work(conn)`` synchronously in one write transaction (startup: migrations; the
+        write lock keeps a second process out meanwhile)."""
         if self._threaded:
             waiter = _Waiter()
-            self._queue.put((lambda conn: [conn.execute(s) for s in statements], waiter))
-            waiter.wait()
-        else:
-            with_tx(self._conn, lambda c: [c.execute(s) for s in statements])
+            self._queue.put((work, waiter))
+            return waiter.wait()
+        return with_tx(self._conn, work)
 
-    def run(self, work: Work) -> Deferred:
-        """Run ``work(conn)`` in the writer's transaction; fires with its result after commit."""
+    def on_availability(self, listener: Callable[[bool], Any]) -> None:
+        """A local file never goes away: the listener is never called."""
+
+    def run(self, work: Work, *, durable: bool = False) -> Deferred:
+        """Run ``work(conn)`` in the writer's transaction; fires with its result after commit.
+        (``durable`` matters to PostgreSQL only: a local file has no outages.)"""
         if self._closed:
             return fail(StoreClosed(str(self.path)))
         if not self._threaded:

@@ -1,6 +1,6 @@
 """The do-not-disturb list: E.164 numbers that must not receive promotional calls.
 
-Kept in the ``dnd`` table of the same SQLite database and mirrored in memory, so the
+Kept in the ``dnd`` table of the same database (SQLite, or PostgreSQL) and mirrored in memory, so the
 check on the call path (:meth:`DndList.contains`) never touches the disk.  Changes are
 applied to the mirror at once and committed on the writer thread.
 """
@@ -11,16 +11,13 @@ import sqlite3
 from twisted.internet.defer import Deferred
 
 from .db import Database
-
-SCHEMA = [
-    "CREATE TABLE IF NOT EXISTS dnd (number TEXT PRIMARY KEY, reason TEXT, added_at REAL)",
-]
+from .migrations import migrate
 
 
 class DndList:
     def __init__(self, db: Database) -> None:
         self.db = db
-        db.ensure_schema(SCHEMA)
+        migrate(db)  # the dnd table is in migration 1
         rows = db.read_now(lambda c: c.execute("SELECT number, reason, added_at FROM dnd")
                            .fetchall())
         self._entries: dict[str, dict] = {
