@@ -2,6 +2,8 @@
 
 ``/demo/webrtc`` (``web/webrtc.html`` and ``web/webrtc.js``) calls from the browser with
 SIP.js over the server's own ``/sip`` WebSocket; it needs no endpoint here.
+``/agent`` (``web/agent.html`` and ``web/agent.js``) is the agent softphone: an extension
+registered from a browser tab over the same ``/sip``, taking queue and ring-group calls.
 
 The browser never sees an API key: ``POST /demo/api/click-to-call`` runs inside the
 server with the configured agent (``demo_agent``) and is rate limited per visitor IP
@@ -90,6 +92,24 @@ def demo_routes(app, api) -> None:
         request.setHeader(b"Content-Type", b"text/javascript; charset=utf-8")
         request.setHeader(b"Cache-Control", b"public, max-age=300")
         return webrtc_script
+
+    agent_page, agent_script = _asset("agent.html"), _asset("agent.js")
+
+    @app.route("/agent", methods=["GET"])
+    def agent_softphone(request):
+        # The agent softphone: SIP.js registers the extension over /sip of this host.
+        request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
+        request.setHeader(b"Content-Security-Policy",
+                          b"default-src 'self'; style-src 'self' 'unsafe-inline'")
+        request.setHeader(b"Permissions-Policy", b"microphone=(self)")
+        request.setHeader(b"Referrer-Policy", b"no-referrer")  # ?password= stays here
+        return agent_page
+
+    @app.route("/agent.js", methods=["GET"])
+    def agent_softphone_script(request):
+        request.setHeader(b"Content-Type", b"text/javascript; charset=utf-8")
+        request.setHeader(b"Cache-Control", b"public, max-age=300")
+        return agent_script
 
     @app.route("/demo/api/click-to-call", methods=["POST"])
     def demo_call(request):
