@@ -35,6 +35,7 @@ from .call.control import CallControl
 from .call.inband import InbandDtmfService
 from .call.queue_dialer import QueueDialer
 from .call.table import CallTable
+from .call.visitors import VisitorGate, VisitorLimits
 from .call.webrtc import DtlsCertificate
 from .config.extensions import ExtensionsConfig, load_extensions
 from .dialplan.service import DialplanInvalid, DialplanService
@@ -224,7 +225,12 @@ class IvrServer:
                                         self.media, calls=self.calls, webhook_secret=secret,
                                         telephony=self.control, queues=self.queues)
         self.dialplan.start()  # raises DialplanInvalid with file:line:col errors
-        self.ua.serve(self.dialplan)             # up: incoming calls run the plans
+        # up: incoming calls run the plans; anonymous browser callers (SIP over WebSocket,
+        # no extension) pass their limits first (ivr/call/visitors.py, `webrtc:` config)
+        self.visitors = VisitorLimits(
+            directory.webrtc, reactor,
+            region=lambda: self.dialplan.store.current.settings.default_region)
+        self.ua.serve(VisitorGate(self.dialplan, self.visitors))
         self.control.serve_flows(self.dialplan)  # up: transfers and the API start flows
         api_file = self.config_dir / "api.yaml"
         config, errors = load_api_config(api_file, ApiConfig(

@@ -18,6 +18,7 @@ from .bridge import Bridge
 from .encryption import outbound_policy
 from .interface import CallerId
 from .outbound import OutboundCall
+from .visitors import is_trunk_route, is_visitor_leg
 
 log = Logger(namespace="ivr.call.control")
 
@@ -163,6 +164,10 @@ class CallControl:
         if bridge is None and not flow:
             referrer.log_event("refer_refused", to=target, why="no bridge and no flow")
             return 403
+        if is_visitor_leg(referrer):  # an anonymous browser caller (ivr/call/visitors.py)
+            referrer.log_event("refer_refused", to=target, why="browser visitors may not "
+                               "transfer")
+            return 403
         extension = self._extension_of(referrer)
         if target.startswith(("sip:", "sips:")) and extension is None:
             referrer.log_event("refer_refused", to=target, why="only extensions may refer "
@@ -174,6 +179,10 @@ class CallControl:
             referrer.log_event("refer_refused", to=target, why=str(exc))
             return 404
         other = bridge.other(referrer) if bridge is not None else None
+        if other is not None and is_visitor_leg(other) and is_trunk_route(self.directory, route):
+            referrer.log_event("refer_refused", to=target, why="a browser visitor never "
+                               "leaves through a trunk")
+            return 403
         caller = other.caller if other is not None else referrer.caller
         referrer.log_event("transfer", to=target,
                            party=other.call_id if other is not None else f"flow:{flow}")

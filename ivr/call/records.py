@@ -1,6 +1,8 @@
 """What a finished call leg leaves behind: the CDR row (see ``ivr/store/cdr.py``)."""
 from __future__ import annotations
 
+from .visitors import caller_kind, source_address
+
 
 def outcome(call) -> str:
     if call.answered_at is not None:
@@ -53,6 +55,9 @@ def call_summary(call) -> dict:
         **rtcp_summary(stats),
         "dtmf_by_mode": dict(call.digits_by_mode),
         "path": list(call.path),
+        # who called (extension, trunk, anonymous, webrtc: an anonymous browser caller)
+        "caller_kind": caller_kind(call),
+        "source_address": source_address(call),  # where the INVITE came from
         **encryption_summary(call, stats),
     }
 

@@ -24,6 +24,8 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ivr.sip.uri import SipSyntaxError, SipUri, parse_uri
 
+from .webrtc import WebrtcVisitorSettings, parse_webrtc
+
 DEFAULT_PATH = Path("config") / "extensions.yaml"
 #: Digest algorithms an extension may hold an HA1 for: config key -> RFC 8760 name.
 HA1_KEYS = {"ha1_sha256": "SHA-256", "ha1_md5": "MD5"}
@@ -125,6 +127,8 @@ class ExtensionsConfig:
     #: Offer and accept SDES keys (a=crypto) over plain UDP/TCP too: anyone on the path
     #: reads them.  Off by default; logged at start and on every call that uses it.
     allow_insecure_srtp_keys: bool = False
+    #: What anonymous browser callers (SIP over WebSocket, no extension) may call.
+    webrtc: WebrtcVisitorSettings = field(default_factory=WebrtcVisitorSettings)
 
     def trunk_for_source(self, host: str) -> Trunk | None:
         for trunk in self.trunks.values():
@@ -381,7 +385,7 @@ def _ca_file(r: "_Reader", f, what: str, transport: str) -> str | None:
 
 _TOP_KEYS = ("realm", "domains", "algorithms", "md5_only_user_agents", "extensions", "ring_groups", "trunks",
              "queues", "registrar", "security", "require_trusted_sources", "media_encryption",
-             "allow_insecure_srtp_keys")
+             "allow_insecure_srtp_keys", "webrtc")
 
 
 def _queue(r: "_Reader", name: str, vnode: Node, numbers):
@@ -495,13 +499,15 @@ def parse_extensions(text: str, file: str = "<string>", environ: Mapping[str, st
             except re.error as e:
                 r.error(item, f"md5_only_user_agents: bad regular expression {text!r}: {e}")
     media_encryption = _media_encryption(r, top, "")
+    webrtc = (parse_webrtc(r, top["webrtc"][1]) if "webrtc" in top
+              else WebrtcVisitorSettings())
     if r.errors:
         return None, sorted(r.errors, key=lambda e: (e.line, e.col))
     return ExtensionsConfig(realm or "ivr.local", tuple(d.lower() for d in domains), algorithms,
                             tuple(legacy),
                             MappingProxyType(extensions), MappingProxyType(groups),
                             MappingProxyType(trunks), MappingProxyType(queues), registrar, security,
-                            file, media_encryption, insecure_keys), []
+                            file, media_encryption, insecure_keys, webrtc), []
 
 
 def load_extensions(path: str | os.PathLike = DEFAULT_PATH, environ: Mapping[str, str] | None = None

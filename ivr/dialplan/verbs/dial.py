@@ -27,6 +27,7 @@ import numpy as np
 from twisted.internet import defer
 
 from ivr.call.telephony import LegFailed, UnknownTarget
+from ivr.call.visitors import may_use_trunks
 from ivr.dialplan.schema import (ScalarNode, boolean, custom, number, read_template, string, target,
                                  template, variable)
 from ivr.dialplan.verbs.base import Finish, Verb, branch
@@ -91,8 +92,9 @@ class Dial(Verb):
 
     def _trunks(self) -> tuple[str, ...] | None:
         """The trunks this call may use: any when the plan allows it, else those of the
-        authenticated extension that placed the call (none for anonymous callers)."""
-        if self.args.allow_trunk:
+        authenticated extension that placed the call (none for anonymous callers, and
+        never any for an anonymous browser caller, whatever the plan says)."""
+        if self.args.allow_trunk and may_use_trunks(self.call):
             return None
         extension = getattr(getattr(self.call, "session", None), "caller", None)
         extension = getattr(extension, "extension", None)
