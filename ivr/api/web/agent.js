@@ -127,11 +127,19 @@ function onInvite(invitation) {
 }
 
 function established() {
-  const stream = session.sessionDescriptionHandler.remoteMediaStream;
-  ui.audio.srcObject = stream;  // Chrome feeds WebAudio from a remote track only while it plays
-  ui.audio.play().catch(() => {});
-  meter = levelMeter(stream);
+  const current = session;
+  const stream = current.sessionDescriptionHandler.remoteMediaStream;
   setState("connected");
+  // The server's INVITE has no offer: the tab offered in its 200 and the answer (and so
+  // the remote track) comes with the ACK, which may be after this state change.
+  const listen = () => {
+    if (session !== current) return;
+    if (!stream.getAudioTracks().length) { setTimeout(listen, 50); return; }
+    ui.audio.srcObject = stream;  // Chrome feeds WebAudio from a remote track only while it plays
+    ui.audio.play().catch(() => {});
+    meter = levelMeter(stream);
+  };
+  listen();
 }
 
 function callEnded(detail) {
