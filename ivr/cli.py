@@ -81,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--prompts", default="prompts", metavar="DIR")
     serve.add_argument("--data", default="data", metavar="DIR",
                        help="state, CDRs and caches (default ./data)")
+    serve.add_argument("--database", default=None, metavar="URL",
+                       help="where CDRs, the DND list, registrations and click-to-call "
+                            "sessions live: 'sqlite' (the default: DATA/ivr.sqlite3) or "
+                            "postgresql://USER[:PASSWORD]@HOST[:PORT]/DBNAME, shared by the "
+                            "nodes of a farm (default: CONFIG/database.yaml's database:)")
     serve.add_argument("--t1", type=float, default=0.5, help=argparse.SUPPRESS)
     serve.add_argument("--media-timeout", type=float, default=30.0,
                        help="hang up after this many seconds without RTP (0: never)")

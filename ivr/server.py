@@ -53,10 +53,15 @@ from .sip.transport import SipTransport
 from .sip.websocket import SipWebSocketResource
 from .sip.ua import UserAgent
 from .store.cdr import CdrStore
-from .store.db import Database
+from .store.backend import (DatabaseSpecError, describe, load_database_file, open_database,
+                            parse_database)
+from .store.db import StoreUnavailable
 from .store.dnd import DndList
 
 log = Logger(namespace="ivr.server")
+
+#: Retry-After (seconds) on the 503 new calls get while the database is unreachable.
+DATABASE_RETRY_AFTER = 5
 
 
 def primary_address() -> str:
@@ -108,8 +113,9 @@ class IvrServer:
                  prompts="prompts", data="data", timers=TimerConfig(), media_timeout=30.0,
                  drain_timeout=3600.0, tts=None, config="config",
                  tcp_limits=TcpLimits(), sips=None, tls_cert=None, tls_key=None,
-                 https=None, ws_origins=()) -> None:
+                 https=None, ws_origins=(), database=None) -> None:
         self.reactor = reactor
+        self.database = database  # None: config/database.yaml, else SQLite in --data
         self.sips, self.tls_files = sips, (tls_cert, tls_key)  # SIP over TLS (--sips)
         self.https, self.ws_origins = https, tuple(ws_origins)  # HTTPS and SIP over WSS
         self.sip_addr, self.http_addr, self.rtp_ports = sip, http, rtp_ports
@@ -193,7 +199,7 @@ class IvrServer:
         self.registrar, self.invite_auth = security.registrar, security.invite_auth
         self.throttle = security.throttle
         self.transport.on_connection_closed.append(self._flow_closed)
-        self.db = Database(self.data / "ivr.sqlite3")
+        self.db = self._open_database()
         self.cdrs, self.dnd, self.metrics = CdrStore(self.db), DndList(self.db), Metrics()
         self.calls = CallTable(self.cdrs, self.metrics)  # records each leg's CDR as it ends
         self.metrics.track_active_calls(lambda: len(self.calls))
@@ -286,6 +292,28 @@ class IvrServer:
             path.write_text(os.urandom(32).hex())
             path.chmod(0o600)
         return path.read_text().strip().encode()
+
+    def _open_database(self):
+        """SQLite in --data (the default), or PostgreSQL from --database or the config's
+        database.yaml.  While PostgreSQL is unreachable new calls get 503 + Retry-After."""
+        spec, path = self.database, self.config_dir / "database.yaml"
+        if spec is None:
+            spec, errors = load_database_file(path)
+            if errors:
+                raise ConfigInvalid(errors, str(path))
+        try:
+            spec = parse_database(spec)
+        except DatabaseSpecError as exc:
+            raise ConfigInvalid([f"--database: {exc}"], "--database") from None
+        db = open_database(spec, self.data, reactor=self.reactor)
+        log.info("database: {d}", d=describe(spec))
+        db.on_availability(self._database_availability)
+        return db
+
+    def _database_availability(self, up: bool) -> None:
+        """The database went away (new calls 503, as when draining) or came back."""
+        self.ua.draining = self._stopping or not up
+        self.ua.retry_after = 30 if self._stopping else DATABASE_RETRY_AFTER
 
     def _housekeep(self) -> None:
         now = self.reactor.seconds()
@@ -396,7 +424,8 @@ class _Health(resource.Resource):
         request.setHeader(b"content-type", b"application/json")
         body = {"status": "draining" if self.server._stopping else "ok",
                 "calls": len(self.server.calls),
-                "late_ticks": self.server.media_clock.late_ticks}
+                "late_ticks": self.server.media_clock.late_ticks,
+                "database": "ok" if self.server.db.available else "unavailable"}
         return json.dumps(body).encode()
 
 
@@ -443,7 +472,7 @@ def run_server(args) -> int:
                     media_timeout=args.media_timeout, drain_timeout=args.drain_timeout,
                     config=args.config, tcp_limits=tcp_limits_from(args), sips=args.sips,
                     tls_cert=args.tls_cert, tls_key=args.tls_key, https=args.https,
-                    ws_origins=args.ws_origin)
+                    ws_origins=args.ws_origin, database=args.database)
     try:
         srv.start()
     except DialplanInvalid as exc:
@@ -452,7 +481,7 @@ def run_server(args) -> int:
         source = getattr(exc, "source", None) or "the dialplans"
         print(f"ivr: not starting: {len(exc.errors)} error(s) in {source}", file=sys.stderr)
         return 2
-    except (OSError, CannotListenError) as exc:
+    except (OSError, CannotListenError, StoreUnavailable) as exc:
         print(f"ivr: cannot start: {exc}", file=sys.stderr)
         return 1
     # Everything loaded so far (modules, dialplans, prompts, config) lives as long as the

@@ -35,8 +35,6 @@ def parse_database(text: str | None) -> str:
         raise DatabaseSpecError(
             f"unknown database {_hide(value)!r}: expected 'sqlite' (the default) or "
             "postgresql://USER[:PASSWORD]@HOST[:PORT]/DBNAME")
-    if not parts.hostname and "host=" not in parts.query:
-        raise DatabaseSpecError(f"the database URL names no host: {_hide(value)!r}")
     return value
 
 
@@ -63,4 +61,43 @@ def open_database(spec: str, data_dir: str | Path, *, reactor=None, **options):
         from .db import Database
         return Database(Path(data_dir) / "ivr.sqlite3", **options)
     from .pg import PgDatabase
-    return PgDatabase(spec, reactor=reactor, **options)
+    return PgDatabase(spec, reactor=reactor, **options)  # StoreUnavailable: unreachable
+
+
+def load_database_file(path: str | Path) -> tuple[str | None, list[str]]:
+    """``database:`` from a YAML file (``config/database.yaml``): ``(value, errors)``, the
+    errors as ``file:line:col: message``.  No file: ``(None, [])`` (SQLite)."""
+    import yaml
+    path = Path(path)
+    if not path.exists():
+        return None, []
+    try:
+        text = path.read_text(encoding="utf-8")
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [f"{path}: cannot read: {exc}"]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        return None, [f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]
+
+    def at(n) -> str:
+        return f"{path}:{n.start_mark.line + 1}:{n.start_mark.column + 1}"
+    if node is None:
+        return None, []
+    if not isinstance(node, yaml.MappingNode):
+        return None, [f"{at(node)}: expected a mapping with 'database:'"]
+    value, errors = None, []
+    for key, item in node.value:
+        name = key.value if isinstance(key, yaml.ScalarNode) else None
+        if name != "database":
+            errors.append(f"{at(key)}: unknown key {name!r} (expected 'database')")
+            continue
+        if not isinstance(item, yaml.ScalarNode) or item.tag != "tag:yaml.org,2002:str":
+            errors.append(f"{at(item)}: database: expected 'sqlite' or a postgresql:// URL")
+            continue
+        try:
+            value = parse_database(item.value)
+        except DatabaseSpecError as exc:
+            errors.append(f"{at(item)}: database: {exc}")
+    return (None if errors else value), errors

@@ -3,7 +3,7 @@
 Work is a callable ``work(conn)`` exactly as for SQLite: ``conn.execute(sql, params)`` with
 ``?`` placeholders returns a cursor whose rows answer ``row[0]``, ``row["name"]`` and
 ``row.keys()`` (like ``sqlite3.Row``), so the stores above run one SQL text on both backends.
-Each ``run`` is one transaction on a connection from a pool (psycopg_pool), executed on a
+Each ``run`` is one transaction on a connection from a small pool (:class:`Pool`), on a
 worker thread (never on the reactor's); its Deferred fires on the reactor thread after the
 commit.  ``threaded=False`` runs inline on the caller's thread (tests, tools).
 
@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+import threading
+from typing import Any, Callable
 
 import psycopg
-from psycopg_pool import ConnectionPool, PoolTimeout
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -34,8 +33,12 @@ from .migrations import pg_ddl
 
 log = Logger(namespace="ivr.store")
 
+class PoolExhausted(psycopg.OperationalError):
+    """No connection came free in time (every one busy on a server that does not answer)."""
+
+
 #: Errors that mean "the database server cannot be reached", not "this statement is wrong".
-OUTAGE = (psycopg.OperationalError, PoolTimeout, psycopg.InterfaceError)
+OUTAGE = (psycopg.OperationalError, psycopg.InterfaceError)
 
 #: The advisory lock key held while migrating ("ivr" schema), so that two nodes starting
 #: at once do not both migrate.
@@ -106,29 +109,109 @@ class PgConnection:
         return cur
 
 
+class Pool:
+    """At most ``size`` connections, idle ones kept for the next transaction.
+
+    A connection that broke is dropped, and so are the idle ones (a server that dropped one
+    has usually dropped them all).  A transaction that fails for an outage on a connection
+    that had been idle is tried once more on a fresh one: after the server restarted while
+    the node was idle, the first write goes through instead of reporting an outage."""
+
+    def __init__(self, url: str, size: int, connect_timeout: float) -> None:
+        self.url, self.size, self.connect_timeout = url, size, connect_timeout
+        self._idle: list[psycopg.Connection] = []
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(size)
+        self.connects = 0  # connections opened so far (tests, metrics)
+
+    def transaction(self, work: Callable[[psycopg.Connection], Any]) -> Any:
+        """``work(conn)`` then commit; rolled back if it raises."""
+        if not self._slots.acquire(timeout=max(1.0, 4 * self.connect_timeout)):
+            raise PoolExhausted("no database connection came free in time")
+        try:
+            conn, reused = self._take()
+            try:
+                return self._run(conn, work)
+            except OUTAGE:
+                if not reused:
+                    raise
+                self.discard_idle()
+                return self._run(self._connect(), work)
+        finally:
+            self._slots.release()
+
+    def _run(self, conn: psycopg.Connection, work) -> Any:
+        try:
+            value = work(conn)
+            conn.commit()
+        except BaseException:
+            if conn.broken or conn.closed:
+                conn.close()
+                self.discard_idle()
+            else:
+                try:
+                    conn.rollback()
+                except psycopg.Error:
+                    conn.close()
+                    raise
+                self._give_back(conn)
+            raise
+        self._give_back(conn)
+        return value
+
+    def _take(self) -> tuple[psycopg.Connection, bool]:
+        with self._lock:
+            while self._idle:
+                conn = self._idle.pop()
+                if not (conn.closed or conn.broken):
+                    return conn, True
+        return self._connect(), False
+
+    def _connect(self) -> psycopg.Connection:
+        self.connects += 1
+        return psycopg.connect(self.url, autocommit=False,
+                               connect_timeout=max(1, round(self.connect_timeout)))
+
+    def _give_back(self, conn: psycopg.Connection) -> None:
+        with self._lock:
+            if len(self._idle) < self.size:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def discard_idle(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+    def close(self) -> None:
+        self.discard_idle()
+
+
 class PgDatabase:
     """A pool of connections to one PostgreSQL database, used like :class:`Database`."""
 
     dialect = "postgresql"
 
     def __init__(self, url: str, *, threaded: bool = True, reactor=None,
-                 min_size: int = 1, max_size: int = 4, connect_timeout: float = 3.0,
-                 retry_interval: float = 1.0, open_timeout: float = 10.0) -> None:
+                 max_size: int = 4, connect_timeout: float = 3.0,
+                 retry_interval: float = 1.0) -> None:
         self.url = url
         self._threaded = threaded
         self._closed = False
         self.available = True
         self._pending: deque[tuple[Callable, Deferred]] = deque()
         self._listeners: list[Callable[[bool], Any]] = []
-        self._timeout = connect_timeout
         self.retry_interval = retry_interval
         self._probe_call = None
         self._probing = False
-        self._pool = ConnectionPool(
-            url, min_size=min_size, max_size=max_size, open=False, name="ivr",
-            kwargs={"connect_timeout": max(1, int(connect_timeout))},
-            check=ConnectionPool.check_connection, reconnect_timeout=float("inf"))
-        self._pool.open(wait=True, timeout=open_timeout)  # PoolTimeout: unreachable at start
+        self._pool = Pool(url, max_size, connect_timeout)
+        try:  # unreachable at start: an error for the caller, not an outage to wait out
+            self.read_now(lambda conn: conn.execute("SELECT 1").fetchone())
+        except OUTAGE as exc:
+            raise StoreUnavailable(f"database {self.url_for_log()} unreachable: "
+                                   f"{str(exc).strip().splitlines()[0]}") from None
         if reactor is None and threaded:
             from twisted.internet import reactor as global_reactor
             reactor = global_reactor
@@ -149,14 +232,14 @@ class PgDatabase:
 
     def run_locked(self, work: Callable[[PgConnection], Any]) -> Any:
         """``work`` in one transaction holding the migration advisory lock (startup)."""
-        with self._connection() as conn:
+        def locked(conn: psycopg.Connection) -> Any:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             return work(PgConnection(conn))
+        return self._pool.transaction(locked)
 
     def read_now(self, work: Callable[[PgConnection], Any]) -> Any:
         """Synchronous work on the caller's thread (startup: loading caches)."""
-        with self._connection() as conn:
-            return work(PgConnection(conn))
+        return self._transaction(work)
 
     def run(self, work: Callable[[PgConnection], Any], *, durable: bool = False) -> Deferred:
         """``work(conn)`` in its own transaction; fires with its result after the commit.
@@ -192,7 +275,7 @@ class PgDatabase:
             log.error("closing with {n} write(s) the database never took", n=len(self._pending))
         if self._threaded:
             self._threads.stop()
-        self._pool.close(timeout=5)
+        self._pool.close()
 
     def url_for_log(self) -> str:
         """The URL without its password."""
@@ -200,14 +283,8 @@ class PgDatabase:
 
     # -- inside ---------------------------------------------------------------------------
 
-    @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection]:
-        with self._pool.connection(timeout=self._timeout) as conn:
-            yield conn  # committed on a clean exit, rolled back on an exception
-
     def _transaction(self, work: Callable[[PgConnection], Any]) -> Any:
-        with self._connection() as conn:
-            return work(PgConnection(conn))
+        return self._pool.transaction(lambda conn: work(PgConnection(conn)))
 
     def _execute(self, work: Callable[[PgConnection], Any]) -> Deferred:
         if not self._threaded:
