@@ -317,6 +317,7 @@ class IvrServer:
 
     def _housekeep(self) -> None:
         now = self.reactor.seconds()
+        self.db.heartbeat()  # PostgreSQL: notice an outage while nothing is written
         self.registrar.expire(now)
         self.throttle.expire(now)
         if self.queues is not None:

@@ -90,6 +90,9 @@ class Database:
             return waiter.wait()
         return with_tx(self._conn, work)
 
+    def heartbeat(self) -> None:
+        """Nothing to check for a local file."""
+
     def on_availability(self, listener: Callable[[bool], Any]) -> None:
         """A local file never goes away: the listener is never called."""
 

@@ -206,6 +206,7 @@ class PgDatabase:
         self.retry_interval = retry_interval
         self._probe_call = None
         self._probing = False
+        self._beating = False
         self._pool = Pool(url, max_size, connect_timeout)
         try:  # unreachable at start: an error for the caller, not an outage to wait out
             self.read_now(lambda conn: conn.execute("SELECT 1").fetchone())
@@ -255,6 +256,17 @@ class PgDatabase:
         result: Deferred = Deferred()
         self._attempt(work, result, durable)
         return result
+
+    def heartbeat(self) -> None:
+        """Check the server now and then (``ivr serve``'s housekeeping), so that an outage
+        is noticed (and new calls refused) even while nothing is being written."""
+        if self.available and not self._closed and not self._beating:
+            self._beating = True
+
+            def done(result):
+                self._beating = False
+                return None
+            self.run(lambda conn: conn.execute("SELECT 1").fetchone()).addBoth(done)
 
     def on_availability(self, listener: Callable[[bool], Any]) -> None:
         """``listener(False)`` when the database becomes unreachable, ``(True)`` when back."""

@@ -93,3 +93,15 @@ def test_unreachable_at_start_is_an_error_not_a_hang(tmp_path):
     with pytest.raises(StoreUnavailable):
         open_database(f"postgresql://ivr@127.0.0.1:{free_port()}/postgres", tmp_path,
                       threaded=False, connect_timeout=1.0)
+
+
+def test_heartbeat_notices_an_outage_while_nothing_is_written(own_cluster):
+    db = PgDatabase(own_cluster.url, threaded=False, connect_timeout=0.5)
+    changes = []
+    db.on_availability(changes.append)
+    db.heartbeat()
+    assert db.available and changes == []
+    own_cluster.stop()
+    db.heartbeat()
+    assert not db.available and changes == [False]
+    db.close()

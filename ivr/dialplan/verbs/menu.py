@@ -20,7 +20,7 @@ import re
 
 from twisted.internet import defer
 
-from ivr.dialplan.schema import INVALID, custom, integer, number, prompt, target, variable
+from ivr.dialplan.schema import INVALID, TARGET_JSON, custom, integer, number, prompt, target, variable
 from ivr.dialplan.verbs.base import Verb, branch
 
 
@@ -45,7 +45,9 @@ def _options(p, node):
 class Menu(Verb):
     name = "menu"
     needs_media = True
-    FIELDS = {"prompt": prompt(required=True), "options": custom(_options, required=True),
+    FIELDS = {"prompt": prompt(required=True), "options": custom(_options, required=True, json={
+                  "type": "object", "minProperties": 1, "additionalProperties": False,
+                  "patternProperties": {"^[0-9*#A-D]{1,8}$": TARGET_JSON}}),
               "timeout": number(default=5, minimum=0.1, maximum=600),
               "inter_digit_timeout": number(default=2, minimum=0.1, maximum=600),
               "max_failures": integer(default=3, minimum=1, maximum=20),
