@@ -39,6 +39,7 @@ from .call.visitors import VisitorGate, VisitorLimits
 from .call.webrtc import DtlsCertificate
 from .config.extensions import ExtensionsConfig, load_extensions
 from .dialplan.service import DialplanInvalid, DialplanService
+from .dialplan.files import DialplanFiles
 from .logging import start_logging
 from .media.prompts import PromptCache
 from .media.tts import TtsEngine
@@ -245,8 +246,13 @@ class IvrServer:
         if errors:
             raise ConfigInvalid(errors, str(api_file))
         self.webhooks = WebhookDispatcher(secret, reactor, metrics=self.metrics)
+        plans = self.dialplan.store  # the Flow Builder edits these files (ivr/dialplan/files.py)
+        dialplan_files = DialplanFiles(plans.directory, plans.prompts_dir,
+                                       backups=self.data / "dialplan-backups",
+                                       reload=plans.reload, current_errors=lambda: plans.errors)
         self.api = make_api(self.control, self.cdrs, self.webhooks, config, reactor,
-                            dnd=self.dnd, metrics=self.metrics, throttle=security.throttle)
+                            dnd=self.dnd, metrics=self.metrics, throttle=security.throttle,
+                            dialplan_files=dialplan_files)
 
     def _on_sip(self, message, source) -> None:
         self.ua.receive(message, source)

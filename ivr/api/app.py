@@ -9,6 +9,7 @@
     GET    /v1/lookup/{number}
     GET    /v1/dnd   PUT/DELETE /v1/dnd/{number}
     GET    /metrics                     (no key: for the Prometheus scraper)
+    GET    /v1/dialplans[/schema|/{file}]  PUT /v1/dialplans/{file}  (admin keys; dialplan_files.py)
     GET    /demo/click-to-call, /demo/click-to-call.js, POST /demo/api/click-to-call,
     GET    /demo/api/sessions/{id}      (no key: rate limited per visitor)
 
@@ -44,8 +45,10 @@ _DIGITS = re.compile(r"[0-9A-Da-d*#wW,]{1,64}\Z")
 
 class Api:
     def __init__(self, telephony, store, webhooks, config: ApiConfig, clock, *,
-                 dnd=None, metrics=None, environ=None, throttle=None) -> None:
+                 dnd=None, metrics=None, environ=None, throttle=None,
+                 dialplan_files=None) -> None:
         self.telephony = telephony
+        self.dialplan_files = dialplan_files  # ivr.dialplan.files.DialplanFiles (editing)
         self.throttle = throttle  # SIP failure bans (ivr.sip.throttle), for /v1/security/bans
         self.store = store
         self.webhooks = webhooks
@@ -103,12 +106,13 @@ class Api:
 
 
 def make_api(telephony, store, webhooks, config: ApiConfig | None = None, clock=None, *,
-             dnd=None, metrics=None, environ=None, throttle=None):
+             dnd=None, metrics=None, environ=None, throttle=None, dialplan_files=None):
     """The whole HTTP surface as one ``twisted.web`` resource."""
     if clock is None:
         from twisted.internet import reactor as clock
     api = Api(telephony, store, webhooks, config or ApiConfig(), clock, dnd=dnd,
-              metrics=metrics, environ=environ, throttle=throttle)
+              metrics=metrics, environ=environ, throttle=throttle,
+              dialplan_files=dialplan_files)
     app = build_app(api)
     resource = GuardedResource(app.resource(), lambda request, err: api.respond(
         request, err.status, json.loads(err.body()), err.headers))
@@ -118,10 +122,12 @@ def make_api(telephony, store, webhooks, config: ApiConfig | None = None, clock=
 
 def build_app(api: Api) -> Klein:
     from .security import security_routes
+    from .dialplan_files import dialplan_routes
     app = Klein()
     app.url_map.merge_slashes = False   # "/v1//calls" is a 404, not a redirect (before routes)
     cfg = api.config
     security_routes(app, api)  # GET /v1/security/bans, DELETE /v1/security/bans/{address}
+    dialplan_routes(app, api)  # /v1/dialplans[/...]: schema, read, save, backups (admin keys)
 
     @app.handle_errors(ApiError)
     def api_error(request, failure):

@@ -37,5 +37,5 @@ class ApiConfig:
         keys = {k: dict(v or {}) for k, v in self.api_keys.items()}
         dev = environ.get("IVR_API_KEY", "").strip()
         if dev:
-            keys.setdefault(dev, {"name": "IVR_API_KEY"})
+            keys.setdefault(dev, {"name": "IVR_API_KEY", "admin": True})
         return keys

@@ -7,6 +7,7 @@
     ring_timeout: 30             # default ring timeout of each leg
     api_keys:                    # keep this file private (chmod 600); IVR_API_KEY adds one
       "long-random-key": {name: crm, rate: 10, burst: 50}
+      "another-long-key": {name: ops, admin: true}   # may read and edit the dialplans
     demo:
       enabled: true
       agent: "2001"              # who the demo page's visitors are connected with
@@ -31,7 +32,7 @@ _STRINGS = ("default_region", "default_caller_id")
 _DEMO = {"enabled": "demo_enabled", "agent": "demo_agent", "caller_id": "demo_caller_id",
          "whisper": "demo_whisper", "rate_calls": "demo_rate_calls",
          "rate_period": "demo_rate_period", "trust_forwarded_for": "trust_forwarded_for"}
-_KEY_FIELDS = {"name", "rate", "burst"}
+_KEY_FIELDS = {"name", "rate", "burst", "admin"}  # admin: true may edit the dialplans
 
 
 class _Errors(list):

@@ -49,8 +49,10 @@ def _tz(p, node):
     return v
 
 
-SETTINGS_FIELDS = {"default_region": custom(_region), "voice": string(), "language": string(),
-                   "rate": integer(minimum=50, maximum=500), "timezone": custom(_tz),
+SETTINGS_FIELDS = {"default_region": custom(_region, json={"type": "string", "pattern": "^[A-Za-z]{2}$"}),
+                   "voice": string(), "language": string(),
+                   "rate": integer(minimum=50, maximum=500),
+                   "timezone": custom(_tz, json={"type": "string", "format": "timezone"}),
                    "recordings_dir": string(), "max_steps": integer(minimum=10, maximum=100000)}
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -45,6 +45,9 @@ class FieldType:
     read: Callable[["Parser", Node], Any]
     required: bool = False
     default: Any = None
+    #: what the reader accepts, as a JSON Schema fragment (``ivr.dialplan.json_schema``
+    #: exports it; a ``{"$ref": "#/$defs/steps"}`` is a list of steps)
+    json: Any = field(default=None, compare=False)
 
 
 class Parser:
@@ -161,7 +164,12 @@ def string(required=False, default=None, choices=None, regex=None, what="a strin
         if regex is not None and not re.fullmatch(regex, v):
             return p.error(node, f"'{v}' is not {what}")
         return v
-    return FieldType(read, required, default)
+    json = {"type": "string"}
+    if choices is not None:
+        json["enum"] = list(choices)
+    if regex is not None:
+        json["pattern"] = f"^(?:{regex})$"
+    return FieldType(read, required, default, json)
 
 
 def template(required=False, default=None) -> FieldType:
@@ -170,7 +178,7 @@ def template(required=False, default=None) -> FieldType:
         if v is INVALID:
             return v
         return read_template(p, node, v)
-    return FieldType(read, required, default)
+    return FieldType(read, required, default, {"type": "string", "format": "template"})
 
 
 def read_template(p: Parser, node: Node, text: str):
@@ -200,7 +208,12 @@ def number(required=False, default=None, minimum=None, maximum=None, integer=Fal
         if maximum is not None and v > maximum:
             return p.error(node, f"must be at most {maximum}, got {v}")
         return v
-    return FieldType(read, required, default)
+    json = {"type": "integer" if integer else "number"}
+    if minimum is not None:
+        json["minimum"] = minimum
+    if maximum is not None:
+        json["maximum"] = maximum
+    return FieldType(read, required, default, json)
 
 
 def integer(required=False, default=None, minimum=None, maximum=None) -> FieldType:
@@ -212,7 +225,7 @@ def boolean(default=False) -> FieldType:
         if not isinstance(node, ScalarNode) or node.tag != BOOL_TAG:
             return p.error(node, f"expected true or false, got {kind(node)}")
         return node.value.lower() in ("true", "yes", "on")
-    return FieldType(read, False, default)
+    return FieldType(read, False, default, {"type": "boolean"})
 
 
 def digits_key(required=False, default=None, allow_empty=False) -> FieldType:
@@ -223,7 +236,8 @@ def digits_key(required=False, default=None, allow_empty=False) -> FieldType:
         if (v == "" and not allow_empty) or not re.fullmatch(r"[0-9*#A-D]*", v):
             return p.error(node, f"'{v}' is not a DTMF key (0-9, *, #, A-D)")
         return v
-    return FieldType(read, required, default)
+    return FieldType(read, required, default, {"type": "string", "pattern":
+                                               "^[0-9*#A-D]*$" if allow_empty else "^[0-9*#A-D]+$"})
 
 
 def regex(required=False, default=None) -> FieldType:
@@ -235,7 +249,7 @@ def regex(required=False, default=None) -> FieldType:
             return re.compile(v)
         except re.error as e:
             return p.error(node, f"bad regular expression: {e.msg} at position {e.pos}")
-    return FieldType(read, required, default)
+    return FieldType(read, required, default, {"type": "string", "format": "regex"})
 
 
 def variable(required=False, default=None, settable=True) -> FieldType:
@@ -244,7 +258,10 @@ def variable(required=False, default=None, settable=True) -> FieldType:
         if v is INVALID:
             return v
         return check_variable(p, node, v, settable)
-    return FieldType(read, required, default)
+    json = {"type": "string", "pattern": "^" + VAR_RE.pattern.removesuffix(r"\Z") + "$"}
+    if settable:
+        json["not"] = {"pattern": "^(?:caller|call)\\."}
+    return FieldType(read, required, default, json)
 
 
 def check_variable(p: Parser, node: Node, name: str, settable: bool = True):
@@ -253,6 +270,10 @@ def check_variable(p: Parser, node: Node, name: str, settable: bool = True):
     if settable and name.startswith(RESERVED_PREFIXES):
         return p.error(node, f"'{name}' is read-only (caller.* and call.* are set by the server)")
     return name
+
+
+FLOW_JSON = {"type": "string", "pattern": "^" + NAME_RE.pattern.removesuffix(r"\Z") + "$",
+             "format": "flow"}
 
 
 def flow_ref(required=False) -> FieldType:
@@ -264,7 +285,7 @@ def flow_ref(required=False) -> FieldType:
             return p.error(node, f"'{v}' is not a flow name")
         p.flow_refs.append((v, p.where(node)))
         return v
-    return FieldType(read, required, None)
+    return FieldType(read, required, None, FLOW_JSON)
 
 
 def target(required=False) -> FieldType:
@@ -275,7 +296,10 @@ def target(required=False) -> FieldType:
             return INVALID if steps is INVALID else Target(steps=steps, where=p.where(node))
         name = flow_ref().read(p, node)
         return name if name is INVALID else Target(flow=name, where=p.where(node))
-    return FieldType(read, required, None)
+    return FieldType(read, required, None, TARGET_JSON)
+
+
+TARGET_JSON = {"anyOf": [FLOW_JSON, {"$ref": "#/$defs/steps"}]}
 
 
 def prompt_file_exists(p: Parser, node: Node, name: str):
@@ -295,7 +319,7 @@ def prompt_file(required=False) -> FieldType:
     def read(p, node):
         v = _scalar(p, node, "a prompt file name")
         return v if v is INVALID else prompt_file_exists(p, node, v)
-    return FieldType(read, required, None)
+    return FieldType(read, required, None, {"type": "string", "format": "prompt-file"})
 
 
 PROMPT_FIELDS = {
@@ -308,6 +332,9 @@ def prompt(required=False) -> FieldType:
     """TTS text, ``{say: text, voice: ...}``, ``{play: file}``, or a list of these."""
     def one(p, node):
         if isinstance(node, ScalarNode) and not is_null(node):
+            if not node.value.strip():
+                return p.error(node, "an empty prompt says nothing: write the words to speak "
+                                     "or name a prompt file")
             t = read_template(p, node, node.value)
             return t if t is INVALID else Prompt(text=t)
         args = p.fields(node, PROMPT_FIELDS, "a prompt")
@@ -315,6 +342,8 @@ def prompt(required=False) -> FieldType:
             return INVALID
         if (args.say is None) == (args.play is None):
             return p.error(node, "a prompt needs exactly one of 'say' or 'play'")
+        if args.say is not None and not args.say.source.strip():
+            return p.error(node, "an empty prompt says nothing: write the words to speak")
         return Prompt(text=args.say, file=args.play, voice=args.voice,
                       language=args.language, rate=args.rate)
 
@@ -326,7 +355,17 @@ def prompt(required=False) -> FieldType:
             return INVALID if INVALID in items else tuple(items)
         v = one(p, node)
         return v if v is INVALID else (v,)
-    return FieldType(read, required, None)
+    return FieldType(read, required, None, PROMPT_JSON)
+
+
+_PROMPT_ONE = [{"type": "string", "format": "template", "pattern": "\\S"},
+               {"type": "object", "properties": {
+                   **{k: f.json for k, f in PROMPT_FIELDS.items()},
+                   "say": {"type": "string", "format": "template", "pattern": "\\S"}},
+                "additionalProperties": False,
+                "oneOf": [{"required": ["say"]}, {"required": ["play"]}]}]
+PROMPT_JSON = {"anyOf": _PROMPT_ONE + [{"type": "array", "minItems": 1,
+                                        "items": {"anyOf": _PROMPT_ONE}}]}
 
 
 def list_of(item: FieldType, required=False, default=()) -> FieldType:
@@ -336,8 +375,11 @@ def list_of(item: FieldType, required=False, default=()) -> FieldType:
             return INVALID
         values = [item.read(p, n) for n in nodes]
         return INVALID if INVALID in values else tuple(values)
-    return FieldType(read, required, default)
+    return FieldType(read, required, default,
+                     {"anyOf": [item.json or {}, {"type": "array", "items": item.json or {}}]})
 
 
-def custom(read: Callable[[Parser, Node], Any], required=False, default=None) -> FieldType:
-    return FieldType(read, required, default)
+def custom(read: Callable[[Parser, Node], Any], required=False, default=None,
+           json: Any = None) -> FieldType:
+    """A field with its own reader; ``json`` says what it accepts (JSON Schema)."""
+    return FieldType(read, required, default, json)

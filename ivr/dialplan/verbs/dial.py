@@ -55,7 +55,9 @@ RINGBACK = np.concatenate([tone(440, 2.0, amplitude=0.15) + tone(480, 2.0, ampli
 class Dial(Verb):
     name = "dial"
     MAIN = "to"
-    FIELDS = {"to": custom(_targets, required=True),
+    FIELDS = {"to": custom(_targets, required=True, json={"anyOf": [
+                  {"type": "string", "pattern": "\\S"},
+                  {"type": "array", "minItems": 1, "items": {"type": "string", "pattern": "\\S"}}]}),
               "strategy": string(default="simultaneous", choices=("simultaneous", "sequential")),
               "timeout": number(minimum=1, maximum=600),
               "caller_id": template(), "answer_on_bridge": boolean(True),

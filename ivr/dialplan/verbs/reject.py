@@ -20,7 +20,8 @@ def _status(p, node):
 class Reject(Verb):
     name = "reject"
     MAIN = "status"
-    FIELDS = {"status": custom(_status, default=486), "reason": string()}
+    FIELDS = {"status": custom(_status, default=486, json={"anyOf": [
+                  {"enum": list(NAMED)}, {"type": "integer", "minimum": 400, "maximum": 699}]}), "reason": string()}
 
     def execute(self, call):
         status = self.args.status

@@ -29,7 +29,8 @@ class Set(Verb):
     name = "set"
     MAIN = "variables"
     WHOLE = True
-    FIELDS = {"variables": custom(_assignments, required=True)}
+    FIELDS = {"variables": custom(_assignments, required=True, json={
+        "type": "object", "minProperties": 1, "additionalProperties": {"type": "string"}})}
 
     def execute(self, call):
         for name, template in self.args.variables:

@@ -4,7 +4,7 @@
 """
 from __future__ import annotations
 
-from ivr.dialplan.schema import INVALID, custom, target, variable
+from ivr.dialplan.schema import INVALID, TARGET_JSON, custom, target, variable
 from ivr.dialplan.verbs.base import Verb, branch, template_context
 
 
@@ -25,7 +25,8 @@ def _cases(p, node):
 
 class Switch(Verb):
     name = "switch"
-    FIELDS = {"var": variable(required=True, settable=False), "cases": custom(_cases, required=True),
+    FIELDS = {"var": variable(required=True, settable=False), "cases": custom(_cases, required=True, json={
+                  "type": "object", "minProperties": 1, "additionalProperties": TARGET_JSON}),
               "default": target()}
 
     def execute(self, call):

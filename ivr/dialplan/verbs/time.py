@@ -30,9 +30,14 @@ def _via(parse):
     return read
 
 
-RULE_FIELDS = {"days": custom(_via(timecond.parse_days), default=frozenset()),
-               "hours": list_of(custom(_via(timecond.parse_hours))),
-               "dates": list_of(custom(_via(timecond.parse_date)))}
+_DATE = {"type": "string", "format": "date-or-month-day"}
+RULE_FIELDS = {"days": custom(_via(timecond.parse_days), default=frozenset(),
+                              json={"type": "string", "format": "days"}),
+               "hours": list_of(custom(_via(timecond.parse_hours),
+                                       json={"type": "string", "format": "hours"})),
+               "dates": list_of(custom(_via(timecond.parse_date), json=_DATE))}
+_RULE_JSON = {"type": "object", "additionalProperties": False, "minProperties": 1,
+              "properties": {k: f.json for k, f in RULE_FIELDS.items()}}
 
 
 def _rule(p, node):
@@ -54,9 +59,11 @@ def _rules(p, node):
 
 class Time(Verb):
     name = "time"
-    FIELDS = {"timezone": custom(_via(lambda v: (v, timecond.zone(v)))),
-              "when": custom(_rules, default=()),
-              "holidays": list_of(custom(_via(timecond.parse_date))),
+    FIELDS = {"timezone": custom(_via(lambda v: (v, timecond.zone(v))),
+                                 json={"type": "string", "format": "timezone"}),
+              "when": custom(_rules, default=(), json={"anyOf": [
+                  _RULE_JSON, {"type": "array", "items": _RULE_JSON}]}),
+              "holidays": list_of(custom(_via(timecond.parse_date), json=_DATE)),
               "then": target(), "else": target()}
 
     def execute(self, call):
