@@ -16,6 +16,14 @@ time its own peer asked for: same codec and same packet time relay the payload b
 RFC 4733 events when that side negotiated telephone-event.  When either leg ends, the
 other is hung up and the bridge's Deferred fires with the reason.  A blind transfer
 replaces one leg with another (:meth:`Bridge.replace`); the bridge and its Deferred live on.
+
+Relay on arrival: the queue above is the slow path.  Each side also forwards its received
+packets straight to the other side's socket (``RtpSession.forward_to``, see
+``ivr/rtp/fastpath.py``) whenever they can go as they are (same codec, same packet time, the
+other side sending and playing this bridge's source, no RFC 4733 event on its way out), in
+the reactor turn they arrive, with the outgoing leg's SSRC, sequence and a continuous
+timestamp.  Only what cannot be forwarded goes through the queue and the tick.  Unhooking
+(the bridge ends, a transfer) switches forwarding off and the tick takes over seamlessly.
 """
 from __future__ import annotations
 
@@ -105,12 +113,14 @@ class Bridge:
             rtp.play(source).addErrback(lambda f: None)
             other_rtp = other._ensure_rtp()
             other_rtp.add_payload_listener(source.push)
+            other_rtp.forward_to(rtp, source, source.push)
             digit_cb = self._digit_forwarder(leg)
             other.add_digit_listener(digit_cb)
             self._hooks.append((other, other_rtp, source.push, digit_cb))
 
     def _unhook(self) -> None:
         for other, rtp, push, digit_cb in self._hooks:
+            rtp.stop_forwarding()
             rtp.remove_payload_listener(push)
             other.remove_digit_listener(digit_cb)
         self._hooks = []

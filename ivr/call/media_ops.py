@@ -85,22 +85,23 @@ def record(call, path: str, max_seconds: float, finish_on_key: str, beep: bool) 
 
 
 class _EchoSource:
-    """Plays back what the caller said, as soon as the media clock can: the frames go through
-    a :class:`CatchUpBuffer`, so the added delay is one or two frames (at most 40 ms) and a
-    stall (a burst of late packets, a late media clock) is caught up within 200 ms instead of
-    adding its length to the echo for the rest of the call.  The frames are the caller's
-    payloads cut into 20 ms (``EncodedFrame``, sent back as they came when the codec is the
-    same); a caller's 30/40/60 ms packets bring two or three at once, which the buffer keeps
-    (``burst``), so all of the caller's audio comes back, in the packet time it asked for."""
+    """Plays back what the caller said.  Normally each packet goes straight back as it
+    arrives (``RtpSession.forward_to`` the session itself: the caller's packet, our header;
+    no added delay but the server's own turn).  What cannot be sent back as it came (a
+    packet time other than the one we send, an RFC 4733 digit going back) takes the tick
+    path: the frames go through a :class:`CatchUpBuffer`, so the added delay is one or two
+    frames (at most 40 ms) and a stall (a burst of late packets, a late media clock) is caught
+    up within 200 ms instead of adding its length to the echo for the rest of the call.  The
+    frames are the caller's payloads cut into 20 ms (``EncodedFrame``, sent back as they came
+    when the codec is the same); a caller's 30/40/60 ms packets bring two or three at once,
+    which the buffer keeps (``burst``), so all of the caller's audio comes back, in the packet
+    time it asked for.  It never ends by itself: ``echo`` stops it after its seconds."""
 
-    def __init__(self, buffer: CatchUpBuffer, seconds: float) -> None:
+    def __init__(self, buffer: CatchUpBuffer) -> None:
         self.buffer = buffer
-        self.remaining = int(seconds * 50)
+        self.frames = buffer.frames  # forwarding waits while these are queued (fastpath.py)
 
     def read_frame(self):
-        if self.remaining <= 0:
-            return None
-        self.remaining -= 1
         return self.buffer.read_frame()
 
 
@@ -120,10 +121,17 @@ def echo(call, seconds: float) -> defer.Deferred:
 
     rtp.add_payload_listener(listener)
     call.add_digit_listener(digit_back)
-    d = rtp.play(_EchoSource(buffer, seconds))
+    source = _EchoSource(buffer)
+    d = rtp.play(source)
+    rtp.forward_to(rtp, source, listener)
+    # on the session's clock: forwarded packets never read the source, so it cannot count
+    timer = rtp.reactor.callLater(seconds, d.cancel)
     result = defer.Deferred()
 
     def cleanup(outcome):
+        if timer.active():
+            timer.cancel()
+        rtp.stop_forwarding()
         rtp.remove_payload_listener(listener)
         call.remove_digit_listener(digit_back)
         call.flush_digits()

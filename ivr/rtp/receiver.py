@@ -23,6 +23,13 @@ from packet to packet (both ends run a 20 ms cadence), so the RFC 3550 jitter es
 measures its *variation*, stays close to the truth; a sender whose phase slides across a
 firing boundary adds one step of up to 5 ms, which the estimator's 1/16 gain smooths.
 Media timeouts, DTMF end timeouts and RTCP need 100 ms resolution, far coarser.
+
+Prompt sockets (``watch``): a session that relays its packets on arrival (a bridge, the echo
+line: :mod:`ivr.rtp.fastpath`) must not wait for the next firing either.  Its socket moves to
+a second epoll set whose own descriptor the reactor watches, so a datagram is read (and
+relayed) in the reactor turn it wakes; a busy second set is still read in rounds, every ready
+socket at once.  ``unwatch`` moves it back.  Without a reactor that can watch a descriptor
+(``task.Clock`` in tests) a socket stays on the clock's polls.
 """
 from __future__ import annotations
 
@@ -40,6 +47,8 @@ class MediaReceiver:
         self.max_rounds = max_rounds
         self._epoll = select.epoll()
         self._handlers: dict[int, tuple[object, Handler]] = {}  # fd -> (socket, handler)
+        self._prompt: _PromptSet | None = None  # sockets read as soon as they are readable
+        self._prompt_fds: set[int] = set()
         self.packets = 0  # datagrams read
         self.errors = 0  # handler exceptions and read errors (never raised to the clock)
 
@@ -57,16 +66,52 @@ class MediaReceiver:
     def remove(self, sock) -> None:
         fd = sock.fileno()
         if self._handlers.pop(fd, None) is not None:
+            epoll = self._epoll
+            if fd in self._prompt_fds:
+                self._prompt_fds.discard(fd)
+                epoll = self._prompt.epoll
             try:
-                self._epoll.unregister(fd)
+                epoll.unregister(fd)
             except (OSError, ValueError):  # already closed
                 pass
+
+    def watch(self, sock, reactor) -> bool:
+        """Read ``sock`` (added before) as soon as a datagram arrives, in the reactor's turn,
+        instead of at the clock's polls.  False (and nothing changes) when ``reactor`` cannot
+        watch a descriptor or the socket is not ours."""
+        fd = sock.fileno()
+        if fd not in self._handlers or fd in self._prompt_fds:
+            return fd in self._prompt_fds
+        if self._prompt is None:
+            if not hasattr(reactor, "addReader"):
+                return False
+            self._prompt = _PromptSet(self, reactor)
+        self._epoll.unregister(fd)
+        self._prompt.epoll.register(fd, select.EPOLLIN)
+        self._prompt_fds.add(fd)
+        return True
+
+    def unwatch(self, sock) -> None:
+        """Back to the clock's polls."""
+        fd = sock.fileno()
+        if fd not in self._prompt_fds:
+            return
+        self._prompt_fds.discard(fd)
+        self._prompt.epoll.unregister(fd)
+        self._epoll.register(fd, select.EPOLLIN)
+
+    @property
+    def watched(self) -> int:
+        return len(self._prompt_fds)
 
     def poll(self) -> int:
         """Read what has arrived on every socket; returns the number of datagrams read."""
         if not self._handlers:
             return 0
-        handlers, poll = self._handlers, self._epoll.poll
+        return self._read(self._epoll.poll)
+
+    def _read(self, poll) -> int:
+        handlers = self._handlers
         read = 0
         for _ in range(self.max_rounds):
             events = poll(0)
@@ -97,3 +142,33 @@ class MediaReceiver:
     def close(self) -> None:
         self._handlers.clear()
         self._epoll.close()
+        if self._prompt is not None:
+            self._prompt.close()
+            self._prompt = None
+        self._prompt_fds.clear()
+
+
+class _PromptSet:
+    """The second epoll set, its descriptor watched by the reactor (an IReadDescriptor)."""
+
+    def __init__(self, receiver: MediaReceiver, reactor) -> None:
+        self.receiver = receiver
+        self.reactor = reactor
+        self.epoll = select.epoll()
+        reactor.addReader(self)
+
+    def fileno(self) -> int:
+        return self.epoll.fileno()
+
+    def doRead(self):  # noqa: N802 (Twisted's name)
+        self.receiver._read(self.epoll.poll)
+
+    def connectionLost(self, reason) -> None:  # noqa: N802
+        pass
+
+    def logPrefix(self) -> str:  # noqa: N802
+        return "MediaReceiver"
+
+    def close(self) -> None:
+        self.reactor.removeReader(self)
+        self.epoll.close()

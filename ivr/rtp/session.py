@@ -28,7 +28,9 @@ RTCP: a compound SR (or RR when we have not sent) + SDES CNAME about every ``rtc
 seconds (randomised 0.5..1.5x, RFC 3550 6.2), checked on the media tick; BYE on ``close()``.
 RTCP arriving on the RTP port (rtcp-mux) is handled too.
 
-SRTP and WebRTC (``set_srtp``, ``set_webrtc``): see :mod:`ivr.rtp.secure`.
+SRTP and WebRTC (``set_srtp``, ``set_webrtc``): see :mod:`ivr.rtp.secure`.  Relay on arrival
+(``forward_to``: a bridge or the echo sends a received packet at once, not on the next tick):
+see :mod:`ivr.rtp.fastpath`.
 """
 from __future__ import annotations
 
@@ -43,6 +45,9 @@ from twisted.python import log
 from ..media import g711
 from ..media.player import FRAME_SAMPLES
 from .dtmf import DtmfReceiver, DtmfSendQueue, event_code
+from .fastpath import Forwarding
+from .frames import EncodedFrame, _notify
+from .frames import PAD as _PAD
 from .framing import SEND_PTIMES, Packetizer, Reframer, frames_per_packet
 from .packet import RtpError, RtpPacket, is_rtcp
 from .ports import EphemeralPorts
@@ -56,33 +61,10 @@ __all__ = ["RtpSession", "PlaybackStopped", "DtmfNotNegotiated", "SessionClosed"
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 _MASK32 = 0xFFFFFFFF
 _STATIC_DECODERS = {0: g711.ulaw_decode, 8: g711.alaw_decode}
-_PAD = {g711.ulaw_decode: g711.ULAW_SILENCE, g711.alaw_decode: g711.ALAW_SILENCE}
 _CN_PT = 13
 _SENDING = frozenset(("sendrecv", "sendonly"))
 _ENDED = object()  # _next_audio_frame: the source just ended
 HOUSEKEEPING_TICKS = 5  # run _housekeeping on one tick in five (every 100 ms)
-
-
-class EncodedFrame:
-    """A received audio payload passed on undecoded (payload listeners; a bridge relays it).
-
-    ``decoder`` is the payload's G.711 decoder.  A playback source may return one from
-    ``read_frame``: a session that sends the same codec sends ``payload`` as it is (no
-    decode + encode), any other decodes it with :meth:`pcm`.  Received payloads are always
-    one 20 ms frame; ``burst`` is how many frames the packet it came from could complete
-    (1 for 10/20 ms packets, 2 for 30/40 ms, 3 for 60 ms): a buffer that holds "one or two
-    frames" must hold ``burst`` more less one, or it drops the rest of a long packet.
-    """
-
-    __slots__ = ("payload", "decoder", "burst")
-
-    def __init__(self, payload: bytes, decoder, burst: int = 1) -> None:
-        self.payload = payload
-        self.decoder = decoder
-        self.burst = burst
-
-    def pcm(self) -> np.ndarray:
-        return self.decoder(self.payload)
 
 
 class PlaybackStopped(Exception):
@@ -113,7 +95,7 @@ class _Port(DatagramProtocol):
             log.err(None, "RtpSession: error handling datagram")
 
 
-class RtpSession(SecureStream):
+class RtpSession(Forwarding, SecureStream):
     def __init__(self, reactor, media_clock, host: str = "127.0.0.1", ports=None,
                  media_timeout: float = 30.0, rtcp_interval: float = 5.0, cname: str | None = None,
                  rng: random.Random | None = None, dtmf_end_timeout: float = 0.5,
@@ -334,8 +316,11 @@ class RtpSession(SecureStream):
             return
         # Digits wait while telephone-event is not negotiated (renegotiated away mid-queue).
         dtmf_out = self._dtmf_out
-        dtmf = (dtmf_out.next_packet(self._ts)
-                if not dtmf_out.idle and self._te_pt is not None else None)
+        dtmf = None
+        if not dtmf_out.idle and self._te_pt is not None:
+            if self._fwd_until >= 0:
+                self._take_over()  # the event's timestamp follows the forwarded audio's
+            dtmf = dtmf_out.next_packet(self._ts)
         if dtmf is not None:
             payload, marker, ts = dtmf
             if self._packetizer is not None:
@@ -347,6 +332,10 @@ class RtpSession(SecureStream):
                 if done is not None:
                     done.callback(None)
         else:
+            if self._fwd_until >= 0:  # forwarded packets are this stream's audio (fastpath)
+                if self._fwd_until >= self._ticks:
+                    return
+                self._take_over()
             frame = self._next_audio_frame()
             if frame is _ENDED:
                 return self._finish_tick
@@ -511,6 +500,9 @@ class RtpSession(SecureStream):
                 self._deliver_dtmf(digit.digit)
         elif payload and pt in self._decoders:
             decoder = self._decoders[pt]
+            fwd = self._fwd
+            if fwd is not None and self._forward(fwd, decoder, ssrc, timestamp, marker, payload):
+                return  # sent on arrival (fastpath.py)
             # Any packet time in, 20 ms frames out (framing.py): every sample once, in order.
             frames = self._reframer.feed(payload, decoder, _PAD.get(decoder, 0), marker)
             if not frames:
@@ -607,13 +599,3 @@ def _fit(frame) -> np.ndarray:
         if len(arr) < FRAME_SAMPLES:
             arr = np.concatenate([arr, np.zeros(FRAME_SAMPLES - len(arr), dtype=np.int16)])
     return arr
-
-
-def _notify(callbacks: list, *args, **kwargs) -> None:
-    """Call each callback (a copy of the list: one may remove itself); a failing one is logged
-    and the rest still run."""
-    for cb in tuple(callbacks):
-        try:
-            cb(*args, **kwargs)
-        except Exception:
-            log.err(None, f"RtpSession: callback {cb!r} failed")
