@@ -14,7 +14,8 @@ our ``a=ice-ufrag``/``a=ice-pwd``, one host candidate on the RTP port with
 learns the peer's address from its checks.
 
 Refusals are 488 like every other (:class:`~ivr.sdp.offer_answer.OfferAnswerError`): no
-ICE credentials, no usable ``a=fingerprint``, ``a=setup:holdconn``, no common codec.
+ICE credentials, no ``a=rtcp-mux`` (we have one port and one ICE component), no usable
+``a=fingerprint``, ``a=setup:holdconn``, no common codec.
 What the media layer needs is :class:`WebrtcMedia`: the negotiated stream and the peer's
 ICE username fragment, its fingerprint and our DTLS role.
 """
@@ -122,6 +123,13 @@ def make_webrtc_answer(offer: SessionDescription, local_ip: str, port: int, *,
         if not ufrag or not pwd:
             raise OfferAnswerError("WebRTC offer without a=ice-ufrag and a=ice-pwd",
                                    warn_code=399)
+        if not offers_mux(m):
+            # One port, one host candidate (component 1): RTCP on its own port would need a
+            # component-2 candidate and a second DTLS association (RFC 5764 4.1).  Answering
+            # without a=rtcp-mux left a full ICE agent (baresip with rtcp_mux no) checking
+            # for a component 2 we never offered: ICE failed and the call stayed silent.
+            raise OfferAnswerError("WebRTC offer without a=rtcp-mux: RTCP must share the "
+                                   "RTP port (RFC 5761)", warn_code=399)
         remote_fingerprint = _fingerprint(_attr(m, offer, "fingerprint"))
         setup = _our_setup(_attr(m, offer, "setup"))
         codec, pt = pick
