@@ -123,11 +123,13 @@ def make_api(telephony, store, webhooks, config: ApiConfig | None = None, clock=
 def build_app(api: Api) -> Klein:
     from .security import security_routes
     from .dialplan_files import dialplan_routes
+    from .builder import builder_routes
     app = Klein()
     app.url_map.merge_slashes = False   # "/v1//calls" is a 404, not a redirect (before routes)
     cfg = api.config
     security_routes(app, api)  # GET /v1/security/bans, DELETE /v1/security/bans/{address}
     dialplan_routes(app, api)  # /v1/dialplans[/...]: schema, read, save, backups (admin keys)
+    builder_routes(app, api)   # GET /builder: the Flow Builder page (admin keys)
 
     @app.handle_errors(ApiError)
     def api_error(request, failure):

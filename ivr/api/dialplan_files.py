@@ -51,6 +51,7 @@ def dialplan_routes(app, api) -> None:
         error = {"code": exc.kind, "message": exc.message}
         if exc.errors:
             error["errors"] = exc.errors
+            error["lines"] = exc.lines
             error["message"] = exc.message + ": " + "; ".join(e["text"] for e in exc.errors[:5])
         return api.respond(request, status, {"error": error})
 

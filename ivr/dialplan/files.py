@@ -33,11 +33,13 @@ class FileProblem(Exception):
     """``kind``: not_found, bad_name, precondition_required, precondition_failed, exists,
     invalid (``errors`` holds the checker's), bad_document."""
 
-    def __init__(self, kind: str, message: str, errors: list | None = None):
+    def __init__(self, kind: str, message: str, errors: list | None = None,
+                 lines: dict | None = None):
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.errors = errors or []
+        self.lines = lines or {}  # the rejected text's entry lines, to place the errors
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,11 @@ class DialplanFiles:
             text = self.text_for(name, document, current)
         errors = self.check(name, text)
         if errors:
-            raise FileProblem("invalid", f"{len(errors)} error(s) in the dialplan", errors)
+            try:
+                lines = {k: list(v) for k, v in read_document(text)[1].items()}
+            except EditError:
+                lines = {}
+            raise FileProblem("invalid", f"{len(errors)} error(s) in the dialplan", errors, lines)
         backup = self._backup(name, current) if current is not None else None
         data = text.encode("utf-8")
         self._write(path, data)

@@ -1,0 +1,134 @@
+"""The Flow Builder in a real Chromium (Playwright): the bundled plans drawn with FILE:LINE on
+every step, a new two-option menu on a new number built and saved without YAML, an empty
+prompt shown on its node and not saved, a comment kept, and two editors' conflict."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from ivr.dialplan.loader import load_dialplans
+
+pytestmark = pytest.mark.interop  # a real Chromium
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+ADMIN = {"X-API-Key": "admin-key-0123456789"}
+
+
+@pytest.fixture
+def server(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "tests.api.builder_server", str(tmp_path)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    assert line.startswith("PORT "), proc.stderr.read()
+    yield f"http://127.0.0.1:{int(line.split()[1])}", tmp_path / "dialplans"
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def browser():
+    assert Path(CHROMIUM).exists(), "apt-get install -y chromium"
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                               args=["--no-sandbox", "--disable-gpu"])
+        yield b
+        b.close()
+
+
+def open_builder(browser, url):
+    ctx = browser.new_context(extra_http_headers=ADMIN, viewport={"width": 1600, "height": 1000})
+    page = ctx.new_page()
+    page.errors = []
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    page.goto(url + "/builder")
+    page.wait_for_selector("body[data-ready]", timeout=15_000)
+    return page
+
+
+def test_builder_needs_an_admin_key(server, browser):
+    url, _ = server
+    ctx = browser.new_context()
+    assert ctx.new_page().goto(url + "/builder").status == 401
+    ctx = browser.new_context(extra_http_headers={"X-API-Key": "user-key-0123456789"})
+    assert ctx.new_page().goto(url + "/builder").status == 403
+
+
+def test_graph_of_the_bundled_plans(server, browser):
+    url, _ = server
+    page = open_builder(browser, url)
+    menu = page.locator('[data-step="tollfree.yaml:13"]')
+    assert menu.get_attribute("data-verb") == "menu"
+    assert page.locator('[data-flow="otp"]').get_attribute("class").endswith("unreachable")
+    assert "unreachable" not in page.locator('[data-flow="main_menu"]').get_attribute("class")
+    for label in ("1", "2", "0", "on_failure", "then", "else", "on_busy"):
+        assert page.locator(f'path[data-edge="{label}"]').count() >= 1, label
+    assert page.errors == []
+
+
+def build_menu(page, prompt: str):
+    page.select_option("#new-flow-file", "tollfree.yaml")
+    page.fill("#new-flow-name", "two_options")
+    page.select_option("#new-flow-verb", "menu")
+    page.click("#add-flow")
+    page.fill('#form input[name="prompt"]', prompt)
+    page.locator("[data-option-flow]").first.select_option("sales")
+    page.click("#add-option")
+    page.locator("[data-option-key]").nth(1).fill("2")
+    page.locator("[data-option-flow]").nth(1).select_option("support")
+    page.click("#apply-step")
+    page.select_option("#new-route-file", "tollfree.yaml")
+    page.select_option("#new-route-kind", "number")
+    page.fill("#new-route-value", "+15550007777")
+    page.select_option("#new-route-flow", "two_options")
+    page.click("#add-route")
+
+
+def test_new_menu_on_a_new_number_saved_without_yaml(server, browser):
+    url, plans = server
+    before = (plans / "tollfree.yaml").read_text()
+    page = open_builder(browser, url)
+    build_menu(page, "")  # the mistake first: an empty prompt
+    page.click("#save")
+    node = page.locator('.step.error[data-verb="menu"]')
+    node.wait_for(timeout=10_000)
+    assert "an empty prompt" in node.locator(".error-message").inner_text()
+    assert "two_options" in node.evaluate("n => n.closest('.flow').dataset.flow")
+    assert (plans / "tollfree.yaml").read_text() == before  # nothing saved
+    page.locator('[data-flow="two_options"] .step').first.click()
+    page.fill('#form input[name="prompt"]', "For sales press 1, for support press 2.")
+    page.click("#apply-step")
+    page.click("#save")
+    page.locator("#status.saved").wait_for(timeout=10_000)
+    after = (plans / "tollfree.yaml").read_text()
+    assert "# 1 rings extension 2001" in after  # comments of the parts not edited stay
+    assert after.startswith(before.split("flows:")[0].rstrip("\n"))
+    plan, errors = load_dialplans([plans])
+    assert errors == []
+    route = [r for r in plan.routes if r.value == "+15550007777"][0]
+    assert route.flow == "two_options"
+    options = dict(plan.flows["two_options"].steps[0].args.options)
+    assert options["2"].flow == "support" and options["1"].flow == "sales"
+    assert page.errors == []
+
+
+def test_two_editors_of_one_file_the_second_save_conflicts(server, browser):
+    url, plans = server
+    first, second = open_builder(browser, url), open_builder(browser, url)
+    for page, text in ((first, "Bye from one."), (second, "Bye from two.")):
+        page.locator('[data-step="tollfree.yaml:51"]').click()
+        page.fill('#form input[name="text"]', text)
+        page.click("#apply-step")
+    first.click("#save")
+    first.locator("#status.saved").wait_for(timeout=10_000)
+    second.click("#save")
+    second.locator("#status.conflict").wait_for(timeout=10_000)
+    assert "changed by someone else" in second.locator("#status").inner_text()
+    text = (plans / "tollfree.yaml").read_text()
+    assert '"Bye from one."' in text and "Bye from two." not in text
+    assert "# A toll-free demo menu" in text
