@@ -3,7 +3,7 @@
 ``a.forward_to(b, source, listener)`` (a bridge: ``b`` plays ``source``, the relay buffer that
 ``listener`` fills from ``a``'s audio; the echo line: ``b`` is ``a``) makes ``a`` hand each
 received audio packet straight to ``b``, in the same reactor turn, when ``b`` can send it as
-it is: ``b`` is still playing ``source``, the packet's codec is the one ``b`` sends and its
+it is: ``b`` is still playing ``source`` (whatever it holds for the tick is sent first), the packet's codec is the one ``b`` sends and its
 length is ``b``'s packet time, ``b`` is sending (not on hold, not ``recvonly``/``inactive``)
 and has no RFC 4733 event on the way.  ``b`` rewrites the header (its SSRC, its sequence
 number, a timestamp continuous with its own packets: :mod:`ivr.rtp.forward`) and sends it
@@ -82,12 +82,12 @@ class Forwarding:
         if not fwd[0]._relay(fwd[1], decoder, ssrc, ts, marker, payload):
             return False
         listeners = self._payload_listeners
-        if self._audio_listeners or (listeners and (len(listeners) > 1 or listeners[0] is not fwd[2])):
+        if self._audio_listeners or (listeners and (len(listeners) > 1 or listeners[0] != fwd[2])):
             self._copy_to_listeners(fwd[2], decoder, marker, payload)
         return True
 
     def _copy_to_listeners(self, skip, decoder, marker, payload: bytes) -> None:
-        others = [cb for cb in self._payload_listeners if cb is not skip]
+        others = [cb for cb in self._payload_listeners if cb != skip]  # bound methods: ==
         if not others and not self._audio_listeners:
             return
         burst = frames_per_packet(len(payload))
@@ -105,12 +105,14 @@ class Forwarding:
         """Send a packet received by another session (or this one) now, if it can go as it
         is; False sends it down the tick path instead."""
         n = len(payload)
-        if (self._source is not source or source.frames or decoder is not self._send_decoder
+        if (self._source is not source or decoder is not self._send_decoder
                 or n != self.ptime * 8 or self._held or self._remote is None
                 or self.direction not in _SENDING or self._closed or not self._dtmf_out.idle):
             if self._fwd_until > 0:
                 self._fwd_until = 0  # it goes to the tick path: the next tick sends it
             return False
+        if source.frames:
+            self._drain(source)  # what the tick path holds goes first, now, in order
         if self._packetizer is not None and self._packetizer.pending:
             self._flush_audio()  # what the tick queued goes first, as a shorter packet
         rewriter = self._rewriter
@@ -129,6 +131,22 @@ class Forwarding:
             self.forwarded += 1
             self._send_rtp(self._pt, out[1], out[0], payload)
         return True
+
+    def _drain(self, source) -> None:
+        """Send the audio ``source`` holds for the tick (packets that could not be forwarded:
+        during hold, a codec or packet-time change, an RFC 4733 event) at once, continuing
+        the stream's timestamps, so that forwarding can resume without reordering or losing
+        it (the source's own rule still drops what is too old)."""
+        ts = (self._ts + 160) & _MASK32
+        if self._rewriter is not None:
+            ts = self._rewriter.resume(ts, self.ptime * 8)
+        self._ts = (ts - 160) & _MASK32
+        self._fwd_until = -1
+        while source.frames:
+            frame = source.read_frame()
+            self._ts = (self._ts + 160) & _MASK32
+            self._send_audio(frame)
+            self._marker_next = False
 
     def _release(self) -> None:
         """Nothing is forwarded to us any more: our next tick sends audio again."""
