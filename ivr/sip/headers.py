@@ -148,6 +148,10 @@ def _scan_list(value: str, strict: bool) -> list[str]:
     return [item for item in items if item]
 
 
+#: How many names one Headers' ``get`` memo keeps (the few a message is read by).
+_FIRST_MEMO_SIZE = 32
+
+
 class Headers:
     """Ordered list of ``(canonical name, raw value)`` pairs with case-insensitive lookup.
 
@@ -163,11 +167,19 @@ class Headers:
     state), so per-name lists would add thousands of objects to every full collection.
     """
 
-    __slots__ = ("_items", "_index")
+    __slots__ = ("_items", "_index", "_first")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self._items: list[tuple[str, str]] = [(canonical_name(n), v) for n, v in items]
         self._index: dict[str, str | tuple[str, ...]] | None = None
+        self._first: dict[str, str | None] = {}
+
+    @classmethod
+    def _canonical(cls, items: list[tuple[str, str]]) -> "Headers":
+        """Headers over ``items`` whose names are already canonical (taken, not copied)."""
+        new = cls.__new__(cls)
+        new._items, new._index, new._first = items, None, {}
+        return new
 
     def _values(self, key: str) -> str | tuple[str, ...] | None:
         """The raw value(s) of canonical ``key``: the value for one line, a tuple for more."""
@@ -183,6 +195,7 @@ class Headers:
                 else:
                     index[n] = (found, v)
             self._index = index
+            self._first = {}
         return index.get(key)
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
@@ -192,7 +205,7 @@ class Headers:
         return len(self._items)
 
     def __contains__(self, name: str) -> bool:
-        return self._values(canonical_name(name)) is not None
+        return self._values(_NAME_MEMO.get(name) or canonical_name(name)) is not None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Headers) and self._items == other._items
@@ -201,32 +214,45 @@ class Headers:
         return f"Headers({self._items!r})"
 
     def copy(self) -> "Headers":
-        new = Headers()
-        new._items = list(self._items)
-        return new
+        return Headers._canonical(list(self._items))
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        """The first value of ``name`` (the first list element for list headers)."""
-        key = canonical_name(name)
+        """The first value of ``name`` (the first list element for list headers).
+
+        Answers are kept by the name as asked until the headers change (the index is
+        rebuilt then, and this memo with it): a message's Via, CSeq, Call-ID, From and
+        To are asked for a dozen times each on their way through the layers."""
+        if self._index is not None:
+            try:
+                v = self._first[name]
+            except KeyError:
+                pass
+            else:
+                return default if v is None else v
+        key = _NAME_MEMO.get(name) or canonical_name(name)
         found = self._values(key)
         if found is None:
-            return default
-        v = found[0] if found.__class__ is tuple else found
-        if key in _LIST_CANONICAL:
-            parts = split_list(v)
-            return parts[0] if parts else v
-        return v
+            v = None
+        else:
+            v = found[0] if found.__class__ is tuple else found
+            if key in _LIST_CANONICAL:
+                parts = split_list(v)
+                v = parts[0] if parts else v
+        first = self._first
+        if len(first) < _FIRST_MEMO_SIZE:
+            first[name] = v
+        return default if v is None else v
 
     def get_raw(self, name: str) -> list[str]:
         """Every header line's raw value for ``name``, in order."""
-        found = self._values(canonical_name(name))
+        found = self._values(_NAME_MEMO.get(name) or canonical_name(name))
         if found is None:
             return []
         return list(found) if found.__class__ is tuple else [found]
 
     def count_raw(self, name: str) -> int:
         """How many header lines ``name`` has (``len(get_raw(name))`` without the list)."""
-        found = self._values(canonical_name(name))
+        found = self._values(_NAME_MEMO.get(name) or canonical_name(name))
         if found is None:
             return 0
         return len(found) if found.__class__ is tuple else 1

@@ -222,17 +222,30 @@ def _unfold(head: str) -> list[str]:
 
 
 def _parse_headers(lines: list[str]) -> tuple[Headers, str | None]:
-    headers = Headers()
+    items: list[tuple[str, str]] = []
     bad_header: str | None = None
+    names = _HEADER_NAMES
     for line in lines:
         name, colon, value = line.partition(":")
-        name = name.rstrip(" \t")
-        if not colon or not is_token(name):
-            if bad_header is None:
-                bad_header = line
-            continue
-        headers.add(canonical_name(name), value.strip(" \t"))
-    return headers, bad_header
+        key = names.get(name) if colon else None
+        if key is None:
+            name = name.rstrip(" \t")
+            if not colon or not is_token(name):
+                if bad_header is None:
+                    bad_header = line
+                continue
+            key = canonical_name(name)
+            if len(names) < _HEADER_NAMES_SIZE and len(name) <= 64:
+                names[name] = key
+        items.append((key, value.strip(" \t")))
+    return Headers._canonical(items), bad_header
+
+
+#: Header names as written on the wire that were found to be tokens, with their
+#: canonical form: the same few dozen names start every line of every message.  Bounded
+#: so a peer inventing names cannot grow it.
+_HEADER_NAMES: dict[str, str] = {}
+_HEADER_NAMES_SIZE = 1024
 
 
 def parse_head(head: bytes) -> Request | Response:
@@ -429,14 +442,20 @@ def make_response(request: Request, status: int, reason: str | None = None,
                   extra: list[tuple[str, str]] | None = None) -> Response:
     """Build a response to ``request`` per RFC 3261 8.2.6.2: copy Via (all, in order),
     From, To (adding ``to_tag`` when the request's To has none), Call-ID and CSeq."""
-    headers = Headers()
-    for name in ("Via", "From", "To", "Call-ID", "CSeq"):
-        for value in request.headers.get_raw(name):
+    items: list[tuple[str, str]] = []
+    get_raw = request.headers.get_raw
+    for name in _RESPONSE_COPIES:
+        for value in get_raw(name):
             if name == "To" and to_tag and ";tag=" not in value.replace(" ", "").lower():
                 value = f"{value};tag={to_tag}"
-            headers.add(name, value)
+            items.append((name, value))
+    headers = Headers._canonical(items)
     if status == 100 and "Timestamp" in request.headers:
         headers.add("Timestamp", request.headers.get("Timestamp"))
     for name, value in extra or ():
         headers.add(name, value)
     return Response(status, reason, headers, body)
+
+
+#: What a response copies from its request (canonical names), in this order.
+_RESPONSE_COPIES = ("Via", "From", "To", "Call-ID", "CSeq")

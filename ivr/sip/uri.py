@@ -472,6 +472,10 @@ _VIA_RE = re.compile(
 )
 
 
+_VIA_HOST_RE = re.compile(r"[^ \t:;]+")
+_VIA_PORT_RE = re.compile(r":[ \t]*([0-9]+)")
+
+
 @_memoised
 def parse_via(text: str) -> Via:
     match = _VIA_RE.fullmatch(text)
@@ -485,7 +489,7 @@ def parse_via(text: str) -> Via:
             raise SipSyntaxError(f"bad Via host {text!r}")
         host, rest = rest[: end + 1], rest[end + 1 :]
     else:
-        m = re.match(r"[^ \t:;]+", rest)
+        m = _VIA_HOST_RE.match(rest)
         if not m:
             raise SipSyntaxError(f"bad Via host {text!r}")
         host, rest = m.group(0), rest[m.end() :]
@@ -493,7 +497,7 @@ def parse_via(text: str) -> Via:
     rest = rest.lstrip(" \t")
     port = None
     if rest.startswith(":"):
-        m = re.match(r":[ \t]*([0-9]+)", rest)
+        m = _VIA_PORT_RE.match(rest)
         if not m:
             raise SipSyntaxError(f"bad Via port {text!r}")
         port = _parse_port(m.group(1), text)
