@@ -27,7 +27,7 @@ import numpy as np
 from twisted.internet import defer
 
 from ivr.call.telephony import LegFailed, UnknownTarget
-from ivr.call.visitors import may_use_trunks
+from ivr.call.visitors import is_trunk_route, may_use_trunks
 from ivr.dialplan.schema import (ScalarNode, boolean, custom, number, read_template, string, target,
                                  template, variable)
 from ivr.dialplan.verbs.base import Finish, Verb, branch
@@ -87,6 +87,13 @@ class Dial(Verb):
                 except UnknownTarget as exc:
                     self.log("dial_skip", target=member, why=str(exc))
                     continue
+                if not may_use_trunks(self.call):  # not even a SIP URI naming a trunk
+                    directory = getattr(telephony, "directory", None)
+                    routes = [r for r in routes if not is_trunk_route(directory, r[0])]
+                    if not routes:
+                        self.log("dial_skip", target=member,
+                                 why="a browser caller never leaves through a trunk")
+                        continue
                 attempts.append(routes)
         if not sequential and attempts:
             attempts = [[route for attempt in attempts for route in attempt]]
