@@ -83,6 +83,9 @@ class SpeechListener:
         except RecognizerError as e:
             self._fail(e)
             return
+        # a worker that dies while the caller speaks fails the listener at once
+        self._utterance.result.addCallbacks(self._heard, self._failed,
+                                            callbackArgs=(self._utterance,))
         for old in self._preroll:
             self._utterance.feed(old)
         self._utterance.feed(frame)
@@ -94,25 +97,25 @@ class SpeechListener:
         if self.vad.too_short:
             utterance.abort()
             return
-        ended_at = self.clock.seconds()
-        start = (self.vad.started_at - 1) * 0.02
-        end = self.vad.last_voiced * 0.02
+        utterance.timing = (self.clock.seconds(), (self.vad.started_at - 1) * 0.02,
+                            self.vad.last_voiced * 0.02)
         self._pending += 1
+        utterance.finish()
 
-        def heard(outcome):
+    def _heard(self, outcome, utterance) -> None:
+        self._pending -= 1
+        text, confidence, _decode_ms = outcome
+        ended_at, start, end = utterance.timing
+        result = SpeechResult(match_hint(text, self.hints), confidence, text, start, end,
+                              (self.clock.seconds() - ended_at) * 1000)
+        self.heard.append(result)
+        self._deliver(result)
+
+    def _failed(self, failure) -> None:
+        failure.trap(RecognizerError)
+        if self._pending > 0:
             self._pending -= 1
-            text, confidence, _decode_ms = outcome
-            result = SpeechResult(match_hint(text, self.hints), confidence, text, start, end,
-                                  (self.clock.seconds() - ended_at) * 1000)
-            self.heard.append(result)
-            self._deliver(result)
-
-        def failed(failure):
-            self._pending -= 1
-            failure.trap(RecognizerError)
-            self._fail(failure.value)
-
-        utterance.finish().addCallbacks(heard, failed)
+        self._fail(failure.value)
 
     # -- results out -------------------------------------------------------------------
     def next_result(self) -> defer.Deferred:

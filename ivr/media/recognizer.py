@@ -90,7 +90,7 @@ class Vad:
     MARGIN_DB = 9.0
     START_FRAMES = 3
     WARMUP_FRAMES = 5
-    MIN_SPEECH_FRAMES = 8  # shorter bursts (a click, a knock) end as nothing: 160 ms
+    MIN_SPEECH_FRAMES = 15  # shorter bursts (a cough, a knock) end as nothing: 300 ms
 
     def __init__(self, speech_timeout: float = 1.0, max_seconds: float = 10.0) -> None:
         self.end_frames = max(1, round(speech_timeout * 50))
