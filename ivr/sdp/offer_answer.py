@@ -18,6 +18,7 @@ in an ``RTP/AVP`` stream ("best effort" SRTP) is ignored: that stream is answere
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass, replace
 
@@ -225,14 +226,23 @@ def _remote(sd: SessionDescription, m: MediaDescription) -> str:
         raise OfferAnswerError(f"c= address type {conn.addrtype} is not IP4 or IP6",
                                warn_code=301)
     address = conn.address.split("/")[0]
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:  # the parser let it through as a host name
+    multicast = _multicast(address)
+    if multicast is None:  # the parser let it through as a host name
         raise OfferAnswerError(f"c= address {address} is a host name, not an IP address",
-                               warn_code=301) from None
-    if ip.is_multicast:
+                               warn_code=301)
+    if multicast:
         raise OfferAnswerError(f"c= address {address} is not a unicast address")
     return address
+
+
+@functools.lru_cache(maxsize=1024)
+def _multicast(address: str) -> bool | None:
+    """Whether an IP address is multicast; None when it is no IP address (pure, so kept:
+    offers from one peer repeat their address)."""
+    try:
+        return ipaddress.ip_address(address).is_multicast
+    except ValueError:
+        return None
 
 
 def _rejected(m: MediaDescription) -> MediaDescription:

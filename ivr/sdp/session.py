@@ -13,6 +13,7 @@ a non-numeric port raises :class:`SdpError`.  Unknown line types are dropped (RF
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass, field, replace
@@ -315,16 +316,24 @@ def _connection(value: str, line: str) -> Connection:
     return conn
 
 
+@functools.lru_cache(maxsize=1024)
+def _is_address(addrtype: str, host: str) -> bool:
+    """Whether ``host`` is an address of that type (pure, so its answers are kept: a
+    phone or trunk puts the same address in every offer)."""
+    family = ipaddress.IPv4Address if addrtype == "IP4" else ipaddress.IPv6Address
+    try:
+        family(host)
+        return True
+    except ValueError:
+        return False
+
+
 def _check_address(addrtype: str, address: str) -> None:
     host, *suffixes = address.split("/")
     if len(suffixes) > (2 if addrtype == "IP4" else 1) or not all(map(_digits, suffixes)):
         raise SdpError(f"c= address {address} has a malformed /ttl/count suffix")
-    family = ipaddress.IPv4Address if addrtype == "IP4" else ipaddress.IPv6Address
-    try:
-        family(host)
+    if _is_address(addrtype, host):
         return
-    except ValueError:
-        pass
     # A host name is allowed (RFC 8866 5.7), but not one that reads as an address: a
     # top-level label is never all digits (RFC 1123 2.1), and ':' is not in a name.
     top = host.rstrip(".").rpartition(".")[2]
