@@ -42,6 +42,12 @@ class WebrtcBaresip(Baresip):
             + f"rtcp_mux {'yes' if self.rtcp_mux else 'no'}\n")
 
 
+class NoMuxBaresip(WebrtcBaresip):
+    """The same with baresip's default ``rtcp_mux no``."""
+
+    rtcp_mux = False
+
+
 def start(server_factory, tmp_path):
     rtp_low = random.randrange(30000, 59000, 2)
     server = server_factory(extra=["--rtp-ports", f"{rtp_low}-{rtp_low + 400}"])
@@ -50,8 +56,8 @@ def start(server_factory, tmp_path):
 
 
 def phone(tmp_path, name="webrtc", rtcp_mux=True):
-    WebrtcBaresip.rtcp_mux = rtcp_mux
-    p = WebrtcBaresip(tmp_path, name, source=tone(tmp_path / f"{name}.wav", FREQ))
+    kind = WebrtcBaresip if rtcp_mux else NoMuxBaresip
+    p = kind(tmp_path, name, source=tone(tmp_path / f"{name}.wav", FREQ))
     (p.dir / "accounts").write_text(
         "<sip:visitor@127.0.0.1>;regint=0;answermode=auto;mediaenc=dtls_srtp;medianat=ice\n")
     return p.start()

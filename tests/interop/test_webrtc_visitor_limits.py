@@ -45,8 +45,10 @@ def cdr(server, call_id, timeout=10.0):
 def test_a_browser_visitor_reaches_only_its_targets_at_its_rate(server_factory, tmp_path):
     config = tmp_path / "config"
     shutil.copytree(BUNDLED_CONFIG, config)
-    with open(config / "extensions.yaml", "a") as f:
-        f.write("\nwebrtc:\n  calls_per_minute: 3\n")
+    extensions = config / "extensions.yaml"
+    text = extensions.read_text()
+    assert text.count("\n  calls_per_minute: 6\n") == 1  # the bundled webrtc: default
+    extensions.write_text(text.replace("\n  calls_per_minute: 6\n", "\n  calls_per_minute: 3\n"))
     server = server_factory(config=config)
     rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rtp.bind(("127.0.0.1", 0))
