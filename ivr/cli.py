@@ -91,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="hang up after this many seconds without RTP (0: never)")
     serve.add_argument("--drain-timeout", type=float, default=3600.0,
                        help="on SIGTERM, wait at most this long for calls to finish")
+    serve.add_argument("--speech-engine", default="pocketsphinx",
+                       help="offline speech input engine for gather/menu (pocketsphinx; "
+                            "off: DTMF only)")
+    serve.add_argument("--speech-workers", type=non_negative(int), default=2, metavar="N",
+                       help="recogniser worker processes (default 2)")
     serve.add_argument("--sip-tcp-max-connections", type=non_negative(int), default=1000,
                        metavar="N", help="SIP/TCP connections accepted in all; when full the "
                                          "longest-idle one is closed (default 1000; 0: no limit)")

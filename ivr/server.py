@@ -42,6 +42,7 @@ from .dialplan.service import DialplanInvalid, DialplanService
 from .dialplan.files import DialplanFiles
 from .logging import start_logging
 from .media.prompts import PromptCache
+from .media.asr_worker import RecognizerPool
 from .media.tts import TtsEngine
 from .queue import QueueEngine
 from .rtp.clock import SERVER_PHASES, MediaClock
@@ -114,8 +115,11 @@ class IvrServer:
                  prompts="prompts", data="data", timers=TimerConfig(), media_timeout=30.0,
                  drain_timeout=3600.0, tts=None, config="config",
                  tcp_limits=TcpLimits(), sips=None, tls_cert=None, tls_key=None,
-                 https=None, ws_origins=(), database=None) -> None:
+                 https=None, ws_origins=(), database=None, speech="pocketsphinx",
+                 speech_workers=2) -> None:
         self.reactor = reactor
+        # speech input engine (ivr/media/asr_worker.py ENGINES; "off": DTMF only)
+        self.speech_engine, self.speech_workers = speech, speech_workers
         self.database = database  # None: config/database.yaml, else SQLite in --data
         self.sips, self.tls_files = sips, (tls_cert, tls_key)  # SIP over TLS (--sips)
         self.https, self.ws_origins = https, tuple(ws_origins)  # HTTPS and SIP over WSS
@@ -215,7 +219,9 @@ class IvrServer:
             dtls_certificate=DtlsCertificate.generate(datetime.now(timezone.utc), days=365),
             prompts=PromptCache(self.prompts_dir, self.data / "cache" / "prompts",
                                 reactor=reactor),
-            tts=self._tts or TtsEngine(self.data / "cache" / "tts", reactor=reactor))
+            tts=self._tts or TtsEngine(self.data / "cache" / "tts", reactor=reactor),
+            speech=None if self.speech_engine in (None, "off") else RecognizerPool(
+                reactor, engine=self.speech_engine, workers=self.speech_workers))
         self.ua = UserAgent(reactor, self.transport, None, self.advertise, self.transport.port,
                             self.timers, registrar=security.registrar,
                             invite_auth=security.invite_auth, throttle=security.throttle)
@@ -342,6 +348,8 @@ class IvrServer:
             self._housekeeping.stop()
         self.db.close()
         closing.append(self.media.tts.close())
+        if self.media.speech is not None:
+            closing.append(self.media.speech.close())
         return defer.DeferredList([d for d in closing if d is not None], consumeErrors=True)
 
     def install_signal_handlers(self) -> None:
@@ -479,7 +487,8 @@ def run_server(args) -> int:
                     media_timeout=args.media_timeout, drain_timeout=args.drain_timeout,
                     config=args.config, tcp_limits=tcp_limits_from(args), sips=args.sips,
                     tls_cert=args.tls_cert, tls_key=args.tls_key, https=args.https,
-                    ws_origins=args.ws_origin, database=args.database)
+                    ws_origins=args.ws_origin, database=args.database,
+                    speech=args.speech_engine, speech_workers=args.speech_workers)
     try:
         srv.start()
     except DialplanInvalid as exc:

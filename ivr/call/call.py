@@ -49,6 +49,7 @@ class MediaContext:
     media_encryption: str = "optional"  # SRTP policy of legs with no extension or trunk
     allow_insecure_srtp_keys: bool = False  # SDES keys over plain UDP/TCP (logged per use)
     dtls_certificate: object = None  # ivr.rtp.dtls.DtlsCertificate: WebRTC legs (None: 488)
+    speech: object = None  # ivr.media.asr_worker.RecognizerPool (None: no speech input)
 
 
 class Call:
@@ -78,6 +79,7 @@ class Call:
         self.ended_at: float | None = None
         self.path: list[str] = []
         self.gathered: list[str] = []  # digits the plan gathered, for the CDR
+        self.speech_heard: list[dict] = []  # what speech input heard (text, confidence, times)
         self.on_end: list[Callable[["Call"], None]] = []
         self.bridge = None  # the Bridge this leg is in, if any
         self._ended_waiters: list[defer.Deferred] = []
@@ -212,6 +214,15 @@ class Call:
     def send_digits(self, digits: str) -> defer.Deferred:
         """RFC 4733 digits to the far end (``,`` or ``w`` waits half a second)."""
         return media_ops.send_digits(self, digits)
+
+    # -- speech in (ivr/call/speech.py) ------------------------------------------------
+    def listen(self, hints, language: str = "en-us", speech_timeout: float = 0.8):
+        """A SpeechListener for ``hints`` on the caller's audio; None when the server has
+        no recogniser or the leg has ended."""
+        if self.ctx.speech is None or self.ended:
+            return None
+        from .speech import SpeechListener
+        return SpeechListener(self, self.ctx.speech, hints, language, speech_timeout)
 
     # -- digits in (the digit buffer) --------------------------------------------------
     def _saw_digit(self, digit: str, mode: str) -> None:

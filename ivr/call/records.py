@@ -49,6 +49,7 @@ def call_summary(call) -> dict:
         "flow": call.variables.get("flow"),
         "recording": call.variables.get("recording"),  # set by the record verb
         "digits": list(call.gathered),
+        "speech": list(getattr(call, "speech_heard", ())),  # what speech input heard
         "rtp_packets_lost": lost,
         "rtp_loss_pct": round(100.0 * lost / (lost + received), 2) if lost + received else 0.0,
         "rtp_jitter_ms": stats.get("jitter_ms"),

@@ -70,6 +70,7 @@ COLUMNS: dict[str, str] = {
     # columns added since (a database made before gains them at start)
     "caller_kind": "TEXT",       # inbound: extension | trunk | anonymous | webrtc (browser)
     "source_address": "TEXT",    # inbound: host:port the INVITE came from
+    "speech": "TEXT",            # JSON list: what speech input heard (text, confidence, times)
 }
 FIELDS = list(COLUMNS)
 OUTCOMES = ("answered", "busy", "no-answer", "rejected", "failed", "cancelled")
@@ -116,6 +117,8 @@ def normalise(cdr: dict) -> list[Any]:
     if digits is not None:
         row["digits"] = json.dumps([digits] if isinstance(digits, str) else
                                    [str(d) for d in digits])
+    if row.get("speech") is not None and not isinstance(row["speech"], str):
+        row["speech"] = json.dumps(list(row["speech"]), sort_keys=True)
     setup, answer, end = row.get("setup_at"), row.get("answer_at"), row.get("end_at")
     if row.get("duration") is None and setup is not None and end is not None:
         row["duration"] = round(max(0.0, end - setup), 3)
@@ -128,6 +131,8 @@ def row_to_dict(row: sqlite3.Row) -> dict:
     out = {k: row[k] for k in row.keys()}
     out["digits"] = json.loads(out["digits"]) if out.get("digits") else []
     out["extra"] = json.loads(out["extra"]) if out.get("extra") else {}
+    if "speech" in out:
+        out["speech"] = json.loads(out["speech"]) if out.get("speech") else []
     return out
 
 
