@@ -10,6 +10,7 @@
     GET    /v1/dnd   PUT/DELETE /v1/dnd/{number}
     GET    /metrics                     (no key: for the Prometheus scraper)
     GET    /v1/dialplans[/schema|/{file}]  PUT /v1/dialplans/{file}  (admin keys; dialplan_files.py)
+    GET    /builder, /v1/builder/calls, /v1/builder/trace/{id}  (admin keys; builder*.py)
     GET    /demo/click-to-call, /demo/click-to-call.js, POST /demo/api/click-to-call,
     GET    /demo/api/sessions/{id}      (no key: rate limited per visitor)
 
@@ -124,12 +125,14 @@ def build_app(api: Api) -> Klein:
     from .security import security_routes
     from .dialplan_files import dialplan_routes
     from .builder import builder_routes
+    from .builder_live import builder_live_routes
     app = Klein()
     app.url_map.merge_slashes = False   # "/v1//calls" is a 404, not a redirect (before routes)
     cfg = api.config
     security_routes(app, api)  # GET /v1/security/bans, DELETE /v1/security/bans/{address}
     dialplan_routes(app, api)  # /v1/dialplans[/...]: schema, read, save, backups (admin keys)
     builder_routes(app, api)   # GET /builder: the Flow Builder page (admin keys)
+    builder_live_routes(app, api)  # /v1/builder/calls, /v1/builder/trace/{id} (live view)
 
     @app.handle_errors(ApiError)
     def api_error(request, failure):
