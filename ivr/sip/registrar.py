@@ -20,6 +20,7 @@ from .directory import Directory
 from .auth import NonceManager
 from .authenticator import DigestGate, Outcome
 from .message import Request, Response, make_response
+from .path import BadPath, first_hop, path_of, wants_path_back
 from .throttle import Throttle
 from .uri import MAX_UINT32, NameAddr, SipSyntaxError, SipUri, is_digits, parse_uri
 
@@ -35,6 +36,8 @@ class Binding:
     q: float | None = None
     updated_at: float = 0.0
     static: bool = False
+    path: tuple[str, ...] = ()  # RFC 3327 Path of the REGISTER: the route set towards it
+    node: str = ""              # the farm node that took the REGISTER ("": this one)
 
     @property
     def uri(self) -> str:
@@ -45,7 +48,10 @@ class Binding:
         return 0 if self.expires_at <= now else math.ceil(self.expires_at - now)
 
     def target(self) -> tuple[str, str, int] | None:
-        """(transport, host, port) to send to -- where the phone registered from."""
+        """(transport, host, port) to send to: the first Path hop (a proxy such as
+        Kamailio in front of the farm), else where the phone registered from."""
+        if self.path:
+            return first_hop(self.path[0])
         if self.received is None:
             return None
         return self.received.transport, self.received.host, self.received.port
@@ -67,11 +73,14 @@ class LocationService:
         self._by_host: dict[str, set[tuple[str, tuple]]] = {}
         # connection (flow) the REGISTER came over -> (aor, contact key) of its bindings
         self._by_flow: dict[object, set[tuple[str, tuple]]] = {}
+        # Contact URI text -> (aor, contact key): the route set a request to it takes
+        self._by_uri: dict[str, set[tuple[str, tuple]]] = {}
 
     def _index(self, binding: Binding, add: bool) -> None:
         entry = (binding.aor, contact_key(binding.contact.uri))
         for index, name in ((self._by_host, _host_key(binding.received)),
-                            (self._by_flow, _flow(binding.received))):
+                            (self._by_flow, _flow(binding.received)),
+                            (self._by_uri, str(binding.contact.uri))):
             if name is None:
                 continue
             if add:
@@ -92,6 +101,15 @@ class LocationService:
             if binding is not None:
                 out.append(binding)
         return out
+
+    def route_set_for(self, uri: str) -> tuple[str, ...]:
+        """The Path (RFC 3327) of the binding whose Contact is ``uri``: the Route set a
+        request to it carries, so it goes through the proxy that relayed the REGISTER."""
+        for aor, key in self._by_uri.get(uri, ()):
+            binding = self._bindings.get(aor, {}).get(key)
+            if binding is not None and binding.path:
+                return binding.path
+        return ()
 
     def registered_from(self, host: str, now: float) -> frozenset[str]:
         """The AORs with an unexpired binding registered from source address ``host``."""
@@ -202,8 +220,14 @@ class Registrar:
         except _Reject as exc:
             return make_response(request, exc.status, exc.reason, to_tag=tag, extra=exc.extra)
         extra = [("Contact", self._format(b, now)) for b in self.location.bindings(aor, now)]
-        extra.append(("Date", _http_date(now)))
+        if wants_path_back(request):
+            extra += [("Path", p) for p in request.headers.get_all("Path")]  # RFC 3327 5.3
+        extra += [("Supported", "path"), ("Date", _http_date(now))]
         return make_response(request, 200, to_tag=tag, extra=extra)
+
+    def route_set_for(self, uri: str) -> tuple[str, ...]:
+        """The Route set pre-loaded on a request to the registered Contact ``uri``."""
+        return self.location.route_set_for(uri)
 
     def lookup(self, extension: str) -> list[Binding]:
         """Where to reach ``extension`` now: its registrations, then its static contacts."""
@@ -254,6 +278,10 @@ class Registrar:
         except SipSyntaxError:
             raise _Reject(400) from None
         header_expires = self._expires_header(request)
+        try:
+            path = path_of(request)
+        except BadPath:
+            raise _Reject(400, "Bad Path") from None
         if not contacts:
             return  # a query: 200 with the current bindings
         if any(c.wildcard for c in contacts):
@@ -286,7 +314,7 @@ class Registrar:
             q = _qvalue(contact.param("q"))
             kept = tuple((k, v) for k, v in contact.params if k.lower() != "expires")
             self.location.put(Binding(aor, replace(contact, params=kept), now + expires, source,
-                                      call_id, cseq, q, now), ext.max_contacts)
+                                      call_id, cseq, q, now, path=path), ext.max_contacts)
 
     @staticmethod
     def _format(binding: Binding, now: float) -> str:

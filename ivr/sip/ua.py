@@ -23,7 +23,7 @@ from .session_timer import (ABSOLUTE_MIN_SE, DEFAULT_SESSION_EXPIRES, SessionTim
 from .timers import TimerConfig
 from .transaction_layer import TransactionLayer
 from .transport import Destination, Source
-from .uri import SipUri, parse_uri
+from .uri import SipUri, parse_name_addr, parse_uri
 from . import validate
 from .validate import EXTENSIONS, should_accept_response
 
@@ -237,7 +237,7 @@ class UserAgent:
 
     def _on_options(self, txn, request: Request, source: Source) -> None:
         extra = [("Allow", ALLOW), ("Accept", ACCEPT), ("Accept-Language", "en"),
-                 ("Supported", SUPPORTED)]
+                 ("Supported", SUPPORTED + (", path" if self.registrar is not None else ""))]
         tag = None if request.to.tag else new_tag()
         response = make_response(request, 503 if self.draining else 200, to_tag=tag, extra=extra)
         self.layer.respond(txn, response)
@@ -309,8 +309,11 @@ class UserAgent:
         uri = parse_uri(target)
         if not isinstance(uri, SipUri):
             raise ValueError(f"cannot call {target!r}: only sip: URIs")
+        # RFC 3327: a phone registered through a proxy (its Path) is reached through it
+        route_set_for = getattr(self.registrar, "route_set_for", None)
+        routes = route_set_for(target) if route_set_for is not None else ()
         if dest is None:
-            dest = destination_for(uri)
+            dest = destination_for(parse_name_addr(routes[0]).uri if routes else uri)
         tag = new_tag()
         display = f'"{from_display}" ' if from_display else ""
         headers = Headers()
@@ -329,6 +332,8 @@ class UserAgent:
         headers.add("User-Agent", USER_AGENT)
         for name, value in extra or ():
             headers.add(name, value)
+        for route in routes if "Route" not in headers else ():
+            headers.add("Route", route)
         if "Session-Expires" not in headers:
             for name, value in uac_request_headers(self.session_expires, self.min_se):
                 headers.add(name, value)
