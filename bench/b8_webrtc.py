@@ -224,7 +224,7 @@ def measure(work: Path, calls: int, seconds: float, rounds: int, rate: float = 2
 
 
 def run(work, mode: str, context: dict) -> dict:
-    seconds = context.get("seconds") or (10.0 if mode == "quick" else 30.0)
+    seconds = context.get("b8_seconds") or (10.0 if mode == "quick" else 30.0)
     calls = context.get("b8_calls") or (20 if mode == "quick" else 100)
     figures = measure(Path(work), calls, seconds, rounds=1 if mode == "quick" else 2)
     print(f"  B8 {calls} calls: {figures['server_cpu_ms_per_call_second_webrtc']} ms CPU per "

@@ -32,7 +32,8 @@ from bench import common  # noqa: E402
 BENCHMARKS = [("B0", "b0_streams", "b0_streams"), ("B1", "b1_setup", "b1_setup"),
               ("B3", "b3_bridge", "b3_bridge"), ("B2", "b2_ivr", "b2_ivr"),
               ("B4", "b4_timing", "b4_timing"), ("B5", "b5_dtmf", "b5_dtmf"), ("B6", "b6_tts", "b6_tts"),
-              ("B7", "b7_srtp", "b7_srtp"), ("MEM", "memory", "memory")]
+              ("B7", "b7_srtp", "b7_srtp"), ("B8", "b8_webrtc", "b8_webrtc"),
+              ("MEM", "memory", "memory")]
 
 # (benchmark, label, path into figures, target text, check(value) -> bool | None, ratio path)
 ROWS = [
@@ -69,6 +70,12 @@ ROWS = [
      "-", None, None),
     ("B7", "SRTP: added CPU us per packet (protect + unprotect)", "added_us_per_packet", "<= 3",
      lambda v: v <= 3, None),
+    ("B8", "WebRTC echo: server CPU ms per call-second, WebRTC / plain",
+     ("server_cpu_ms_per_call_second_webrtc", "server_cpu_ms_per_call_second_plain"), "-", None, None),
+    ("B8", "WebRTC echo: CPU per call, WebRTC / plain", "cpu_ratio_webrtc_to_plain", "-", None, None),
+    ("B8", "WebRTC echo: INVITE->first echo p99 (ms)", ("setup_ms_webrtc", "p99"), "-", None, None),
+    ("B8", "WebRTC echo: failed calls", "failed_calls_webrtc", "0", lambda v: v == 0, None),
+    ("B8", "WebRTC echo: packet loss (%)", "packet_loss_percent_webrtc", "0", lambda v: v == 0, None),
     ("MEM", "idle RSS growth over the waves (MB)", "idle_growth_first_to_last_wave_mb", "flat", None, None),
 ]
 
@@ -109,7 +116,7 @@ def main(argv=None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="about a minute and a half (default)")
     mode.add_argument("--full", action="store_true", help="the published figures (long)")
-    parser.add_argument("--only", default="", help="comma-separated: B0,B1,B2,B3,B4,B5,B6,B7,MEM")
+    parser.add_argument("--only", default="", help="comma-separated: B0,B1,B2,B3,B4,B5,B6,B7,B8,MEM")
     parser.add_argument("--results", default=None,
                         help="results directory (default bench/results, or bench/results/quick)")
     parser.add_argument("--work", default=None, help="scratch directory (default: a temp dir)")
@@ -119,6 +126,10 @@ def main(argv=None) -> int:
                         help="length of each B1 step / B2, B3 level (full default 30) / B0 step (20)")
     parser.add_argument("--b0-streams", type=int, default=None,
                         help="B0's concurrent streams (default 1000; a smaller CI smoke run: 200)")
+    parser.add_argument("--b8-calls", type=int, default=None,
+                        help="B8's concurrent WebRTC (and plain) calls (full default 100, quick 20)")
+    parser.add_argument("--b8-seconds", type=float, default=None,
+                        help="B8's measured window per phase (full default 30, quick 10)")
     parser.add_argument("--b0-seconds", type=float, default=None,
                         help="B0's measured window (full default 60, quick 10)")
     args = parser.parse_args(argv)
@@ -135,7 +146,8 @@ def main(argv=None) -> int:
     for tool in ("sipp", "dumpcap"):
         common.require(tool)
     context: dict = {"b4_seconds": args.b4_seconds, "seconds": args.seconds,
-                     "b0_streams": args.b0_streams, "b0_seconds": args.b0_seconds}
+                     "b0_streams": args.b0_streams, "b0_seconds": args.b0_seconds,
+                     "b8_calls": args.b8_calls, "b8_seconds": args.b8_seconds}
     results, failed = {}, []
     started_all = time.monotonic()
     print(f"ivr bench, {mode_name} mode, work dir {work}", flush=True)
