@@ -118,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .local import cli_phone, cli_say
     for local in (cli_say, cli_phone):
         local.add_parser(sub).set_defaults(local_run=local.run)
+    from .api import trace_cli  # ivr trace CALL_ID: a call's path through the plans
+    trace_cli.add_parser(sub).set_defaults(local_run=trace_cli.run)
     return parser
 
 

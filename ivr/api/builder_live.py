@@ -11,7 +11,7 @@ from __future__ import annotations
 from twisted.internet.defer import succeed
 
 from .builder import _CookieRequest
-from .call_trace import trace_steps
+from .call_trace import trace_of_cdr, trace_steps
 from .dialplan_files import authorise_admin
 from .errors import ApiError
 
@@ -49,14 +49,7 @@ def _trace_of_leg(api, leg, info) -> dict:
 
 
 def _trace_of_cdr(api, cdr: dict) -> dict:
-    extra = cdr.get("extra") if isinstance(cdr.get("extra"), dict) else {}
-    path = extra.get("path") if isinstance(extra.get("path"), list) else []
-    return {"id": cdr.get("leg_id"), "source": "cdr", "active": False, "state": "ended",
-            "outcome": cdr.get("outcome"), "flow": cdr.get("flow"), "route": cdr.get("route"),
-            "from": cdr.get("from_number"), "to": cdr.get("to_number"),
-            "setup_at": cdr.get("setup_at"), "end_reason": cdr.get("end_reason"),
-            "digits": list(cdr.get("digits") or ()),
-            "steps": trace_steps(path, _display(api)), "path": path}
+    return trace_of_cdr(cdr, _display(api))
 
 
 def find_trace(api, call_id: str):

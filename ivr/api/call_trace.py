@@ -119,10 +119,22 @@ def trace_steps(path: Iterable, display: Callable[[str], str] = lambda f: f) -> 
     return steps
 
 
+def trace_of_cdr(cdr: dict, display) -> dict:
+    """A finished call's trace from its CDR (a dict as ``CdrStore`` gives it)."""
+    extra = cdr.get("extra") if isinstance(cdr.get("extra"), dict) else {}
+    path = extra.get("path") if isinstance(extra.get("path"), list) else []
+    return {"id": cdr.get("leg_id"), "source": "cdr", "active": False, "state": "ended",
+            "outcome": cdr.get("outcome"), "flow": cdr.get("flow"), "route": cdr.get("route"),
+            "from": cdr.get("from_number"), "to": cdr.get("to_number"),
+            "setup_at": cdr.get("setup_at"), "end_reason": cdr.get("end_reason"),
+            "digits": list(cdr.get("digits") or ()),
+            "steps": trace_steps(path, display), "path": path}
+
+
 def format_trace(trace: dict) -> str:
     """The trace as ``ivr trace`` prints it."""
     head = [f"call {trace.get('id')}"]
-    for key in ("state", "outcome", "route", "flow"):
+    for key in ("state", "outcome", "from", "to", "route", "flow"):
         if trace.get(key):
             head.append(f"{key} {trace[key]}")
     if trace.get("digits"):
