@@ -253,7 +253,8 @@ def health_wire(env):
     from types import SimpleNamespace
 
     from ivr.server import _Health, _Root
-    server = SimpleNamespace(_stopping=False, calls={}, media_clock=SimpleNamespace(late_ticks=3))
+    server = SimpleNamespace(_stopping=False, calls={}, media_clock=SimpleNamespace(late_ticks=3),
+                             db=SimpleNamespace(available=True))
     return Wire(_Root(env.resource, _Health(server)), env.clock)
 
 
@@ -267,7 +268,8 @@ def test_health_other_methods_are_405_json_not_501(health_wire, errors, method):
 
 def test_health_get_and_head_unchanged(health_wire):
     r = health_wire.request(b"GET", b"/health")
-    assert r.code == 200 and r.json == {"status": "ok", "calls": 0, "late_ticks": 3}
+    assert r.code == 200 and r.json == {"status": "ok", "calls": 0, "late_ticks": 3,
+                                   "database": "ok"}
     r = health_wire.request(b"HEAD", b"/health")
     assert r.code == 200 and r.body == b""
     # everything else still goes to the API, behind its checks
