@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "sessions live: 'sqlite' (the default: DATA/ivr.sqlite3) or "
                             "postgresql://USER[:PASSWORD]@HOST[:PORT]/DBNAME, shared by the "
                             "nodes of a farm (default: CONFIG/database.yaml's database:)")
+    serve.add_argument("--node-id", default=None, metavar="NAME",
+                       help="this node's name in a farm (PostgreSQL): who took a REGISTER, "
+                            "which node wrote a CDR (default: ADVERTISE:SIP-PORT)")
     serve.add_argument("--t1", type=float, default=0.5, help=argparse.SUPPRESS)
     serve.add_argument("--media-timeout", type=float, default=30.0,
                        help="hang up after this many seconds without RTP (0: never)")

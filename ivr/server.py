@@ -32,6 +32,8 @@ from .api.metrics import Metrics
 from .api.webhooks import WebhookDispatcher
 from .call.call import MediaContext
 from .call.control import CallControl
+from .call.farm_location import SharedLocation
+from .call.node import NodeCdrs, default_node_id
 from .call.inband import InbandDtmfService
 from .call.queue_dialer import QueueDialer
 from .call.table import CallTable
@@ -59,6 +61,7 @@ from .store.backend import (DatabaseSpecError, describe, load_database_file, ope
                             parse_database)
 from .store.db import StoreUnavailable
 from .store.dnd import DndList
+from .store.registrations import RegistrationStore
 
 log = Logger(namespace="ivr.server")
 
@@ -87,7 +90,7 @@ class SipSecurity:
     throttle: object
 
 
-def sip_security(directory, clock, own_addresses, port: int) -> SipSecurity:
+def sip_security(directory, clock, own_addresses, port: int, location=None) -> SipSecurity:
     """The registrar, INVITE authentication and failure bans over ``directory`` (the
     extensions configuration), sharing one nonce secret and one throttle."""
     from .sip.auth import NonceManager
@@ -97,7 +100,8 @@ def sip_security(directory, clock, own_addresses, port: int) -> SipSecurity:
     nonces = NonceManager(os.urandom(32))
     throttle = Throttle.from_settings(directory.security,
                                       log=Logger(namespace="ivr.sip.throttle").info)
-    location = LocationService()  # the gate never counts failures from registered addresses
+    # the gate never counts failures from registered addresses; a farm's is shared
+    location = location if location is not None else LocationService()
     gate = DigestGate(directory, nonces, throttle, location)
     registrar = Registrar(directory, nonces, location, clock, throttle, gate)
     invite_auth = InviteAuthenticator(directory, nonces, clock, throttle,
@@ -116,8 +120,9 @@ class IvrServer:
                  drain_timeout=3600.0, tts=None, config="config",
                  tcp_limits=TcpLimits(), sips=None, tls_cert=None, tls_key=None,
                  https=None, ws_origins=(), database=None, speech="pocketsphinx",
-                 speech_workers=2) -> None:
+                 speech_workers=2, node_id=None) -> None:
         self.reactor = reactor
+        self.node_id = node_id  # None: advertised address:SIP port (ivr/call/node.py)
         # speech input engine (ivr/media/asr_worker.py ENGINES; "off": DTMF only)
         self.speech_engine, self.speech_workers = speech, speech_workers
         self.database = database  # None: config/database.yaml, else SQLite in --data
@@ -200,13 +205,22 @@ class IvrServer:
         starts flows through it (a REFER to an IVR leg, ``POST /v1/calls``)."""
         reactor = self.reactor
         self.extensions = directory
-        security = sip_security(directory, reactor, self._own_addresses(), self.transport.port)
+        self.db = self._open_database()
+        self.node_id = self.node_id or default_node_id(self.advertise, self.transport.port)
+        self.shared_location = None  # PostgreSQL: registrations seen by every node
+        if self.db.dialect == "postgresql":
+            self.shared_location = SharedLocation(RegistrationStore(self.db, self.node_id),
+                                                  reactor, self.node_id)
+            log.info("node id {n}: registrations shared through the database", n=self.node_id)
+        security = sip_security(directory, reactor, self._own_addresses(), self.transport.port,
+                                self.shared_location)
         self.registrar, self.invite_auth = security.registrar, security.invite_auth
         self.throttle = security.throttle
         self.transport.on_connection_closed.append(self._flow_closed)
-        self.db = self._open_database()
         self.cdrs, self.dnd, self.metrics = CdrStore(self.db), DndList(self.db), Metrics()
-        self.calls = CallTable(self.cdrs, self.metrics)  # records each leg's CDR as it ends
+        # records each leg's CDR as it ends (in a farm, with the node's id: extra.node)
+        self.calls = CallTable(self.cdrs if self.shared_location is None
+                               else NodeCdrs(self.cdrs, self.node_id), self.metrics)
         self.metrics.track_active_calls(lambda: len(self.calls))
         self.media = MediaContext(
             reactor=reactor, media_clock=self.media_clock, ports=self.ports,
@@ -331,6 +345,8 @@ class IvrServer:
         now = self.reactor.seconds()
         self.db.heartbeat()  # PostgreSQL: notice an outage while nothing is written
         self.registrar.expire(now)
+        if self.shared_location is not None:
+            self.shared_location.refresh()  # other nodes' registrations (ivr/call/farm_location.py)
         self.throttle.expire(now)
         if self.queues is not None:
             self.queues.agent_changed()  # registrations come and go
@@ -488,7 +504,8 @@ def run_server(args) -> int:
                     config=args.config, tcp_limits=tcp_limits_from(args), sips=args.sips,
                     tls_cert=args.tls_cert, tls_key=args.tls_key, https=args.https,
                     ws_origins=args.ws_origin, database=args.database,
-                    speech=args.speech_engine, speech_workers=args.speech_workers)
+                    speech=args.speech_engine, speech_workers=args.speech_workers,
+                    node_id=getattr(args, "node_id", None))
     try:
         srv.start()
     except DialplanInvalid as exc:
