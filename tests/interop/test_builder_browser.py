@@ -1,22 +1,35 @@
 """The Flow Builder in a real Chromium (Playwright): the bundled plans drawn with FILE:LINE on
 every step, a new two-option menu on a new number built and saved without YAML, an empty
-prompt shown on its node and not saved, a comment kept, and two editors' conflict."""
+prompt shown on its node and not saved, a comment kept, and two editors' conflict; then on a
+real ``ivr serve``: the saved menu answers SIPp's call, which presses 2 (RFC 4733) and takes
+the branch the builder drew, shown by the trace API and highlighted in the live view."""
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import sync_playwright
 
 from ivr.dialplan.loader import load_dialplans
+from tests.interop.conftest import start_server
+from tests.interop.peers import sipp
+from tests.interop.test_dtmf_modes import PCMU_AND_EVENTS, pcap_scenario
 
 pytestmark = pytest.mark.interop  # a real Chromium
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
+# BUILDER_SCREENSHOTS=DIR keeps the screenshots (the README's come from here); else tmp_path
+SHOTS = os.environ.get("BUILDER_SCREENSHOTS")
+PRESS_2 = Path("/usr/share/sip-tester/dtmf_2833_2.pcap")  # SIPp's RFC 4733 digit 2
 ADMIN = {"X-API-Key": "admin-key-0123456789"}
 
 
@@ -132,3 +145,69 @@ def test_two_editors_of_one_file_the_second_save_conflicts(server, browser):
     text = (plans / "tollfree.yaml").read_text()
     assert '"Bye from one."' in text and "Bye from two." not in text
     assert "# A toll-free demo menu" in text
+
+
+def get_json(url: str, path: str):
+    request = urllib.request.Request(url + path, headers=ADMIN)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def finished_trace(url: str, call_id: str, timeout: float = 15.0) -> dict:
+    """The call's trace once its CDR is written (the leg has ended)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, trace = get_json(url, f"/v1/builder/trace/{call_id}")
+        if status == 200 and trace["source"] == "cdr":
+            return trace
+        time.sleep(0.2)
+    raise AssertionError(f"no CDR for {call_id}: {status} {trace}")
+
+
+def test_a_call_to_the_new_number_takes_the_branch_the_builder_drew(tmp_path, browser):
+    assert PRESS_2.exists(), "apt-get install -y sip-tester"
+    plans = tmp_path / "dialplans"
+    shutil.copytree(ROOT / "tests" / "data" / "builder_plans", plans)
+    server = start_server(tmp_path, dialplans=plans, extra=["--speech-engine", "off"],
+                          env={"IVR_API_KEY": ADMIN["X-API-Key"]})
+    try:
+        url = f"http://127.0.0.1:{server.http_port}"
+        page = open_builder(browser, url)
+        build_menu(page, "For sales press 1, for support press 2.")
+        page.click("#save")
+        page.locator("#status.saved").wait_for(timeout=10_000)  # saved and reloaded
+        scenario = pcap_scenario(tmp_path, PRESS_2, PCMU_AND_EVENTS, wait_ms=2500)
+        r = sipp(tmp_path, server.sip, scenario=scenario, service="+15550007777", timeout=30)
+        assert r.returncode == 0, str(r)
+        call_id = next(line.split(":", 1)[1].strip() for line in r.messages.splitlines()
+                       if line.startswith("Call-ID:"))
+        trace = finished_trace(url, call_id)
+        assert trace["route"] == "number:+15550007777" and trace["digits"] == ["2"]
+        flows = [(s["flow"], s["verb"]) for s in trace["steps"]]
+        assert flows[:2] == [("two_options", "menu"), ("support", "say")], trace
+        menu = trace["steps"][0]
+        assert menu["notes"] == ["pressed 2 → support"]
+        # the live view: pick the call, its path is highlighted on the graph the builder drew
+        page.click("#trace-refresh")
+        page.wait_for_selector(f'#trace-pick option[value="{call_id}"]', state="attached",
+                               timeout=10_000)
+        page.select_option("#trace-pick", call_id)
+        page.click("#trace-show")
+        node = page.locator(f'.step.visited[data-step="{menu["step"]}"]')
+        node.wait_for(timeout=10_000)
+        assert node.get_attribute("data-verb") == "menu"
+        assert node.evaluate("n => n.closest('.flow').dataset.flow") == "two_options"
+        assert node.locator(".trace-note").inner_text() == "pressed 2 → support"
+        support = page.locator(f'.step.visited[data-step="{trace["steps"][1]["step"]}"]')
+        assert support.evaluate("n => n.closest('.flow').dataset.flow") == "support"
+        sales = page.locator('[data-flow="sales"] .step.visited')
+        assert sales.count() == 0  # the branch not taken stays plain
+        shots = Path(SHOTS) if SHOTS else tmp_path
+        shots.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shots / "builder-call-trace.png"))
+        assert page.errors == []
+    finally:
+        server.stop()
