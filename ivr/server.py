@@ -57,6 +57,7 @@ from .sip.transport import SipTransport
 from .sip.websocket import SipWebSocketResource
 from .sip.ua import UserAgent
 from .store.cdr import CdrStore
+from .store.outbox import Outbox
 from .store.backend import (DatabaseSpecError, describe, load_database_file, open_database,
                             parse_database)
 from .store.db import StoreUnavailable
@@ -265,7 +266,11 @@ class IvrServer:
             default_region=self.dialplan.store.current.settings.default_region))
         if errors:
             raise ConfigInvalid(errors, str(api_file))
-        self.webhooks = WebhookDispatcher(secret, reactor, metrics=self.metrics)
+        # PostgreSQL: status webhooks through the database's outbox, sent by any live node
+        outbox = Outbox(self.db, self.node_id) if self.shared_location is not None else None
+        self.webhooks = WebhookDispatcher(secret, reactor, metrics=self.metrics, outbox=outbox)
+        if self.webhooks.outbox is not None:
+            self.webhooks.outbox.start()
         plans = self.dialplan.store  # the Flow Builder edits these files (ivr/dialplan/files.py)
         dialplan_files = DialplanFiles(plans.directory, plans.prompts_dir,
                                        backups=self.data / "dialplan-backups",

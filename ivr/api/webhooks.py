@@ -14,6 +14,12 @@ timestamps more than a few minutes old (:func:`ivr.httpclient.signing.verify` do
 three).  The dialplan ``webhook`` verb's requests carry the same header, made the same way
 with the same secret.
 
+With an outbox (``WebhookDispatcher(..., outbox=Outbox)``, PostgreSQL mode) status events
+are rows in the database instead (:mod:`ivr.store.outbox`), written in the transaction of
+the state change they report, and :class:`OutboxDelivery` on every node claims and sends
+them: one call's events in order, at least once, each with its idempotency key (``id``,
+``"{call_id}:{sequence}"``, the same on every redelivery), with the same retries.
+
 The transport (:mod:`ivr.httpclient.webhook_http`) keeps connections alive; a delivery that meets a
 pooled connection the receiver has closed meanwhile is sent again at once on a fresh one and
 does not count as a failed attempt.
@@ -29,6 +35,7 @@ from typing import Any, Callable
 
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorTCP
+from twisted.internet.task import LoopingCall
 
 from ..httpclient.signing import SIGNATURE_HEADER, sign
 from ..httpclient.webhook_http import WebhookHttp
@@ -71,7 +78,8 @@ class WebhookDispatcher:
 
     def __init__(self, secret: bytes | str, clock, post: Post | None = None, *,
                  backoff: tuple[float, ...] = DEFAULT_BACKOFF, max_attempts: int = 6,
-                 metrics=None, user_agent: str = "ivr-webhooks/1") -> None:
+                 metrics=None, user_agent: str = "ivr-webhooks/1", outbox=None,
+                 poll_interval: float = 0.5) -> None:
         self.secret = secret.encode() if isinstance(secret, str) else secret
         self.clock = clock
         self._http: WebhookHttp | None = None
@@ -89,6 +97,9 @@ class WebhookDispatcher:
         self.max_tracked = 100_000
         self.delivered = 0
         self.dropped: list[Delivery] = []
+        #: status events through the database (PostgreSQL mode), or None (in memory)
+        self.outbox = None if outbox is None else OutboxDelivery(
+            outbox, self, poll_interval=poll_interval)
 
     # -- public -------------------------------------------------------------------
 
@@ -96,12 +107,15 @@ class WebhookDispatcher:
         """Queue one status event for ``call_id``.  Never raises, never blocks."""
         if not url:
             return
-        q = self._queues.setdefault(call_id, _CallQueue())
         seq = self._sequences.pop(call_id, 0) + 1
         if event not in FINAL_EVENTS:
             self._sequences[call_id] = seq
             while len(self._sequences) > self.max_tracked:
                 self._sequences.popitem(last=False)
+        if self.outbox is not None:
+            self.outbox.add(call_id, seq, url, event, data or {})
+            return
+        q = self._queues.setdefault(call_id, _CallQueue())
         payload = {"id": uuid.uuid4().hex, "call_id": call_id, "event": event,
                    "sequence": seq, "timestamp": self.clock.seconds(),
                    "data": data or {}}
@@ -127,6 +141,8 @@ class WebhookDispatcher:
 
     def close(self) -> Deferred:
         """Drop the transport's pooled connections (a Deferred)."""
+        if self.outbox is not None:
+            self.outbox.stop()
         return self._http.close() if self._http is not None else succeed(None)
 
     # -- delivery -------------------------------------------------------------------
@@ -141,14 +157,21 @@ class WebhookDispatcher:
         q.busy = True
         self._attempt(call_id, q.pending[0])
 
-    def _attempt(self, call_id: str, delivery: Delivery) -> None:
-        delivery.attempts += 1
-        body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
+    def post(self, url: str, payload: dict, attempt: int) -> Deferred:
+        """One signed POST of ``payload``; fires with the status code (or fails)."""
+        body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
         now = int(self.clock.seconds())
         headers = {"Content-Type": "application/json", "User-Agent": self.user_agent,
                    SIGNATURE_HEADER: sign(self.secret, now, body),
-                   "X-IVR-Attempt": str(delivery.attempts)}
-        d = maybeDeferred(self._post, delivery.url, body, headers)
+                   "X-IVR-Attempt": str(attempt)}
+        return maybeDeferred(self._post, url, body, headers)
+
+    def retry_delay(self, attempts: int) -> float:
+        return self.backoff[min(attempts - 1, len(self.backoff) - 1)]
+
+    def _attempt(self, call_id: str, delivery: Delivery) -> None:
+        delivery.attempts += 1
+        d = self.post(delivery.url, delivery.payload, delivery.attempts)
         d.addCallbacks(lambda code: self._done(call_id, delivery, code, None),
                        lambda f: self._done(call_id, delivery, None, f))
 
@@ -165,7 +188,7 @@ class WebhookDispatcher:
             if self.metrics is not None:
                 self.metrics.webhook_failed()
             return self._finish(call_id, q)
-        delay = self.backoff[min(delivery.attempts - 1, len(self.backoff) - 1)]
+        delay = self.retry_delay(delivery.attempts)
         log.info("webhook to %s for %s failed (%s); retry in %ss", delivery.url, call_id, why, delay)
         self.clock.callLater(delay, self._attempt, call_id, delivery)
 
@@ -173,3 +196,119 @@ class WebhookDispatcher:
         q.pending.popleft()
         q.busy = False
         self._next(call_id)
+
+
+#: Delivered and dropped outbox rows are forgotten after a day, checked every 10 minutes.
+KEEP_DONE, PURGE_INTERVAL = 86400.0, 600.0
+
+
+class OutboxDelivery:
+    """Sends the outbox's events from this node: claims deliverable rows (every
+    ``poll_interval`` seconds, and at once after this node wrote one or finished one),
+    POSTs each through the dispatcher (signature, retries, metrics as in memory), and
+    records the outcome.  Another node's rows are taken when their lease runs out."""
+
+    def __init__(self, outbox, dispatcher: WebhookDispatcher, *,
+                 poll_interval: float = 0.5, batch: int = 50) -> None:
+        self.outbox, self.dispatcher = outbox, dispatcher
+        self.clock = dispatcher.clock
+        self.batch = batch
+        self._claiming = False
+        self._again = False
+        self._in_flight = 0
+        self._loop = LoopingCall(self.poll)
+        self._loop.clock = self.clock
+        self._poll_interval = poll_interval
+        self._problem_logged = False
+        self._next_purge = self.clock.seconds() + PURGE_INTERVAL
+
+    def start(self) -> None:
+        if not self._loop.running:
+            self._loop.start(self._poll_interval, now=True).addErrback(
+                lambda f: log.error("webhook outbox poll stopped: %s", f.getErrorMessage()))
+
+    def stop(self) -> None:
+        if self._loop.running:
+            self._loop.stop()
+
+    def add(self, key: str, seq: int, url: str, event: str, data: dict) -> Deferred:
+        """Event ``seq`` of ``key`` without a state row of its own (call events); sent
+        once committed."""
+        d = self.outbox.add(key, seq, url, event, data, self.clock.seconds())
+
+        def written(payload: dict) -> dict:
+            self.poll()
+            return payload
+        return d.addCallbacks(written,
+                              lambda f: self._store_problem(f, f"webhook {event} for {key}"))
+
+    def idle(self) -> bool:
+        return self._in_flight == 0 and not self._claiming
+
+    def poll(self) -> Deferred:
+        """Claim what is due and send it; fires (with None) when the claim is done."""
+        now = self.clock.seconds()
+        if now >= self._next_purge:   # delivered and dropped rows are kept a day
+            self._next_purge = now + PURGE_INTERVAL
+            self.outbox.purge(now - KEEP_DONE).addErrback(
+                lambda f: self._store_problem(f, "purging the outbox"))
+        if self._claiming:
+            self._again = True
+            return succeed(None)
+        self._claiming = True
+        d = self.outbox.claim(self.clock.seconds(), self.batch)
+
+        def claimed(items) -> None:
+            self._problem_logged = False
+            for item in items:
+                self._send(item)
+
+        def done(_) -> None:
+            self._claiming = False
+            if self._again:
+                self._again = False
+                self.poll()
+        d.addCallbacks(claimed, lambda f: self._store_problem(f, "claiming webhooks"))
+        return d.addBoth(done)
+
+    def _send(self, item) -> None:
+        attempt = item.attempts + 1
+        self._in_flight += 1
+        d = self.dispatcher.post(item.url, item.payload, attempt)
+        d.addCallbacks(lambda code: self._outcome(item, attempt, code, None),
+                       lambda f: self._outcome(item, attempt, None, f))
+
+    def _outcome(self, item, attempt: int, code, failure) -> None:
+        now = self.clock.seconds()
+        dispatcher = self.dispatcher
+        if code is not None and 200 <= int(code) < 300:
+            dispatcher.delivered += 1
+            d = self.outbox.delivered(item, now)
+        else:
+            why = f"HTTP {code}" if code is not None else failure.getErrorMessage()
+            if attempt >= dispatcher.max_attempts:
+                log.warning("webhook to %s for %s dropped after %d attempts: %s",
+                            item.url, item.key, attempt, why)
+                if dispatcher.metrics is not None:
+                    dispatcher.metrics.webhook_failed()
+                d = self.outbox.drop(item, attempt)
+            else:
+                delay = dispatcher.retry_delay(attempt)
+                log.info("webhook to %s for %s failed (%s); retry in %ss", item.url,
+                         item.key, why, delay)
+                d = self.outbox.retry(item, attempt, now + delay)
+                d.addCallback(lambda _: self.clock.callLater(delay, self.poll))
+
+        def finished(_) -> None:
+            self._in_flight -= 1
+            self.poll()   # the key's next event may go now
+        d.addErrback(self._store_problem, f"webhook {item.payload.get('id')}")
+        d.addBoth(finished)
+
+    def _store_problem(self, failure, what: str) -> None:
+        """The database refused or is away: the rows stay and are claimed again later
+        (their lease runs out), so nothing is lost; logged once per outage."""
+        if not self._problem_logged:
+            self._problem_logged = True
+            log.warning("webhook outbox: %s failed: %s", what, failure.getErrorMessage())
+        return None

@@ -59,6 +59,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         "seq INTEGER NOT NULL, at REAL NOT NULL, event TEXT NOT NULL, "
         "PRIMARY KEY (session_id, seq))",
     )),
+    Migration(4, "the webhook outbox (ivr/store/outbox.py)", (
+        "CREATE TABLE IF NOT EXISTS webhook_outbox (key TEXT NOT NULL, seq INTEGER NOT NULL, "
+        "url TEXT NOT NULL, payload TEXT NOT NULL, created_at REAL NOT NULL, "
+        "next_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, "
+        "dropped INTEGER NOT NULL DEFAULT 0, delivered_at REAL, claimed_by TEXT, "
+        "claimed_until REAL, PRIMARY KEY (key, seq))",
+        "CREATE INDEX IF NOT EXISTS webhook_outbox_open ON webhook_outbox(next_at) "
+        "WHERE delivered_at IS NULL AND dropped = 0",
+    )),
 )
 
 VERSION_TABLE = ("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "

@@ -13,6 +13,7 @@ import json
 from twisted.internet.defer import Deferred
 
 from .migrations import migrate
+from .outbox import enqueue
 
 _SAVE = ("INSERT INTO c2c_sessions (session_id, node, state, final, created_at, updated_at, "
          "body) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET "
@@ -43,6 +44,29 @@ class SessionStore:
             conn.execute(_SAVE, values)
             return session_id
         return self.db.run(work, durable=True)  # an upsert: safe to repeat after an outage
+
+    def record(self, session_id: str, state: str, final: bool, body: dict,
+               created_at: float, event: dict, webhook_url: str | None = None,
+               webhook_data: dict | None = None) -> Deferred:
+        """One state change in one transaction: the session row as it is now, its event
+        number ``event["seq"]`` and, with ``webhook_url``, the status webhook reporting it
+        (``ivr.store.outbox``), so that the event and its webhook are committed together
+        or not at all.  Safe to repeat (it waits out a database outage, in order)."""
+        seq, at = int(event["seq"]), float(event["at"])
+        values = (session_id, self.node, state, int(bool(final)), created_at, at,
+                  json.dumps(body, sort_keys=True))
+        text = json.dumps(event, sort_keys=True)
+
+        def work(conn) -> int:
+            conn.execute(_SAVE, values)
+            conn.execute("INSERT INTO c2c_events (session_id, seq, at, event) VALUES "
+                         "(?, ?, ?, ?) ON CONFLICT (session_id, seq) DO NOTHING",
+                         (session_id, seq, at, text))
+            if webhook_url:
+                enqueue(conn, session_id, seq, webhook_url, event["event"],
+                        webhook_data if webhook_data is not None else event, at)
+            return seq
+        return self.db.run(work, durable=True)
 
     def add_event(self, session_id: str, at: float, event: dict) -> Deferred:
         """Append an event; fires with its number (1, 2, ...) in the session."""
