@@ -131,8 +131,10 @@ def run_phase(server: common.Server, work: Path, mode: str, calls: int, seconds:
     (ta, ca), (tb, cb) = marks["all_up"], marks["media_end"]
     per_call = result["calls"]
     up = [c for c in per_call if c["invite_to_echo_ms"] is not None]
-    sent = sum(c["sent"] for c in per_call)
-    echoed = sum(c["echoed"] for c in per_call)
+    sent = sum(c["window_sent"] for c in per_call)
+    echoed = sum(c["window_echoed"] for c in per_call)
+    all_sent = sum(c["sent"] for c in per_call)
+    all_echoed = sum(c["echoed"] for c in per_call)
     window = tb - ta
     steady_cpu = cb - ca
     figures = {
@@ -148,8 +150,12 @@ def run_phase(server: common.Server, work: Path, mode: str, calls: int, seconds:
         "setup_wall_s": round(ta - t0, 3),
         "invite_to_200_ms": _pcts([c["invite_to_200_ms"] for c in per_call]),
         "invite_to_first_echo_ms": _pcts([c["invite_to_echo_ms"] for c in up]),
+        # loss over the window with every call up; outside it, packets that arrived before
+        # the echo started or were still in flight at the BYE
         "packets_sent": sent, "packets_echoed": echoed,
         "packet_loss_percent": round(100 * (sent - echoed) / sent, 4) if sent else None,
+        "packets_not_echoed_outside_window": (all_sent - all_echoed) - (sent - echoed),
+        "setup_ms_each": [c["invite_to_echo_ms"] for c in up],
         "mismatched_packets": sum(c["mismatches"] for c in per_call),
         "undecryptable_packets": sum(c["undecryptable"] for c in per_call),
         "duplicate_packets": sum(c["duplicates"] for c in per_call),
@@ -200,7 +206,6 @@ def measure(work: Path, calls: int, seconds: float, rounds: int, rate: float = 2
     by = {m: [p for p in phases if p["mode"] == m] for m in ("plain", "webrtc")}
     plain_ms = _mean([p["server_cpu_ms_per_call_second"] for p in by["plain"]])
     webrtc_ms = _mean([p["server_cpu_ms_per_call_second"] for p in by["webrtc"]])
-    last_w, last_p = by["webrtc"][-1], by["plain"][-1]
     return {
         "calls": calls, "seconds": seconds, "rounds": rounds, "setup_rate_cps": rate,
         "server_cpu_ms_per_call_second_webrtc": webrtc_ms,
@@ -210,8 +215,9 @@ def measure(work: Path, calls: int, seconds: float, rounds: int, rate: float = 2
             [p["setup_server_cpu_ms_per_call"] for p in by["webrtc"]]),
         "setup_server_cpu_ms_per_call_plain": _mean(
             [p["setup_server_cpu_ms_per_call"] for p in by["plain"]]),
-        "setup_ms_webrtc": last_w["invite_to_first_echo_ms"],
-        "setup_ms_plain": last_p["invite_to_first_echo_ms"],
+        # INVITE -> first echoed packet, every call of every round
+        "setup_ms_webrtc": _pcts([v for p in by["webrtc"] for v in p["setup_ms_each"]]),
+        "setup_ms_plain": _pcts([v for p in by["plain"] for v in p["setup_ms_each"]]),
         "packet_loss_percent_webrtc": max(p["packet_loss_percent"] or 0 for p in by["webrtc"]),
         "packet_loss_percent_plain": max(p["packet_loss_percent"] or 0 for p in by["plain"]),
         "failed_calls_webrtc": sum(p["failed_calls"] for p in by["webrtc"]),

@@ -306,17 +306,25 @@ class Call(protocol.DatagramProtocol):
             return
         self.echoed.add(n)
         self.rtt.append(now - self.sent_at[n])
+        self.load.last_echo = now
         if "echo" not in self.t:
             self.t["echo"] = now
             self.load.call_up(self)
 
-    def figures(self) -> dict:
+    def window_counts(self, start: float, end: float) -> tuple[int, int]:
+        """Packets sent in [start, end) (every call was up then) and how many came back."""
+        sent = [n for n, at in enumerate(self.sent_at) if start <= at < end]
+        return len(sent), sum(1 for n in sent if n in self.echoed)
+
+    def figures(self, window: tuple[float, float]) -> dict:
         t = self.t
+        window_sent, window_echoed = self.window_counts(*window)
         ms = lambda a, b: round((t[b] - t[a]) * 1000, 3) if a in t and b in t else None  # noqa: E731
         return {"index": self.index, "ok": self.ok(), "error": self.error,
                 "invite_to_200_ms": ms("invite", "200"), "invite_to_ice_ms": ms("invite", "ice"),
                 "invite_to_dtls_ms": ms("invite", "dtls"), "invite_to_echo_ms": ms("invite", "echo"),
                 "sent": len(self.sent_at), "echoed": len(self.echoed),
+                "window_sent": window_sent, "window_echoed": window_echoed,
                 "mismatches": self.mismatches, "silence": self.silence,
                 "duplicates": self.duplicates, "undecryptable": self.undecryptable,
                 "consent_checks_answered": self.consent_answered,
@@ -376,7 +384,16 @@ class Load:
         for call in self.calls:  # stop sending, let the last echoes come back, then BYE
             if call.state == "media":
                 call.state = "draining"
-        reactor.callLater(0.5, self._hangup)
+        self.last_echo = time.monotonic()
+        self.drain = task.LoopingCall(self._drained)
+        self.drain.start(0.1, now=False)
+
+    def _drained(self) -> None:
+        """BYE once no echo has come back for 0.5 s (a busy server may be behind), at most 5 s."""
+        now = time.monotonic()
+        if now - self.last_echo >= 0.5 or now - self.media_end_at >= 5:
+            self.drain.stop()
+            self._hangup()
 
     def _hangup(self) -> None:
         for call in self.calls:
@@ -394,7 +411,8 @@ class Load:
         if getattr(self, "finished", False):
             return
         self.finished = True
-        self.emit("result", mode=self.mode, calls=[c.figures() for c in self.calls],
+        window = (self.all_up_at, self.media_end_at)
+        self.emit("result", mode=self.mode, calls=[c.figures(window) for c in self.calls],
                   window_s=round(self.media_end_at - self.all_up_at, 3),
                   generator_cpu_percent=self.own_cpu_percent, generator_late_ticks=self.late_ticks)
         reactor.callLater(0, reactor.stop)
