@@ -72,7 +72,7 @@ def test_builder_needs_an_admin_key(server, browser):
     assert ctx.new_page().goto(url + "/builder").status == 403
 
 
-def test_graph_of_the_bundled_plans(server, browser):
+def test_graph_of_the_bundled_plans(server, browser, tmp_path):
     url, _ = server
     page = open_builder(browser, url)
     menu = page.locator('[data-step="tollfree.yaml:13"]')
@@ -82,6 +82,10 @@ def test_graph_of_the_bundled_plans(server, browser):
     for label in ("1", "2", "0", "on_failure", "then", "else", "on_busy"):
         assert page.locator(f'path[data-edge="{label}"]').count() >= 1, label
     assert page.errors == []
+    menu.click()  # the toll-free menu's form, for the README's screenshot
+    shots = Path(SHOTS) if SHOTS else tmp_path
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / "builder-tollfree.png"))
 
 
 def build_menu(page, prompt: str):
@@ -211,3 +215,53 @@ def test_a_call_to_the_new_number_takes_the_branch_the_builder_drew(tmp_path, br
         assert page.errors == []
     finally:
         server.stop()
+
+
+def test_business_hours_changed_in_a_form_and_checked(server, browser):
+    url, plans = server
+    page = open_builder(browser, url)
+    page.locator('[data-flow="front_desk"] .step[data-verb="time"]').click()
+    rows = page.locator("#hours-rows .hours-row")
+    assert rows.count() == 1  # when: {days: mon-fri, hours: "09:00-17:00"}, as a form
+    checked = [d for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+               if rows.first.locator(f'[data-day="{d}"]').is_checked()]
+    assert checked == ["mon", "tue", "wed", "thu", "fri"]
+    assert rows.first.locator("[data-hours-from]").input_value() == "09:00"
+    assert rows.first.locator("[data-hours-to]").input_value() == "17:00"
+    assert page.locator("#holidays").input_value() == "01-01, 07-04, 12-25"
+    # the mistake first: an empty range on Saturday is the checker's error on the node
+    page.click("#add-hours")
+    sat = rows.nth(1)
+    for d in ("mon", "tue", "wed", "thu", "fri"):
+        sat.locator(f'[data-day="{d}"]').uncheck()
+    sat.locator('[data-day="sat"]').check()
+    sat.locator("[data-hours-from]").fill("10:00")
+    sat.locator("[data-hours-to]").fill("10:00")
+    page.click("#apply-step")
+    before = (plans / "business.yaml").read_text()
+    page.click("#save")
+    node = page.locator('.step.error[data-verb="time"]')
+    node.wait_for(timeout=10_000)
+    assert "empty range" in node.locator(".error-message").inner_text()
+    assert (plans / "business.yaml").read_text() == before
+    # fixed: Saturday 10 to 2, weekdays from 08:30, a new holiday, another time zone
+    page.locator('[data-flow="front_desk"] .step[data-verb="time"]').click()
+    rows.nth(1).locator("[data-hours-to]").fill("14:00")
+    rows.first.locator("[data-hours-from]").fill("08:30")
+    page.fill("#holidays", "01-01, 07-04, 11-27, 12-25")
+    page.fill('#form input[name="timezone"]', "Europe/London")
+    page.click("#apply-step")
+    page.click("#save")
+    page.locator("#status.saved").wait_for(timeout=10_000)
+    text = (plans / "business.yaml").read_text()
+    assert text.startswith("# A DID with business hours")  # comments kept
+    assert '"Thank you for calling during business hours.' in text  # other steps untouched
+    plan, errors = load_dialplans([plans])
+    assert errors == []  # the checker still validates what the form wrote
+    args = plan.flows["front_desk"].steps[1].args
+    assert args.timezone[0] == "Europe/London"
+    rules = [(sorted(r.days), r.hours) for r in args.when]
+    assert rules == [([0, 1, 2, 3, 4], ((510, 1020),)), ([5], ((600, 840),))]
+    assert [(h.month, h.day) for h in args.holidays] == [(1, 1), (7, 4), (11, 27), (12, 25)]
+    assert "days: mon-fri" in text and "days: sat" in text
+    assert page.errors == []
