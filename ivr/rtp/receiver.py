@@ -108,12 +108,12 @@ class MediaReceiver:
         """Read what has arrived on every socket; returns the number of datagrams read."""
         if not self._handlers:
             return 0
-        return self._read(self._epoll.poll)
+        return self._read(self._epoll.poll, self.max_rounds)
 
-    def _read(self, poll) -> int:
+    def _read(self, poll, rounds: int) -> int:
         handlers = self._handlers
         read = 0
-        for _ in range(self.max_rounds):
+        for _ in range(rounds):
             events = poll(0)
             if not events:
                 break
@@ -161,7 +161,10 @@ class _PromptSet:
         return self.epoll.fileno()
 
     def doRead(self):  # noqa: N802 (Twisted's name)
-        self.receiver._read(self.epoll.poll)
+        # One round: every socket ready now, one datagram each.  The reactor's poll is
+        # level-triggered, so whatever is left wakes it again at once; a second round here
+        # would mostly be one more (empty) epoll_wait per wake-up.
+        self.receiver._read(self.epoll.poll, 1)
 
     def connectionLost(self, reason) -> None:  # noqa: N802
         pass
