@@ -30,6 +30,7 @@ from .api.config_file import load_api_config
 from .api.limits import CappedRequest
 from .api.metrics import Metrics
 from .api.webhooks import WebhookDispatcher
+from .api.farm_calls import FarmCalls
 from .call.call import MediaContext
 from .call.control import CallControl
 from .call.farm_location import SharedLocation
@@ -57,7 +58,9 @@ from .sip.transport import SipTransport
 from .sip.websocket import SipWebSocketResource
 from .sip.ua import UserAgent
 from .store.cdr import CdrStore
+from .store.node_calls import NodeCalls
 from .store.outbox import Outbox
+from .store.sessions import SessionStore
 from .store.backend import (DatabaseSpecError, describe, load_database_file, open_database,
                             parse_database)
 from .store.db import StoreUnavailable
@@ -278,6 +281,10 @@ class IvrServer:
         self.api = make_api(self.control, self.cdrs, self.webhooks, config, reactor,
                             dnd=self.dnd, metrics=self.metrics, throttle=security.throttle,
                             dialplan_files=dialplan_files)
+        if self.shared_location is not None:  # the API sees the farm's sessions and calls
+            api = self.api.api
+            api.sessions.share(SessionStore(self.db, self.node_id))
+            api.farm_calls = FarmCalls(api, NodeCalls(self.db, self.node_id))
 
     def _on_sip(self, message, source) -> None:
         self.ua.receive(message, source)
@@ -352,6 +359,8 @@ class IvrServer:
         self.registrar.expire(now)
         if self.shared_location is not None:
             self.shared_location.refresh()  # other nodes' registrations (ivr/call/farm_location.py)
+            self.api.api.sessions.poll_cancels()  # DELETEs of our sessions made on other nodes
+            self.api.api.farm_calls.publish()     # our calls, for GET /v1/calls elsewhere
         self.throttle.expire(now)
         if self.queues is not None:
             self.queues.agent_changed()  # registrations come and go

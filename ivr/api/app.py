@@ -35,7 +35,7 @@ from .config import ApiConfig
 from .errors import ApiError, KeyRing, RateLimiter
 from .fields import json_body, need, opt_bool, opt_number, opt_str, opt_url, parse_json
 from .limits import GuardedResource
-from .sessions import SessionService
+from .sessions import SessionService, then
 from .times import parse_time
 from ..store.cdr import OUTCOMES, to_csv
 from .demo import demo_routes
@@ -61,6 +61,7 @@ class Api:
         self.limiter = RateLimiter(config.rate, config.burst, clock)
         self.sessions = SessionService(self)
         self.calls = CallService(self)
+        self.farm_calls = None  # ivr.api.farm_calls.FarmCalls in a farm (PostgreSQL)
 
     # -- helpers shared by the route modules --------------------------------------
 
@@ -174,15 +175,13 @@ def build_app(api: Api) -> Klein:
     @app.route("/v1/click-to-call/<session_id>", methods=["GET"])
     def c2c_get(request, session_id):
         api.authorise(request)
-        return api.respond(request, 200, api.sessions.get(session_id).to_dict())
+        # another node's session (PostgreSQL mode) is read from the database: a Deferred
+        return then(api.sessions.read(session_id), lambda body: api.respond(request, 200, body))
 
     @app.route("/v1/click-to-call/<session_id>", methods=["DELETE"])
     def c2c_cancel(request, session_id):
         api.authorise(request)
-        session = api.sessions.get(session_id)
-        if not session.cancel():
-            raise ApiError(409, "already_ended", f"session {session_id} has already ended")
-        return api.respond(request, 200, session.to_dict())
+        return then(api.sessions.cancel(session_id), lambda out: api.respond(request, *out))
 
     # -- calls --------------------------------------------------------------------
 
@@ -216,6 +215,9 @@ def build_app(api: Api) -> Klein:
     @app.route("/v1/calls", methods=["GET"])
     def calls_list(request):
         api.authorise(request)
+        if api.farm_calls is not None:  # PostgreSQL mode: every node's calls
+            return api.farm_calls.listing().addCallback(
+                lambda calls: api.respond(request, 200, {"calls": calls}))
         return api.respond(request, 200, {"calls": [api.calls.describe(i)
                                                     for i in api.telephony.legs()]})
 

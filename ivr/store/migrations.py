@@ -68,6 +68,10 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX IF NOT EXISTS webhook_outbox_open ON webhook_outbox(next_at) "
         "WHERE delivered_at IS NULL AND dropped = 0",
     )),
+    Migration(5, "each node's calls, for GET /v1/calls on any node", (
+        "CREATE TABLE IF NOT EXISTS node_calls (node TEXT NOT NULL, call_id TEXT NOT NULL, "
+        "body TEXT NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (node, call_id))",
+    )),
 )
 
 VERSION_TABLE = ("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
