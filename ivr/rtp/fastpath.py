@@ -3,9 +3,10 @@
 ``a.forward_to(b, source, listener)`` (a bridge: ``b`` plays ``source``, the relay buffer that
 ``listener`` fills from ``a``'s audio; the echo line: ``b`` is ``a``) makes ``a`` hand each
 received audio packet straight to ``b``, in the same reactor turn, when ``b`` can send it as
-it is: ``b`` is still playing ``source`` (whatever it holds for the tick is sent first), the packet's codec is the one ``b`` sends and its
-length is ``b``'s packet time, ``b`` is sending (not on hold, not ``recvonly``/``inactive``)
-and has no RFC 4733 event on the way.  ``b`` rewrites the header (its SSRC, its sequence
+it is: ``b`` is still playing ``source`` (whatever that holds for the tick is sent first),
+the packet's codec is the one ``b`` sends and its length is ``b``'s packet time, ``b`` is
+sending (not on hold, not ``recvonly``/``inactive``) and has no RFC 4733 event on the way.
+Nothing of an earlier packet of ``a`` may be waiting in ``a``'s reframer either (order).  ``b`` rewrites the header (its SSRC, its sequence
 number, a timestamp continuous with its own packets: :mod:`ivr.rtp.forward`) and sends it
 through its own send path, so an SRTP leg protects it (``a`` already unprotected it).  A
 packet that cannot be forwarded takes the tick path as before (``listener`` queues it and

@@ -242,3 +242,79 @@ def test_the_echo_sends_a_packet_back_before_the_clock_moves():
     done.addBoth(results.append)
     w.clock.advance(1.0)
     assert results == [None] and not w.a.forwarding and not w.a.playing
+
+
+# ---------------------------------------------------------------- property: one stream out
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+steps = st.lists(st.one_of(
+    st.just(("packet",)), st.just(("late",)), st.just(("lost",)), st.just(("pause",)),
+    st.just(("hold",)), st.just(("unhold",)), st.just(("digit",)), st.just(("long",)),
+    st.just(("transfer",)), st.just(("new-ssrc",)), st.just(("flip",)),
+), min_size=1, max_size=80)
+
+
+@settings(max_examples=60, deadline=None)
+@given(steps)
+def test_the_other_leg_sends_one_stream_whatever_happens(script):
+    """Packets on time, late, lost, a pause, hold/unhold (also between two packets), an RFC
+    4733 digit going out, a
+    30 ms packet (tick path), a transfer of the talking leg, a new SSRC from the peer: b's
+    output has b's SSRC, sequence +1 per packet, timestamps never going backwards, and audio
+    packets never two at one timestamp (RFC 4733 packets of one event share theirs)."""
+    w = World()
+    w.b.set_remote(*PEER_B, payload_type=0, codec="PCMU", telephone_event_pt=101)
+    talker, leg_talker = w.a, FakeLeg("A", w.a)
+    bridge = Bridge(leg_talker, FakeLeg("B", w.b))
+    bridge.start()
+    start = len(w.sent("b"))
+    seq, ts, ssrc, n, spare = 100, 5000, 0x1234, 0, 0
+    peer = PEER_A
+    for step in script:
+        kind = step[0]
+        if kind == "hold":
+            w.b.hold()
+        elif kind == "unhold":
+            w.b.unhold()
+        elif kind == "digit":
+            w.b.send_dtmf("5", duration_ms=60)
+        elif kind == "transfer":
+            spare += 1
+            new = w.session(f"c{spare}", 40200 + 2 * spare, 10 + spare, PEER_C)
+            leg_new = FakeLeg(f"C{spare}", new)
+            bridge.replace(leg_talker, leg_new)
+            talker, leg_talker, peer = new, leg_new, PEER_C
+            ssrc = 0x9000 + spare
+        elif kind == "new-ssrc":
+            ssrc += 1
+            seq, ts = seq + 1000, ts + 123456
+        size = 240 if kind == "long" else 160
+        if kind == "flip":  # a packet while held, unhold, and the next one at once
+            w.b.hold()
+            w.feed(talker, seq, ts, voice(n)[:1] * 160, ssrc=ssrc, peer=peer)
+            w.b.unhold()
+            seq, ts, n = seq + 1, ts + 160, n + 1
+            w.feed(talker, seq, ts, voice(n)[:1] * 160, ssrc=ssrc, peer=peer)
+            seq, ts, n = seq + 1, ts + 160, n + 1
+        if kind in ("packet", "long", "late", "new-ssrc", "transfer"):
+            if kind == "late":
+                w.clock.advance(0.012)
+            w.feed(talker, seq, ts, voice(n)[:1] * size, ssrc=ssrc, peer=peer)
+            n += 1
+        if kind in ("packet", "long", "lost", "new-ssrc", "transfer", "hold", "unhold", "digit"):
+            seq, ts = seq + 1, ts + size
+        w.clock.advance(0.008 if kind == "late" else 0.02)
+        if kind == "pause":
+            w.clock.advance(0.2)
+            ts += 1600 + 160
+    w.clock.advance(0.2)
+    out = packets(w.sent("b", start))
+    assert {p.ssrc for p in out} <= {w.b.ssrc}
+    for x, y in zip(out, out[1:]):
+        assert y.sequence == (x.sequence + 1) & 0xFFFF
+        assert (y.timestamp - x.timestamp) & M32 < 0x80000000, (x.timestamp, y.timestamp)
+    audio = [p for p in out if p.payload_type == 0]
+    for x, y in zip(audio, audio[1:]):
+        assert 0 < (y.timestamp - x.timestamp) & M32 < 0x80000000, (x.timestamp, y.timestamp)
