@@ -140,7 +140,7 @@ class Forwarding:
         it (the source's own rule still drops what is too old)."""
         ts = (self._ts + 160) & _MASK32
         if self._rewriter is not None:
-            ts = self._rewriter.resume(ts, self.ptime * 8)
+            ts = self._rewriter.resume(ts, self.ptime * 8, self._seq)
         self._ts = (ts - 160) & _MASK32
         self._fwd_until = -1
         while source.frames:
@@ -158,4 +158,4 @@ class Forwarding:
         """In the tick (its timestamp already advanced): the tick sends audio again, its
         timestamp continuing from the last forwarded packet."""
         self._fwd_until = -1
-        self._ts = self._rewriter.resume(self._ts, self.ptime * 8)
+        self._ts = self._rewriter.resume(self._ts, self.ptime * 8, self._seq)

@@ -90,18 +90,20 @@ class HeaderRewriter:
         self._seq_after = (seq + 1) & 0xFFFF
         return start, marker
 
-    def resume(self, ts: int, tolerance: int = 0) -> int:
-        """The timestamp the tick should send next, given what its clock says (``ts``).
-        Within ``tolerance`` samples of the end of the last packet forwarded (either way:
-        the tick takes over where the forwarded packets left off), exactly that end, so the
-        stream is contiguous; else the later of the two (a pause shows as the time that
-        passed; never backwards).  Closes the segment."""
+    def resume(self, ts: int, tolerance: int = 0, seq: int | None = None) -> int:
+        """The timestamp the tick should send next, given what its clock says (``ts``) and
+        the session's next sequence number (``seq``).  When the last packet sent was ours
+        and ``ts`` is within ``tolerance`` samples of its end (either way: the tick takes
+        over where the forwarded packets left off), exactly that end, so the stream is
+        contiguous; else the later of the two (a pause shows as the time that passed; never
+        before anything sent).  Closes the segment."""
         self._open = False
         end = self._end
         if end is None:
             return ts
         diff = (ts - end) & _MASK32
-        if diff <= tolerance or diff >= (1 << 32) - tolerance:
+        if (seq is None or seq == self._seq_after) and (
+                diff <= tolerance or diff >= (1 << 32) - tolerance):
             return end
         return later(end, ts)
 

@@ -77,6 +77,14 @@ def test_resume_continues_from_the_last_forwarded_packet_or_the_clock_when_much_
     assert rw.rewrite(1, 160, False, 160, 1, 1160) == (1160, False)
 
 
+def test_resume_never_snaps_back_behind_a_packet_the_tick_sent_since():
+    rw = HeaderRewriter()
+    rw.rewrite(1, 0, False, 160, 0, 1000)  # ours: seq 0, ts 1000, end 1160
+    assert rw.resume(1100, 160, seq=1) == 1160  # we were the last sender: contiguous
+    # the tick sent seq 1 at 1160 meanwhile; its clock now says 1320, a little after 1160
+    assert rw.resume(1320, 160, seq=2) == 1320
+
+
 # ---------------------------------------------------------------- property: one stream
 
 events = st.lists(st.one_of(
@@ -107,7 +115,7 @@ def test_outgoing_sequence_and_timestamps_stay_one_stream(evs, clock0, seq0, in0
                 seq = (seq + 1) & 0xFFFF
         elif ev[0] == "tick":
             clock = (clock + 160 * ev[1]) & M32
-            ts = rw.resume(clock, 160)  # the tick's packet (the session takes over first)
+            ts = rw.resume(clock, 160, seq)  # the tick's packet (the session takes over first)
             if sent and not 0 <= (ts - sent[-1][1]) & M32 < 0x80000000:
                 raise AssertionError("resume went backwards")
             clock = ts
