@@ -72,6 +72,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE TABLE IF NOT EXISTS node_calls (node TEXT NOT NULL, call_id TEXT NOT NULL, "
         "body TEXT NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (node, call_id))",
     )),
+    Migration(6, "queues across nodes (ivr/store/queue_state.py)", (
+        "CREATE TABLE IF NOT EXISTS queue_heads (queue TEXT PRIMARY KEY, "
+        "counter INTEGER NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS queue_callers (queue TEXT NOT NULL, caller TEXT NOT NULL, "
+        "node TEXT NOT NULL, arrival INTEGER NOT NULL, joined_at REAL NOT NULL, "
+        "state TEXT NOT NULL, agent TEXT, PRIMARY KEY (queue, caller))",
+        "CREATE INDEX IF NOT EXISTS queue_callers_order ON queue_callers(queue, arrival)",
+        "CREATE TABLE IF NOT EXISTS queue_agents (agent TEXT PRIMARY KEY, queue TEXT NOT NULL, "
+        "state TEXT NOT NULL, caller TEXT, since REAL NOT NULL)",
+    )),
 )
 
 VERSION_TABLE = ("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "

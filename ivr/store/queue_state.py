@@ -1,0 +1,132 @@
+"""Queue state shared by the nodes of a farm (PostgreSQL mode): waiting callers in arrival
+order across the farm and agent availability, matched exactly once.
+
+Not yet used by ``ivr/queue/engine.py`` (which keeps its in-memory state, as in SQLite
+mode): this is the matching core that the engine's farm mode is to call.
+
+* :meth:`QueueState.join` gives a caller a farm-wide arrival number (a counter row of the
+  queue, incremented under its row lock) and returns its position among every node's
+  waiting callers (for position announcements).
+* :meth:`QueueState.match` takes the queue's row lock (``SELECT ... FOR UPDATE``: matches
+  of one queue are serialised, so the oldest waiting caller is always the one matched:
+  strict arrival order), then an idle agent with ``FOR UPDATE SKIP LOCKED`` (an agent row
+  another transaction holds is passed over, never offered twice), and marks both
+  ``offered`` in the same transaction: a caller and an agent are matched exactly once.
+* :meth:`QueueState.finish` ends an offer: answered (caller leaves, agent ``busy``), or not
+  (caller waits again at its old place, agent idle).  :meth:`agent_idle` after wrap-up.
+"""
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred
+
+from .migrations import migrate
+
+
+class QueueState:
+    def __init__(self, db, node: str) -> None:
+        self.db, self.node = db, node
+        migrate(db)
+
+    def _lock(self, conn, queue: str) -> int:
+        """The queue's row, locked for this transaction; returns its counter."""
+        conn.execute("INSERT INTO queue_heads (queue, counter) VALUES (?, 0) "
+                     "ON CONFLICT (queue) DO NOTHING", (queue,))
+        suffix = " FOR UPDATE" if self.db.dialect == "postgresql" else ""
+        return int(conn.execute("SELECT counter FROM queue_heads WHERE queue = ?" + suffix,
+                                (queue,)).fetchone()[0])
+
+    def join(self, queue: str, caller: str, at: float) -> Deferred:
+        """A caller starts waiting on this node; fires with its position (1 = next)."""
+        def work(conn) -> int:
+            number = self._lock(conn, queue) + 1
+            conn.execute("UPDATE queue_heads SET counter = ? WHERE queue = ?", (number, queue))
+            conn.execute("INSERT INTO queue_callers (queue, caller, node, arrival, joined_at, "
+                         "state, agent) VALUES (?, ?, ?, ?, ?, 'waiting', NULL)",
+                         (queue, caller, self.node, number, at))
+            return _position(conn, queue, number)
+        return self.db.run(work)
+
+    def position(self, queue: str, caller: str) -> Deferred:
+        """Waiting callers ahead of ``caller`` on every node, plus one (None: not waiting)."""
+        def work(conn):
+            row = conn.execute("SELECT arrival FROM queue_callers WHERE queue = ? AND "
+                               "caller = ? AND state = 'waiting'", (queue, caller)).fetchone()
+            return None if row is None else _position(conn, queue, int(row[0]))
+        return self.db.run(work)
+
+    def leave(self, queue: str, caller: str) -> Deferred:
+        """The caller hung up or timed out (its offered agent, if any, is idle again)."""
+        def work(conn) -> bool:
+            self._lock(conn, queue)
+            row = conn.execute("SELECT agent FROM queue_callers WHERE queue = ? AND caller = ?",
+                               (queue, caller)).fetchone()
+            if row is None:
+                return False
+            if row[0] is not None:
+                conn.execute("UPDATE queue_agents SET state = 'idle', caller = NULL WHERE "
+                             "agent = ? AND caller = ?", (row[0], caller))
+            conn.execute("DELETE FROM queue_callers WHERE queue = ? AND caller = ?",
+                         (queue, caller))
+            return True
+        return self.db.run(work)
+
+    def agent_idle(self, queue: str, agent: str, at: float) -> Deferred:
+        """``agent`` (of any node) may be offered a call of ``queue``."""
+        def work(conn) -> None:
+            conn.execute("INSERT INTO queue_agents (agent, queue, state, caller, since) "
+                         "VALUES (?, ?, 'idle', NULL, ?) ON CONFLICT (agent) DO UPDATE SET "
+                         "queue = excluded.queue, state = 'idle', caller = NULL, "
+                         "since = excluded.since", (agent, queue, at))
+        return self.db.run(work)
+
+    def agent_away(self, agent: str) -> Deferred:
+        """Logged out or unreachable: never offered a call."""
+        return self.db.run(lambda conn: conn.execute(
+            "UPDATE queue_agents SET state = 'away' WHERE agent = ? AND state = 'idle'",
+            (agent,)).rowcount > 0)
+
+    def match(self, queue: str) -> Deferred:
+        """Offer the oldest waiting caller (any node) to an idle agent; fires with
+        ``(caller, caller_node, agent)`` or None."""
+        skip = " FOR UPDATE SKIP LOCKED" if self.db.dialect == "postgresql" else ""
+
+        def work(conn):
+            self._lock(conn, queue)
+            caller = conn.execute("SELECT caller, node FROM queue_callers WHERE queue = ? "
+                                  "AND state = 'waiting' ORDER BY arrival LIMIT 1",
+                                  (queue,)).fetchone()
+            if caller is None:
+                return None
+            agent = conn.execute("SELECT agent FROM queue_agents WHERE queue = ? AND "
+                                 "state = 'idle' ORDER BY since, agent LIMIT 1" + skip,
+                                 (queue,)).fetchone()
+            if agent is None:
+                return None
+            conn.execute("UPDATE queue_agents SET state = 'offered', caller = ? WHERE agent = ?",
+                         (caller[0], agent[0]))
+            conn.execute("UPDATE queue_callers SET state = 'offered', agent = ? WHERE "
+                         "queue = ? AND caller = ?", (agent[0], queue, caller[0]))
+            return caller[0], caller[1], agent[0]
+        return self.db.run(work)
+
+    def finish(self, queue: str, caller: str, agent: str, answered: bool,
+               at: float) -> Deferred:
+        """The offer's outcome: answered (caller leaves, agent busy) or not (both wait)."""
+        def work(conn) -> None:
+            self._lock(conn, queue)
+            if answered:
+                conn.execute("DELETE FROM queue_callers WHERE queue = ? AND caller = ?",
+                             (queue, caller))
+                conn.execute("UPDATE queue_agents SET state = 'busy', since = ? WHERE "
+                             "agent = ? AND caller = ?", (at, agent, caller))
+            else:
+                conn.execute("UPDATE queue_callers SET state = 'waiting', agent = NULL WHERE "
+                             "queue = ? AND caller = ? AND agent = ?", (queue, caller, agent))
+                conn.execute("UPDATE queue_agents SET state = 'idle', caller = NULL, since = ? "
+                             "WHERE agent = ? AND caller = ?", (at, agent, caller))
+        return self.db.run(work)
+
+
+def _position(conn, queue: str, arrival: int) -> int:
+    return int(conn.execute("SELECT count(*) FROM queue_callers WHERE queue = ? AND "
+                            "state = 'waiting' AND arrival <= ?", (queue, arrival)).fetchone()[0])
