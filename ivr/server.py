@@ -277,7 +277,8 @@ class IvrServer:
         plans = self.dialplan.store  # the Flow Builder edits these files (ivr/dialplan/files.py)
         dialplan_files = DialplanFiles(plans.directory, plans.prompts_dir,
                                        backups=self.data / "dialplan-backups",
-                                       reload=plans.reload, current_errors=lambda: plans.errors)
+                                       reload=plans.reload, current_errors=lambda: plans.errors,
+                                       entries=lambda: extension_contexts(directory))
         self.api = make_api(self.control, self.cdrs, self.webhooks, config, reactor,
                             dnd=self.dnd, metrics=self.metrics, throttle=security.throttle,
                             dialplan_files=dialplan_files)
@@ -472,6 +473,15 @@ class _Health(resource.Resource):
                 "late_ticks": self.server.media_clock.late_ticks,
                 "database": "ok" if self.server.db.available else "unavailable"}
         return json.dumps(body).encode()
+
+
+def extension_contexts(directory) -> dict[str, str]:
+    """The flows extensions' own calls run in (their ``context``), for the Flow Builder:
+    {flow: "context of extensions 2001, 2002"}."""
+    users: dict[str, list[str]] = {}
+    for name, extension in sorted(directory.extensions.items()):
+        users.setdefault(extension.context, []).append(name)
+    return {flow: "context of extensions " + ", ".join(names) for flow, names in users.items()}
 
 
 def tcp_limits_from(args) -> TcpLimits:

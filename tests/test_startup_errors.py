@@ -49,3 +49,14 @@ def test_bad_dialplan_is_still_reported_as_the_dialplans(tmp_path, dirs):
     r = start(tmp_path, plans, config)
     assert r.returncode == 2
     assert "not starting: 1 error(s) in the dialplans" in r.stderr
+
+
+def test_extension_contexts_name_the_flows_extensions_calls_run_in():
+    from types import SimpleNamespace
+
+    from ivr.server import extension_contexts
+    directory = SimpleNamespace(extensions={"2002": SimpleNamespace(context="internal"),
+                                            "2001": SimpleNamespace(context="internal"),
+                                            "3000": SimpleNamespace(context="lobby")})
+    assert extension_contexts(directory) == {"internal": "context of extensions 2001, 2002",
+                                             "lobby": "context of extensions 3000"}

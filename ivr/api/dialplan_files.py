@@ -77,7 +77,8 @@ def dialplan_routes(app, api) -> None:
 
         def body():
             f = files()
-            return api.respond(request, 200, {"files": [f.read(n) for n in f.names()]})
+            return api.respond(request, 200, {"files": [f.read(n) for n in f.names()],
+                                              "entries": f.entries()})
         return run(request, body)
 
     @app.route("/v1/dialplans/<name>", methods=["GET"])

@@ -63,12 +63,15 @@ def _matches(header: str | None, etag: str) -> bool:
 
 class DialplanFiles:
     def __init__(self, directory, prompts_dir=None, *, backups, reload: Callable | None = None,
-                 current_errors: Callable[[], list] | None = None):
+                 current_errors: Callable[[], list] | None = None,
+                 entries: Callable[[], dict] | None = None):
         self.directory = Path(directory)
         self.prompts_dir = prompts_dir
         self.backups_dir = Path(backups)
         self.reload = reload
         self.current_errors = current_errors or (lambda: [])
+        # flows that run without a route: {flow: why}, e.g. the extensions' `context`
+        self.entries = entries or (lambda: {})
 
     # -- names ------------------------------------------------------------------------
     def names(self) -> list[str]:

@@ -18,7 +18,9 @@ from ivr.api.app import make_api
 from ivr.api.config import ApiConfig
 from ivr.api.limits import CappedRequest
 from ivr.api.webhooks import WebhookDispatcher
+from ivr.config.extensions import load_extensions
 from ivr.dialplan.files import DialplanFiles
+from ivr.server import extension_contexts
 from ivr.dialplan.reload import DialplanStore
 from ivr.store.cdr import CdrStore
 from ivr.store.db import Database
@@ -37,8 +39,11 @@ def main() -> None:
         shutil.copytree(ROOT / "tests" / "data" / "builder_plans", plans)
     store = DialplanStore(plans, None, reactor=reactor, use_inotify=False)
     assert store.reload() == []
+    directory, errors = load_extensions(ROOT / "config" / "extensions.yaml")  # the bundled ones
+    assert errors == [], errors
     files = DialplanFiles(plans, None, backups=data / "backups", reload=store.reload,
-                          current_errors=lambda: store.errors)
+                          current_errors=lambda: store.errors,
+                          entries=lambda: extension_contexts(directory))
     webhooks = WebhookDispatcher(b"s", reactor, lambda url, body, headers: succeed(200))
     config = ApiConfig(api_keys={ADMIN_KEY: {"name": "admin", "admin": True, "rate": 100,
                                              "burst": 200},

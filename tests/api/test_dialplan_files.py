@@ -27,7 +27,8 @@ def env(tmp_path):
     assert e.plan_store.reload() == []
     e.api.dialplan_files = DialplanFiles(plans, None, backups=tmp_path / "data" / "backups",
                                          reload=e.plan_store.reload,
-                                         current_errors=lambda: e.plan_store.errors)
+                                         current_errors=lambda: e.plan_store.errors,
+                                         entries=lambda: {"internal": "context of extensions 2001"})
     return e
 
 
@@ -60,6 +61,8 @@ def test_list_and_read_with_lines_and_etag(env):
     assert r.code == 200
     names = [f["file"] for f in r.json["files"]]
     assert "tollfree.yaml" in names and "settings.yaml" in names
+    # flows that run without a route (extensions' context), for the builder's reachability
+    assert r.json["entries"] == {"internal": "context of extensions 2001"}
     r = env.request("GET", "/v1/dialplans/tollfree.yaml")
     assert r.code == 200
     assert r.header("ETag") == r.json["etag"]

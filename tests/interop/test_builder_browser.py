@@ -79,6 +79,8 @@ def test_graph_of_the_bundled_plans(server, browser, tmp_path):
     assert menu.get_attribute("data-verb") == "menu"
     assert page.locator('[data-flow="otp"]').get_attribute("class").endswith("unreachable")
     assert "unreachable" not in page.locator('[data-flow="main_menu"]').get_attribute("class")
+    for flow in ("internal", "internal_busy", "internal_unavailable"):  # extensions' context
+        assert "unreachable" not in page.locator(f'[data-flow="{flow}"]').get_attribute("class")
     for label in ("1", "2", "0", "on_failure", "then", "else", "on_busy"):
         assert page.locator(f'path[data-edge="{label}"]').count() >= 1, label
     assert page.errors == []

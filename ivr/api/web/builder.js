@@ -120,12 +120,13 @@ function collect() {
     for (const [name, steps] of Object.entries(doc.flows || {})) flows[name] = { name, file, steps: steps || [], ptr: "/flows/" + name };
     (doc.routes || []).forEach((r, i) => routes.push({ route: r, file, ptr: "/routes/" + i }));
   }
-  return { flows, routes };
+  return { flows, routes, entries: state.entries || {} };
 }
 
 function reachable(model) {
   const seen = new Set();
-  const todo = model.routes.map((r) => r.route.flow);
+  // roots: the routes, and the flows extensions' own calls run in (their `context`)
+  const todo = model.routes.map((r) => r.route.flow).concat(Object.keys(model.entries));
   const visitSteps = (steps) => {
     for (const s of steps || []) {
       const [verb, args] = stepVerb(s);
@@ -147,7 +148,8 @@ function reachable(model) {
 // -- layout: routes, then flows in layers by distance from a route (own layered layout) -----
 function layers(model) {
   const depth = {};
-  let frontier = model.routes.map((r) => r.route.flow).filter((n) => model.flows[n]);
+  let frontier = [...new Set(model.routes.map((r) => r.route.flow).concat(Object.keys(model.entries)))]
+    .filter((n) => model.flows[n]);
   frontier.forEach((n) => { depth[n] = 0; });
   let d = 0;
   while (frontier.length) {
@@ -234,7 +236,10 @@ function render() {
     const box = el("div", { class: "flow" + (live.has(name) ? "" : " unreachable"), "data-flow": name,
       style: `left:${colX(d)}px;top:${y}px` },
     el("h3", {}, name, " ", el("span", { class: "file" }, f.file),
-      live.has(name) ? null : el("span", { class: "badge" }, " unreachable")));
+      live.has(name) ? null : el("span", { class: "badge",
+        title: "No route or extension reaches this flow: only a call the API places (POST /v1/calls with its name) can run it" },
+      " unreachable"),
+      model.entries[name] ? el("span", { class: "entry", title: model.entries[name] }, " extensions' calls") : null));
     f.steps.forEach((s, i) => box.append(stepNode(f.file, `${f.ptr}/${i}`, s, i === f.steps.length - 1)));
     graph.append(box);
     boxes["flow:" + name] = box;
@@ -596,6 +601,7 @@ async function load() {
   const r = await api("GET", "/v1/dialplans");
   if (r.status !== 200) { setStatus(`Cannot load the dialplans (${r.status})`, "failed"); return; }
   state.files = {};
+  state.entries = r.data.entries || {};
   for (const f of r.data.files) {
     state.files[f.file] = f;
     if (f.errors && f.errors.length) errorsOnNodes(f.file, f.errors);
