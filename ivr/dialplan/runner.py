@@ -142,11 +142,20 @@ class FlowRunner:
         """Act on a verb's outcome; True to carry on with the next step."""
         self.current = None
         if self.finished:
+            # The usual end of a verb: the call ended and _stop cancelled it.  The
+            # CancelledError's traceback holds every frame from the BYE down to the verb
+            # and the frames hold the Failure: a cycle only the garbage collector frees,
+            # with the whole BYE (transaction, request, response) in it.  Nobody reads
+            # this Failure, so its traceback goes now and everything is freed at once.
+            if isinstance(result, Failure):
+                result.cleanFailure()
             return False
         if isinstance(result, Failure):
             if result.check(CallEnded):
+                result.cleanFailure()  # as above: not logged, so no traceback to keep
                 self._finish("ended")
             elif result.check(defer.CancelledError) and self.call.ended:
+                result.cleanFailure()
                 self._finish("ended")
             else:
                 self._finish("error", result.getErrorMessage() or repr(result.value),
