@@ -146,6 +146,10 @@ def run_phase(server: common.Server, work: Path, mode: str, calls: int, seconds:
         "server_cpu_percent": round(100 * steady_cpu / window, 2) if window > 0 else None,
         "server_cpu_ms_per_call_second": (round(1000 * steady_cpu / (window * len(up)), 4)
                                           if window > 0 and up else None),
+        # the same, per packet echoed in the window (in and out of the server, decrypted and
+        # encrypted for WebRTC): independent of the rate the generator managed to send
+        "server_cpu_us_per_echoed_packet": round(1e6 * steady_cpu / echoed, 2) if echoed else None,
+        "packets_per_call_second": round(sent / (window * len(up)), 2) if window > 0 and up else None,
         "setup_server_cpu_ms_per_call": round(1000 * (ca - c0) / calls, 2),
         "setup_wall_s": round(ta - t0, 3),
         "invite_to_200_ms": _pcts([c["invite_to_200_ms"] for c in per_call]),
@@ -197,6 +201,8 @@ def measure(work: Path, calls: int, seconds: float, rounds: int, rate: float = 2
                 phases.append(phase)
                 print(f"    {phase['calls_up']} up, {phase['failed_calls']} failed, "
                       f"{phase['server_cpu_ms_per_call_second']} ms CPU per call-second, "
+                      f"{phase['server_cpu_us_per_echoed_packet']} us per echoed packet, "
+                      f"{phase['packets_per_call_second']} packets/s per call, "
                       f"loss {phase['packet_loss_percent']}%, first echo p50 "
                       f"{phase['invite_to_first_echo_ms']['p50']} ms", flush=True)
                 time.sleep(1.5)  # the BYEs' CDRs written, the ports back
@@ -206,11 +212,17 @@ def measure(work: Path, calls: int, seconds: float, rounds: int, rate: float = 2
     by = {m: [p for p in phases if p["mode"] == m] for m in ("plain", "webrtc")}
     plain_ms = _mean([p["server_cpu_ms_per_call_second"] for p in by["plain"]])
     webrtc_ms = _mean([p["server_cpu_ms_per_call_second"] for p in by["webrtc"]])
+    plain_us = _mean([p["server_cpu_us_per_echoed_packet"] for p in by["plain"]])
+    webrtc_us = _mean([p["server_cpu_us_per_echoed_packet"] for p in by["webrtc"]])
     return {
         "calls": calls, "seconds": seconds, "rounds": rounds, "setup_rate_cps": rate,
         "server_cpu_ms_per_call_second_webrtc": webrtc_ms,
         "server_cpu_ms_per_call_second_plain": plain_ms,
         "cpu_ratio_webrtc_to_plain": round(webrtc_ms / plain_ms, 2) if webrtc_ms and plain_ms else None,
+        "server_cpu_us_per_echoed_packet_webrtc": webrtc_us,
+        "server_cpu_us_per_echoed_packet_plain": plain_us,
+        "cpu_per_packet_ratio_webrtc_to_plain": (round(webrtc_us / plain_us, 2)
+                                                 if webrtc_us and plain_us else None),
         "setup_server_cpu_ms_per_call_webrtc": _mean(
             [p["setup_server_cpu_ms_per_call"] for p in by["webrtc"]]),
         "setup_server_cpu_ms_per_call_plain": _mean(

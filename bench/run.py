@@ -73,6 +73,8 @@ ROWS = [
     ("B8", "WebRTC echo: server CPU ms per call-second, WebRTC / plain",
      ("server_cpu_ms_per_call_second_webrtc", "server_cpu_ms_per_call_second_plain"), "-", None, None),
     ("B8", "WebRTC echo: CPU per call, WebRTC / plain", "cpu_ratio_webrtc_to_plain", "-", None, None),
+    ("B8", "WebRTC echo: server CPU us per echoed packet, WebRTC / plain",
+     ("server_cpu_us_per_echoed_packet_webrtc", "server_cpu_us_per_echoed_packet_plain"), "-", None, None),
     ("B8", "WebRTC echo: INVITE->first echo p99 (ms)", ("setup_ms_webrtc", "p99"), "-", None, None),
     ("B8", "WebRTC echo: failed calls", "failed_calls_webrtc", "0", lambda v: v == 0, None),
     ("B8", "WebRTC echo: packet loss (%)", "packet_loss_percent_webrtc", "0", lambda v: v == 0, None),

@@ -18,7 +18,7 @@ from bench.webrtc_sip import offer_sdp, read_answer  # noqa: E402
 KEYS = ["server_cpu_ms_per_call_second_webrtc", "server_cpu_ms_per_call_second_plain",
         "cpu_ratio_webrtc_to_plain", "setup_ms_webrtc", "setup_ms_plain",
         "setup_server_cpu_ms_per_call_webrtc", "packet_loss_percent_webrtc",
-        "packet_loss_percent_plain", "failed_calls_webrtc", "failed_calls_plain",
+        "packet_loss_percent_plain", "cpu_per_packet_ratio_webrtc_to_plain", "failed_calls_webrtc", "failed_calls_plain",
         "mismatched_packets", "phases"]
 
 
