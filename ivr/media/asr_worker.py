@@ -70,7 +70,12 @@ def worker_main(engine_name: str, model_dir: str | None) -> None:
         op, sid = header.get("op"), header.get("sid")
         reply = None
         try:
-            if op == "start":
+            if op == "warm":
+                if engine is None:
+                    raise RecognizerError(engine_error)
+                engine.warm()
+                reply = {"sid": None, "ok": True, "ready": True}
+            elif op == "start":
                 if engine is None:
                     raise RecognizerError(engine_error)
                 open_[sid] = engine.start(header["hints"], header.get("language") or "en-us")
@@ -137,6 +142,7 @@ class _Worker:
         self.pool, self.index = pool, index
         self.proto: _WorkerProtocol | None = None
         self.streams: dict[int, "Utterance"] = {}
+        self.ready: defer.Deferred | None = None  # fires when a "warm" is answered
 
     def ensure(self) -> None:
         if self.proto is not None:
@@ -164,6 +170,14 @@ class _Worker:
         return self.proto.transport.pid if self.proto and self.proto.transport else None
 
     def reply(self, header: dict) -> None:
+        if header.get("sid") is None:  # the answer to "warm"
+            ready, self.ready = self.ready, None
+            if not header.get("ok"):
+                log.error("speech worker {n} cannot recognise: {error}", n=self.index,
+                          error=header.get("error"))
+            if ready is not None:
+                ready.callback(bool(header.get("ok")))
+            return
         stream = self.streams.pop(header.get("sid"), None)
         if stream is None:
             return
@@ -181,6 +195,9 @@ class _Worker:
         if not ended:
             kill(proto)
         streams, self.streams = self.streams, {}
+        ready, self.ready = self.ready, None
+        if ready is not None:
+            ready.callback(False)
         if streams or not ended or not self.pool.closing:
             log.error("speech worker {n} {why}: {count} utterance(s) fail, gathers fall back "
                       "to DTMF", n=self.index, why=why, count=len(streams))
@@ -279,6 +296,29 @@ class RecognizerPool:
         worker.send({"op": "start", "sid": utterance.sid, "hints": list(hints),
                      "language": language})
         return utterance
+
+    def start(self) -> defer.Deferred:
+        """Start every worker now and have it load its model, so that the first caller's
+        word does not wait for a process start and a model load (~1-3 s).  Fires with the
+        number of workers ready; a worker that cannot start or load is logged and started
+        again on first use, as after any failure."""
+        waits = []
+        for worker in self.workers:
+            try:
+                worker.ensure()
+            except Exception as e:
+                log.error("speech worker cannot start: {e}", e=e)
+                continue
+            if worker.ready is None:
+                worker.ready = defer.Deferred()
+                worker.send({"op": "warm", "sid": None})
+            waits.append(worker.ready)
+
+        def ready(results):
+            log.info("speech recognition ({engine}): {n} of {m} worker(s) ready",
+                     engine=self.engine, n=sum(results), m=len(self.workers))
+            return sum(results)
+        return defer.gatherResults(waits).addCallback(ready)
 
     def close(self, grace: float = 3.0) -> defer.Deferred:
         self.closing = True

@@ -159,3 +159,26 @@ class SpeechWorkerTests(unittest.TestCase):
             yield waiting
         self.assertLess(reactor.seconds() - began, 3)
         self.flushLoggedErrors()
+
+    @defer.inlineCallbacks
+    def test_start_loads_the_model_in_every_worker_before_the_first_word(self):
+        pool = RecognizerPool(reactor, workers=2)
+        self.addCleanup(pool.close)
+        ready = yield pool.start()
+        self.assertEqual(ready, 2)
+        self.assertEqual(pool.starts, 2)
+        self.assertEqual(len(pool.live), 2)
+        call = FakeCall()
+        listener = SpeechListener(call, pool, ["sales", "support"], speech_timeout=0.5)
+        feed(call, utterance("sales"))
+        result = yield listener.next_result()
+        self.assertEqual(result.text, "sales")
+        self.assertEqual(pool.starts, 2)  # no process started for the word
+
+    @defer.inlineCallbacks
+    def test_start_with_a_missing_model_logs_and_counts_no_worker_ready(self):
+        logged = errors_logged(self)
+        pool = self.make_pool(model_dir=self.mktemp())
+        ready = yield pool.start()
+        self.assertEqual(ready, 0)
+        self.assertTrue(any("speech model missing" in line for line in logged), logged)
