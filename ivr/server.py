@@ -547,6 +547,8 @@ def run_server(args) -> int:
     # calls up stopped every stream's packets for that long.)
     gc.collect()
     gc.freeze()
+    if srv.media.speech is not None:  # recognisers load now, not on a caller's first word
+        reactor.callWhenRunning(srv.media.speech.start)
     # Twisted's own handlers stay (SIGCHLD reaps the TTS worker); ours replace its
     # SIGINT/SIGTERM ones once the reactor runs.
     reactor.callWhenRunning(srv.install_signal_handlers)
