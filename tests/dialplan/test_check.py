@@ -59,7 +59,8 @@ def test_bundled_toll_free_menu_support_branch():
         call.clock.advance(2)
     # No telephony in this in-memory run: the dial fails and the caller is told why.
     assert call.said() == ["Thank you for calling Example Company.",
-                           "For sales, press 1. For support, press 2. For an operator, press 0.",
+                           "For sales, press 1 or say sales. For support, press 2 or say "
+                           "support. For an operator, press 0 or say operator.",
                            "Please hold for the next available support agent.",
                            "Sorry, nobody can take your call right now. Please call back soon.",
                            "Thank you for calling. Goodbye."]
