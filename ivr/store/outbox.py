@@ -54,14 +54,40 @@ def payload_of(key: str, seq: int, event: str, data: dict, at: float) -> dict:
 def enqueue(conn, key: str, seq: int, url: str, event: str, data: dict, at: float) -> dict:
     """Add event ``seq`` (1, 2, ... per key, counted by the node that owns the call) for
     ``key`` inside the caller's transaction; returns the payload as it will be POSTed.
-    Writing the same ``(key, seq)`` twice keeps the first (safe to repeat after an
-    outage whose commit was never acknowledged)."""
+    Writing the same event (name and time) at the same ``(key, seq)`` twice keeps the
+    first (safe to repeat after an outage whose commit was never acknowledged).
+
+    A different event at a ``seq`` already taken means the sender's counter started again
+    (it forgets a call at its final event, and a late event of that call counts from 1):
+    that event is numbered after the key's last row instead of being lost, unless that
+    last row is already this very event (a repeat of a renumbered write)."""
+    row = conn.execute("SELECT payload FROM webhook_outbox WHERE key = ? AND seq = ?",
+                       (key, seq)).fetchone()
+    if row is not None and not _same_event(json.loads(row[0]), event, at):
+        while True:
+            last = conn.execute("SELECT seq, payload FROM webhook_outbox WHERE key = ? "
+                                "ORDER BY seq DESC LIMIT 1", (key,)).fetchone()
+            if _same_event(json.loads(last[1]), event, at):
+                return json.loads(last[1])
+            seq = int(last[0]) + 1
+            payload = payload_of(key, seq, event, data, at)
+            if _insert(conn, key, seq, url, payload, at):
+                return payload
     payload = payload_of(key, seq, event, data, at)
-    conn.execute("INSERT INTO webhook_outbox (key, seq, url, payload, created_at, next_at, "
-                 "attempts, dropped) VALUES (?, ?, ?, ?, ?, ?, 0, 0) "
-                 "ON CONFLICT (key, seq) DO NOTHING",
-                 (key, seq, url, json.dumps(payload, sort_keys=True), at, at))
+    _insert(conn, key, seq, url, payload, at)
     return payload
+
+
+def _same_event(stored: dict, event: str, at: float) -> bool:
+    return stored.get("event") == event and stored.get("timestamp") == at
+
+
+def _insert(conn, key: str, seq: int, url: str, payload: dict, at: float) -> bool:
+    return conn.execute("INSERT INTO webhook_outbox (key, seq, url, payload, created_at, "
+                        "next_at, attempts, dropped) VALUES (?, ?, ?, ?, ?, ?, 0, 0) "
+                        "ON CONFLICT (key, seq) DO NOTHING",
+                        (key, seq, url, json.dumps(payload, sort_keys=True), at,
+                         at)).rowcount > 0
 
 
 _OPEN = "dropped = 0 AND delivered_at IS NULL"

@@ -78,3 +78,17 @@ def test_events_written_by_a_node_that_never_sent_are_delivered_by_another(backe
     b.outbox.start()                                      # first poll at once
     assert [e["id"] for e in rx.events()] == ["s1:1"]
     b.close()
+
+
+def test_an_event_sent_after_the_calls_final_event_is_delivered(backend):
+    clock = task.Clock()
+    clock.advance(100)
+    rx = Receiver(clock)
+    a = node(backend.open(), "a", clock, rx)
+    a.send("c9", "http://h/x", "answered")
+    a.send("c9", "http://h/x", "completed")
+    clock.advance(1.0)
+    a.send("c9", "http://h/x", "recording-ready", {"url": "r"})
+    clock.advance(1.0)
+    assert [(e["id"], e["event"]) for e in rx.events("c9")] == [
+        ("c9:1", "answered"), ("c9:2", "completed"), ("c9:3", "recording-ready")]

@@ -112,3 +112,20 @@ def test_two_nodes_claiming_at_once_never_take_the_same_row(pg_cluster):
     finally:
         for db in dbs:
             db.close()
+
+
+def test_an_event_after_the_final_one_is_numbered_after_it_not_dropped(backend):
+    """The sender's per-call counter is forgotten at the final event, so a later event of
+    the same call comes again as seq 1: it is kept, numbered after the call's last row."""
+    box = Outbox(backend.open(), node="a")
+    result(box.add("c1", 1, "http://h/x", "ringing", {}, 1.0))
+    result(box.add("c1", 2, "http://h/x", "completed", {}, 2.0))
+    late = result(box.add("c1", 1, "http://h/x", "recording", {"url": "r"}, 3.0))
+    assert (late["id"], late["sequence"]) == ("c1:3", 3)
+    result(box.add("c1", 1, "http://h/x", "recording", {"url": "r"}, 3.0))  # repeated
+    seen = []
+    for _ in range(4):
+        for item in result(box.claim(10.0)):
+            seen.append((item.seq, item.payload["event"]))
+            result(box.delivered(item, 10.0))
+    assert seen == [(1, "ringing"), (2, "completed"), (3, "recording")]
