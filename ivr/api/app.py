@@ -170,7 +170,9 @@ def build_app(api: Api) -> Klein:
     @app.route("/v1/click-to-call", methods=["GET"])
     def c2c_list(request):
         api.authorise(request)
-        return api.respond(request, 200, {"sessions": [s.to_dict() for s in api.sessions.all()]})
+        # PostgreSQL mode: every node's sessions, read from the database (a Deferred)
+        return then(api.sessions.listing(),
+                    lambda sessions: api.respond(request, 200, {"sessions": sessions}))
 
     @app.route("/v1/click-to-call/<session_id>", methods=["GET"])
     def c2c_get(request, session_id):
@@ -224,6 +226,10 @@ def build_app(api: Api) -> Klein:
     @app.route("/v1/calls/<call_id>", methods=["GET"])
     def calls_get(request, call_id):
         api.authorise(request)
+        if api.farm_calls is not None and api.telephony.leg(call_id) is None:
+            return api.farm_calls.find(call_id).addCallback(   # another node's call
+                lambda call: api.respond(request, 200, call) if call is not None
+                else api.calls.leg(call_id))                   # 404 as for any unknown id
         return api.respond(request, 200, api.calls.describe(api.calls.leg(call_id).info()))
 
     @app.route("/v1/calls/<call_id>", methods=["DELETE"])

@@ -61,6 +61,27 @@ class SessionService:
 
     # -- the farm's view ----------------------------------------------------------
 
+    def listing(self):
+        """``GET /v1/click-to-call``: this node's sessions, and in a farm (a Deferred) every
+        other node's from the database (newest first, without their events), each with its
+        ``node``; only this node's own when the database cannot be read."""
+        mine = [s.to_dict() for s in self._sessions.values()]
+        if self.shared is None:
+            return mine
+        node = self.shared.node
+        mine = [{**body, "node": node} for body in mine]
+        ids = {body["id"] for body in mine}
+
+        def merge(rows: list[dict]) -> list[dict]:
+            return mine + [{**row["body"], "node": row["node"]} for row in rows
+                           if row["session_id"] not in ids]
+
+        def unreadable(failure) -> list[dict]:
+            log.warning("listing the farm's click-to-call sessions: %s",
+                        failure.getErrorMessage())
+            return mine
+        return self.shared.recent().addCallbacks(merge, unreadable)
+
     def read(self, session_id: str):
         """The session as the API shows it: this node's at once, another node's (a
         Deferred) from the database; 404 if no node has it."""

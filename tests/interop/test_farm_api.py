@@ -56,6 +56,10 @@ def test_a_session_started_on_a_is_read_and_cancelled_on_b(cluster, tmp_path):
                                   if c["id"] == session["agent_leg_id"]],
                          what="A's call listed on B")
         assert calls[0]["node"] == "a"
+        status, one = api(b, "GET", f"/v1/calls/{session['agent_leg_id']}")
+        assert status == 200 and one["node"] == "a", one
+        listed = {s["id"]: s for s in api(b, "GET", "/v1/click-to-call")[1]["sessions"]}
+        assert listed[sid]["node"] == "a", listed
         status, asked = api(b, "DELETE", f"/v1/click-to-call/{sid}")
         assert status == 202 and asked["cancel_requested"] is True, asked
         final = wait_for(lambda: (r := api(a, "GET", f"/v1/click-to-call/{sid}")[1])
