@@ -30,6 +30,8 @@ from ivr.media.recognizer import RecognizerError
 
 log = Logger(namespace="ivr.media.speech")
 
+BATCH_SAMPLES = 8 * 160  # audio to a worker in 160 ms messages
+
 ENGINES = {"pocketsphinx": ("ivr.media.sphinx_engine", "SphinxEngine")}
 
 
@@ -223,14 +225,27 @@ class Utterance:
         self.result = defer.Deferred()
         self._timer = None
         self.done = False
+        self._pending: list[bytes] = []
+        self._pending_samples = 0
 
     def feed(self, pcm: np.ndarray) -> None:
+        """Audio goes to the worker in batches of ``BATCH_SAMPLES`` (the search runs at the
+        end): one message per 20 ms frame was 2,500 pipe writes a second for 50 callers and
+        put seconds between their end of speech and their result on a busy 2-core box."""
         if not self.done:
-            self.worker.send({"op": "audio", "sid": self.sid},
-                             np.asarray(pcm, dtype="<i2").tobytes())
+            self._pending.append(np.asarray(pcm, dtype="<i2").tobytes())
+            self._pending_samples += len(pcm)
+            if self._pending_samples >= BATCH_SAMPLES:
+                self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self.worker.send({"op": "audio", "sid": self.sid}, b"".join(self._pending))
+            self._pending, self._pending_samples = [], 0
 
     def finish(self) -> defer.Deferred:
         if not self.done and self._timer is None:
+            self._flush()
             self.worker.send({"op": "end", "sid": self.sid})
             pool = self.worker.pool
             self._timer = pool.reactor.callLater(pool.timeout, self._timed_out)
