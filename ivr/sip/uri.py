@@ -326,6 +326,33 @@ def _skip_lws(text: str, i: int) -> int:
 
 def _parse_header_params(text: str) -> tuple[tuple[str, str | None], ...]:
     """``;tag=x;expires=3`` with LWS tolerated around ``;`` and ``=``; quoted values allowed."""
+    if text[:1] == ";" and " " not in text and "\t" not in text and '"' not in text:
+        # No LWS and no quoted string (nearly every header): split instead of scanning
+        # character by character.  The same checks; anything they refuse is parsed
+        # again below, which raises with its exact complaint.
+        fast = []
+        for part in text[1:].split(";"):
+            name, sep, value = part.partition("=")
+            if not is_token(name):
+                break
+            if not sep:
+                fast.append((name, None))
+                continue
+            if not value:
+                break
+            if value[:1] == "[" and value[-1:] == "]":
+                if not _ipv6(value[1:-1]):
+                    break
+            elif _PARAM_VALUE_RE.fullmatch(value) is None:
+                break
+            fast.append((name, value))
+        else:
+            return tuple(fast)
+    return _scan_header_params(text)
+
+
+def _scan_header_params(text: str) -> tuple[tuple[str, str | None], ...]:
+    """The general case of :func:`_parse_header_params`, one character at a time."""
     params = []
     i = 0
     n = len(text)
