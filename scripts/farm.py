@@ -138,16 +138,12 @@ def up(run: Path, nodes: int = 2, *, config: Path = ROOT / "config",
         dslist.write_text("".join(f"1 sip:{n['address']}:{n['sip_port']} 0 0 "
                                   f"node={n['id']}\n" for n in state["nodes"]))
         for node in state["nodes"]:
-            argv = node_argv(node, pg.url, config=config, dialplans=dialplans, prompts=prompts,
-                             extra=list(node_args))
-            node["pid"] = _spawn(argv, Path(node["log"])).pid
+            node["argv"] = node_argv(node, pg.url, config=config, dialplans=dialplans,
+                                     prompts=prompts, extra=list(node_args))
+            node["pid"] = _spawn(node["argv"], Path(node["log"])).pid
             save(run, state)
         for node in state["nodes"]:
-            _wait_for(lambda: "server ready" in Path(node["log"]).read_text(errors="replace")
-                      or not _alive(node["pid"]), 90, f"{node['id']} to start")
-            if not _alive(node["pid"]):
-                raise RuntimeError(f"{node['id']} did not start:\n"
-                                   + Path(node["log"]).read_text(errors="replace")[-3000:])
+            _wait_ready(node, 0)
         kam_log = run / "kamailio.log"
         kam["log"] = str(kam_log)
         kam["pid"] = _spawn(["kamailio", "-DD", "-E", "-f", str(KAMAILIO_CFG),
@@ -166,6 +162,33 @@ def up(run: Path, nodes: int = 2, *, config: Path = ROOT / "config",
     except BaseException:
         down(run)
         raise
+
+
+def _wait_ready(node: dict, offset: int, timeout: float = 90) -> None:
+    """Wait for ``server ready`` in the node's log past ``offset`` (bytes)."""
+    def ready() -> bool:
+        with open(node["log"], "rb") as f:
+            f.seek(offset)
+            return b"server ready" in f.read()
+    _wait_for(lambda: ready() or not _alive(node["pid"]), timeout, f"{node['id']} to start")
+    if not _alive(node["pid"]):
+        raise RuntimeError(f"{node['id']} did not start:\n"
+                           + Path(node["log"]).read_text(errors="replace")[-3000:])
+
+
+def start_node(run: Path, node_id: str, timeout: float = 90) -> dict:
+    """Start node ``node_id`` of the farm in ``run`` again (after it died or was stopped),
+    with the same id, addresses, ports, data directory and arguments; its log is appended
+    to.  Returns the node's state once it is ready (Kamailio's next probe finds it)."""
+    state = load(run)
+    node = next(n for n in state["nodes"] if n["id"] == node_id)
+    if _alive(node.get("pid")):
+        raise RuntimeError(f"{node_id} is running (pid {node['pid']})")
+    offset = Path(node["log"]).stat().st_size if Path(node["log"]).exists() else 0
+    node["pid"] = _spawn(node["argv"], Path(node["log"])).pid
+    save(run, state)
+    _wait_ready(node, offset, timeout)
+    return node
 
 
 def dispatcher(ctl: str) -> list[dict]:
