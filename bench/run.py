@@ -33,6 +33,7 @@ BENCHMARKS = [("B0", "b0_streams", "b0_streams"), ("B1", "b1_setup", "b1_setup")
               ("B3", "b3_bridge", "b3_bridge"), ("B2", "b2_ivr", "b2_ivr"),
               ("B4", "b4_timing", "b4_timing"), ("B5", "b5_dtmf", "b5_dtmf"), ("B6", "b6_tts", "b6_tts"),
               ("B7", "b7_srtp", "b7_srtp"), ("B8", "b8_webrtc", "b8_webrtc"),
+              ("B9", "b9_speech", "b9_speech"),
               ("MEM", "memory", "memory")]
 
 # (benchmark, label, path into figures, target text, check(value) -> bool | None, ratio path)
@@ -78,6 +79,15 @@ ROWS = [
     ("B8", "WebRTC echo: INVITE->first echo p99 (ms)", ("setup_ms_webrtc", "p99"), "-", None, None),
     ("B8", "WebRTC echo: failed calls", "failed_calls_webrtc", "0", lambda v: v == 0, None),
     ("B8", "WebRTC echo: packet loss (%)", "packet_loss_percent_webrtc", "0", lambda v: v == 0, None),
+    ("B9", "speech: accuracy at 20 / 10 dB SNR (%)", ("accuracy_percent_20db", "accuracy_percent_10db"),
+     ">= 95 at 20 dB", None, None),
+    ("B9", "speech: accuracy at 20 dB SNR (%)", "accuracy_percent_20db", ">= 95", lambda v: v >= 95, None),
+    ("B9", "speech: end of speech -> result p95 under load (ms)", "latency_p95_ms", "<= 300",
+     lambda v: v <= 300, None),
+    ("B9", "speech: concurrent gathers / CPU % per recogniser", ("load_calls",
+     "cpu_percent_per_concurrent_recogniser"), "50 / -", None, None),
+    ("B9", "speech: 20 ms tick p99 deviation, idle / under load (ms)", "pacing_p99_dev_ms_idle_vs_load",
+     "-", None, None),
     ("MEM", "idle RSS growth over the waves (MB)", "idle_growth_first_to_last_wave_mb", "flat", None, None),
 ]
 
@@ -118,7 +128,7 @@ def main(argv=None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="about a minute and a half (default)")
     mode.add_argument("--full", action="store_true", help="the published figures (long)")
-    parser.add_argument("--only", default="", help="comma-separated: B0,B1,B2,B3,B4,B5,B6,B7,B8,MEM")
+    parser.add_argument("--only", default="", help="comma-separated: B0,B1,B2,B3,B4,B5,B6,B7,B8,B9,MEM")
     parser.add_argument("--results", default=None,
                         help="results directory (default bench/results, or bench/results/quick)")
     parser.add_argument("--work", default=None, help="scratch directory (default: a temp dir)")
@@ -132,6 +142,8 @@ def main(argv=None) -> int:
                         help="B8's concurrent WebRTC (and plain) calls (full default 100, quick 20)")
     parser.add_argument("--b8-seconds", type=float, default=None,
                         help="B8's measured window per phase (full default 30, quick 10)")
+    parser.add_argument("--b9-calls", type=int, default=None,
+                        help="B9's concurrent speech gathers (full default 50, quick 10)")
     parser.add_argument("--b0-seconds", type=float, default=None,
                         help="B0's measured window (full default 60, quick 10)")
     args = parser.parse_args(argv)
@@ -149,7 +161,8 @@ def main(argv=None) -> int:
         common.require(tool)
     context: dict = {"b4_seconds": args.b4_seconds, "seconds": args.seconds,
                      "b0_streams": args.b0_streams, "b0_seconds": args.b0_seconds,
-                     "b8_calls": args.b8_calls, "b8_seconds": args.b8_seconds}
+                     "b8_calls": args.b8_calls, "b8_seconds": args.b8_seconds,
+                     "b9_calls": args.b9_calls}
     results, failed = {}, []
     started_all = time.monotonic()
     print(f"ivr bench, {mode_name} mode, work dir {work}", flush=True)
