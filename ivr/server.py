@@ -48,6 +48,7 @@ from .media.prompts import PromptCache
 from .media.asr_worker import RecognizerPool
 from .media.tts import TtsEngine
 from .queue import QueueEngine
+from .queue.farm import FarmQueueEngine
 from .rtp.clock import SERVER_PHASES, MediaClock
 from .rtp.ports import PortAllocator
 from .rtp.receiver import MediaReceiver
@@ -60,6 +61,7 @@ from .sip.ua import UserAgent
 from .store.cdr import CdrStore
 from .store.node_calls import NodeCalls
 from .store.outbox import Outbox
+from .store.queue_state import QueueState
 from .store.sessions import SessionStore
 from .store.backend import (DatabaseSpecError, describe, load_database_file, open_database,
                             parse_database)
@@ -248,9 +250,12 @@ class IvrServer:
         self.queues = None
         if directory.queues:
             dialer = QueueDialer(self.control, self.calls)
-            self.queues = QueueEngine(reactor, dialer, directory.queues.values(),
-                                      is_reachable=dialer.is_reachable,
-                                      is_logged_in=dialer.is_logged_in)
+            reach = dict(is_reachable=dialer.is_reachable, is_logged_in=dialer.is_logged_in)
+            if self.shared_location is not None:  # PostgreSQL: one line per queue, farm-wide
+                self.queues = FarmQueueEngine(reactor, dialer, directory.queues.values(),
+                                              shared=QueueState(self.db, self.node_id), **reach)
+            else:
+                self.queues = QueueEngine(reactor, dialer, directory.queues.values(), **reach)
         secret = self._webhook_secret()
         self.dialplan = DialplanService(reactor, self.dialplans_dir, self.prompts_dir,
                                         self.media, calls=self.calls, webhook_secret=secret,

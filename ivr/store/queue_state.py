@@ -1,8 +1,8 @@
 """Queue state shared by the nodes of a farm (PostgreSQL mode): waiting callers in arrival
 order across the farm and agent availability, matched exactly once.
 
-Not yet used by ``ivr/queue/engine.py`` (which keeps its in-memory state, as in SQLite
-mode): this is the matching core that the engine's farm mode is to call.
+The engine's farm mode (``ivr/queue/farm.py``, wired by ``ivr serve --database
+postgresql://...``) calls it; SQLite mode keeps the engine's in-memory state.
 
 * :meth:`QueueState.join` gives a caller a farm-wide arrival number (a counter row of the
   queue, incremented under its row lock) and returns its position among every node's
@@ -13,7 +13,14 @@ mode): this is the matching core that the engine's farm mode is to call.
   another transaction holds is passed over, never offered twice), and marks both
   ``offered`` in the same transaction: a caller and an agent are matched exactly once.
 * :meth:`QueueState.finish` ends an offer: answered (caller leaves, agent ``busy``), or not
-  (caller waits again at its old place, agent idle).  :meth:`agent_idle` after wrap-up.
+  (caller waits again at its old place, agent idle, or resting until a time).
+  :meth:`agent_idle` after wrap-up.
+
+Agent states: ``idle``, ``offered`` (matched, being rung), ``busy`` (on a queue call),
+``wrapup`` (``since`` is the time it may be offered again: wrap-up after a call, or the
+rest after a missed ring) and ``away`` (logged out or unreachable).  The engine's farm mode
+writes them: :meth:`agent_present` / :meth:`agent_away` as reachability changes (they never
+touch an agent that is offered, busy or in wrap-up), :meth:`agent_wrapup` when a call ends.
 """
 from __future__ import annotations
 
@@ -85,21 +92,67 @@ class QueueState:
             "UPDATE queue_agents SET state = 'away' WHERE agent = ? AND state = 'idle'",
             (agent,)).rowcount > 0)
 
-    def match(self, queue: str) -> Deferred:
+    def positions(self, queue: str) -> Deferred:
+        """This node's waiting callers of ``queue`` -> their place among every node's, and
+        how many callers of other nodes wait: fires with ``({caller: position}, others)``."""
+        def work(conn):
+            rows = conn.execute("SELECT caller, node FROM queue_callers WHERE queue = ? AND "
+                                "state = 'waiting' ORDER BY arrival", (queue,)).fetchall()
+            mine = {r[0]: i for i, r in enumerate(rows, 1) if r[1] == self.node}
+            return mine, len(rows) - len(mine)
+        return self.db.run(work)
+
+    def agent_present(self, agent: str, queue: str, at: float) -> Deferred:
+        """``agent`` is reachable: a new agent, or one ``away``, becomes idle (an agent
+        offered, busy or in wrap-up is left as it is)."""
+        def work(conn) -> None:
+            conn.execute("INSERT INTO queue_agents (agent, queue, state, caller, since) "
+                         "VALUES (?, ?, 'idle', NULL, ?) ON CONFLICT (agent) DO UPDATE SET "
+                         "state = 'idle', since = excluded.since "
+                         "WHERE queue_agents.state = 'away'", (agent, queue, at))
+        return self.db.run(work)
+
+    def agent_wrapup(self, agent: str, until: float) -> Deferred:
+        """The agent's queue call ended: offered again from ``until``."""
+        return self.db.run(lambda conn: conn.execute(
+            "UPDATE queue_agents SET state = 'wrapup', caller = NULL, since = ? WHERE "
+            "agent = ? AND state IN ('busy', 'offered')", (until, agent)).rowcount > 0)
+
+    def agents(self) -> Deferred:
+        """``{agent: (state, caller, since)}`` of every agent (for status and tests)."""
+        return self.db.run(lambda conn: {r[0]: (r[1], r[2], float(r[3])) for r in conn.execute(
+            "SELECT agent, state, caller, since FROM queue_agents")})
+
+    def match(self, queue: str, agents=None, now: float | None = None,
+              only_node: str | None = None) -> Deferred:
         """Offer the oldest waiting caller (any node) to an idle agent; fires with
-        ``(caller, caller_node, agent)`` or None."""
+        ``(caller, caller_node, agent)`` or None.
+
+        ``agents``: the queue's agents (any agent row of theirs counts, whatever queue it
+        was written for: an agent of two queues is one row, offered one call at a time);
+        without it, the agents written for ``queue``.  ``now``: agents in wrap-up whose
+        time has come count as idle.  ``only_node``: match only if the oldest waiting
+        caller is that node's (the node holding the caller dials the agent), else None."""
         skip = " FOR UPDATE SKIP LOCKED" if self.db.dialect == "postgresql" else ""
+        if agents is None:
+            who, params = "queue = ?", (queue,)
+        else:
+            names = sorted(set(agents)) or [""]
+            who, params = f"agent IN ({', '.join('?' for _ in names)})", tuple(names)
+        free, free_params = "state = 'idle'", ()
+        if now is not None:
+            free, free_params = "(state = 'idle' OR (state = 'wrapup' AND since <= ?))", (now,)
 
         def work(conn):
             self._lock(conn, queue)
             caller = conn.execute("SELECT caller, node FROM queue_callers WHERE queue = ? "
                                   "AND state = 'waiting' ORDER BY arrival LIMIT 1",
                                   (queue,)).fetchone()
-            if caller is None:
+            if caller is None or (only_node is not None and caller[1] != only_node):
                 return None
-            agent = conn.execute("SELECT agent FROM queue_agents WHERE queue = ? AND "
-                                 "state = 'idle' ORDER BY since, agent LIMIT 1" + skip,
-                                 (queue,)).fetchone()
+            agent = conn.execute(f"SELECT agent FROM queue_agents WHERE {who} AND {free} "
+                                 "ORDER BY since, agent LIMIT 1" + skip,
+                                 params + free_params).fetchone()
             if agent is None:
                 return None
             conn.execute("UPDATE queue_agents SET state = 'offered', caller = ? WHERE agent = ?",
@@ -110,8 +163,9 @@ class QueueState:
         return self.db.run(work)
 
     def finish(self, queue: str, caller: str, agent: str, answered: bool,
-               at: float) -> Deferred:
-        """The offer's outcome: answered (caller leaves, agent busy) or not (both wait)."""
+               at: float, rest_until: float | None = None) -> Deferred:
+        """The offer's outcome: answered (caller leaves, agent busy) or not (both wait;
+        with ``rest_until`` the agent is not offered a call before that time)."""
         def work(conn) -> None:
             self._lock(conn, queue)
             if answered:
@@ -122,8 +176,11 @@ class QueueState:
             else:
                 conn.execute("UPDATE queue_callers SET state = 'waiting', agent = NULL WHERE "
                              "queue = ? AND caller = ? AND agent = ?", (queue, caller, agent))
-                conn.execute("UPDATE queue_agents SET state = 'idle', caller = NULL, since = ? "
-                             "WHERE agent = ? AND caller = ?", (at, agent, caller))
+                rest = rest_until is not None and rest_until > at
+                conn.execute("UPDATE queue_agents SET state = ?, caller = NULL, since = ? "
+                             "WHERE agent = ? AND caller = ?",
+                             ("wrapup" if rest else "idle", rest_until if rest else at,
+                              agent, caller))
         return self.db.run(work)
 
 
