@@ -59,6 +59,7 @@ from .sip.transport import SipTransport
 from .sip.websocket import SipWebSocketResource
 from .sip.ua import UserAgent
 from .store.cdr import CdrStore
+from .store.farm_secrets import SIP_NONCE, shared_secret
 from .store.node_calls import NodeCalls
 from .store.outbox import Outbox
 from .store.queue_state import QueueState
@@ -96,14 +97,16 @@ class SipSecurity:
     throttle: object
 
 
-def sip_security(directory, clock, own_addresses, port: int, location=None) -> SipSecurity:
+def sip_security(directory, clock, own_addresses, port: int, location=None,
+                 nonce_secret: bytes | None = None) -> SipSecurity:
     """The registrar, INVITE authentication and failure bans over ``directory`` (the
-    extensions configuration), sharing one nonce secret and one throttle."""
+    extensions configuration), sharing one nonce secret (random, or the farm's) and one
+    throttle."""
     from .sip.auth import NonceManager
     from .sip.authenticator import InviteAuthenticator
     from .sip.registrar import DigestGate, LocationService, Registrar
     from .sip.throttle import Throttle
-    nonces = NonceManager(os.urandom(32))
+    nonces = NonceManager(nonce_secret or os.urandom(32))
     throttle = Throttle.from_settings(directory.security,
                                       log=Logger(namespace="ivr.sip.throttle").info)
     # the gate never counts failures from registered addresses; a farm's is shared
@@ -218,8 +221,12 @@ class IvrServer:
             self.shared_location = SharedLocation(RegistrationStore(self.db, self.node_id),
                                                   reactor, self.node_id)
             log.info("node id {n}: registrations shared through the database", n=self.node_id)
+        # a farm's nodes share the digest nonce secret: a challenge from one node is
+        # answered on any other (Kamailio spreads requests; a node may die in between)
+        nonce_secret = (shared_secret(self.db, SIP_NONCE)
+                        if self.shared_location is not None else None)
         security = sip_security(directory, reactor, self._own_addresses(), self.transport.port,
-                                self.shared_location)
+                                self.shared_location, nonce_secret)
         self.registrar, self.invite_auth = security.registrar, security.invite_auth
         self.throttle = security.throttle
         self.transport.on_connection_closed.append(self._flow_closed)

@@ -82,6 +82,10 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE TABLE IF NOT EXISTS queue_agents (agent TEXT PRIMARY KEY, queue TEXT NOT NULL, "
         "state TEXT NOT NULL, caller TEXT, since REAL NOT NULL)",
     )),
+    Migration(7, "secrets the farm's nodes share (ivr/store/farm_secrets.py)", (
+        "CREATE TABLE IF NOT EXISTS farm_secrets (name TEXT PRIMARY KEY, "
+        "value TEXT NOT NULL, created_at REAL NOT NULL)",
+    )),
 )
 
 VERSION_TABLE = ("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
