@@ -32,8 +32,8 @@ from bench import common  # noqa: E402
 BENCHMARKS = [("B0", "b0_streams", "b0_streams"), ("B1", "b1_setup", "b1_setup"),
               ("B3", "b3_bridge", "b3_bridge"), ("B2", "b2_ivr", "b2_ivr"),
               ("B4", "b4_timing", "b4_timing"), ("B5", "b5_dtmf", "b5_dtmf"), ("B6", "b6_tts", "b6_tts"),
-              ("B7", "b7_srtp", "b7_srtp"), ("B8", "b8_webrtc", "b8_webrtc"),
-              ("B9", "b9_speech", "b9_speech"),
+              ("B7", "b7_srtp", "b7_srtp"), ("B8", "b8_farm", "b8_farm"),
+              ("B9", "b9_speech", "b9_speech"), ("B10", "b8_webrtc", "b8_webrtc"),
               ("MEM", "memory", "memory")]
 
 # (benchmark, label, path into figures, target text, check(value) -> bool | None, ratio path)
@@ -71,14 +71,20 @@ ROWS = [
      "-", None, None),
     ("B7", "SRTP: added CPU us per packet (protect + unprotect)", "added_us_per_packet", "<= 3",
      lambda v: v <= 3, None),
-    ("B8", "WebRTC echo: server CPU ms per call-second, WebRTC / plain",
+    ("B10", "WebRTC echo: server CPU ms per call-second, WebRTC / plain",
      ("server_cpu_ms_per_call_second_webrtc", "server_cpu_ms_per_call_second_plain"), "-", None, None),
-    ("B8", "WebRTC echo: CPU per call, WebRTC / plain", "cpu_ratio_webrtc_to_plain", "-", None, None),
-    ("B8", "WebRTC echo: server CPU us per echoed packet, WebRTC / plain",
+    ("B10", "WebRTC echo: CPU per call, WebRTC / plain", "cpu_ratio_webrtc_to_plain", "-", None, None),
+    ("B10", "WebRTC echo: server CPU us per echoed packet, WebRTC / plain",
      ("server_cpu_us_per_echoed_packet_webrtc", "server_cpu_us_per_echoed_packet_plain"), "-", None, None),
-    ("B8", "WebRTC echo: INVITE->first echo p99 (ms)", ("setup_ms_webrtc", "p99"), "-", None, None),
-    ("B8", "WebRTC echo: failed calls", "failed_calls_webrtc", "0", lambda v: v == 0, None),
-    ("B8", "WebRTC echo: packet loss (%)", "packet_loss_percent_webrtc", "0", lambda v: v == 0, None),
+    ("B10", "WebRTC echo: INVITE->first echo p99 (ms)", ("setup_ms_webrtc", "p99"), "-", None, None),
+    ("B10", "WebRTC echo: failed calls", "failed_calls_webrtc", "0", lambda v: v == 0, None),
+    ("B10", "WebRTC echo: packet loss (%)", "packet_loss_percent_webrtc", "0", lambda v: v == 0, None),
+    ("B8", "farm: setup rate through Kamailio, 1 / 2 nodes (calls/s)",
+     ("setup_rate_cps_1_node", "setup_rate_cps_2_nodes"), "-", None, None),
+    ("B8", "farm: INVITE->200 p99 at that rate, 1 / 2 nodes (ms)",
+     ("invite_to_200_p99_ms_1_node", "invite_to_200_p99_ms_2_nodes"), "< 100", None, None),
+    ("B8", "farm: failed calls (held steps)", "failed_calls", "0", lambda v: v == 0, None),
+    ("B8", "farm: Kamailio CPU us per call", "kamailio_cpu_us_per_call", "-", None, None),
     ("B9", "speech: accuracy at 20 / 10 dB SNR (%)", ("accuracy_percent_20db", "accuracy_percent_10db"),
      ">= 95 at 20 dB", None, None),
     ("B9", "speech: accuracy at 20 dB SNR (%)", "accuracy_percent_20db", ">= 95", lambda v: v >= 95, None),
@@ -128,7 +134,7 @@ def main(argv=None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="about a minute and a half (default)")
     mode.add_argument("--full", action="store_true", help="the published figures (long)")
-    parser.add_argument("--only", default="", help="comma-separated: B0,B1,B2,B3,B4,B5,B6,B7,B8,B9,MEM")
+    parser.add_argument("--only", default="", help="comma-separated: B0,B1,B2,B3,B4,B5,B6,B7,B8,B9,B10,MEM")
     parser.add_argument("--results", default=None,
                         help="results directory (default bench/results, or bench/results/quick)")
     parser.add_argument("--work", default=None, help="scratch directory (default: a temp dir)")
@@ -139,9 +145,9 @@ def main(argv=None) -> int:
     parser.add_argument("--b0-streams", type=int, default=None,
                         help="B0's concurrent streams (default 1000; a smaller CI smoke run: 200)")
     parser.add_argument("--b8-calls", type=int, default=None,
-                        help="B8's concurrent WebRTC (and plain) calls (full default 100, quick 20)")
+                        help="B10's concurrent WebRTC (and plain) calls (full default 100, quick 20)")
     parser.add_argument("--b8-seconds", type=float, default=None,
-                        help="B8's measured window per phase (full default 30, quick 10)")
+                        help="B10's measured window per phase (full default 30, quick 10)")
     parser.add_argument("--b9-calls", type=int, default=None,
                         help="B9's concurrent speech gathers (full default 50, quick 10)")
     parser.add_argument("--b0-seconds", type=float, default=None,

@@ -108,9 +108,11 @@ def node_argv(node: dict, database: str, *, config: Path, dialplans: Path, promp
 
 def up(run: Path, nodes: int = 2, *, config: Path = ROOT / "config",
        dialplans: Path = ROOT / "dialplans", prompts: Path = ROOT / "prompts",
-       node_args: list[str] = (), pike_density: int = 200, net: int | None = None) -> dict:
+       node_args: list[str] = (), pike_density: int = 200, net: int | None = None,
+       node_cores: list[str] | None = None, kamailio_core: str | None = None) -> dict:
     """Start the farm in ``run`` (created); returns (and saves) its state.  On any failure
-    what was started is stopped again."""
+    what was started is stopped again.  ``node_cores`` (one per node) and ``kamailio_core``
+    pin the processes with taskset (benchmarks)."""
     run = Path(run).resolve()
     run.mkdir(parents=True, exist_ok=True)
     if load(run) and any(p["running"] for p in status(run)["processes"]):
@@ -137,20 +139,21 @@ def up(run: Path, nodes: int = 2, *, config: Path = ROOT / "config",
         dslist = run / "kamailio" / "dispatcher.list"
         dslist.write_text("".join(f"1 sip:{n['address']}:{n['sip_port']} 0 0 "
                                   f"node={n['id']}\n" for n in state["nodes"]))
-        for node in state["nodes"]:
-            node["argv"] = node_argv(node, pg.url, config=config, dialplans=dialplans,
-                                     prompts=prompts, extra=list(node_args))
+        for i, node in enumerate(state["nodes"]):
+            argv = node_argv(node, pg.url, config=config, dialplans=dialplans, prompts=prompts,
+                             extra=list(node_args))
+            node["argv"] = _pin(node_cores[i] if node_cores else None, argv)
             node["pid"] = _spawn(node["argv"], Path(node["log"])).pid
             save(run, state)
         for node in state["nodes"]:
             _wait_ready(node, 0)
         kam_log = run / "kamailio.log"
         kam["log"] = str(kam_log)
-        kam["pid"] = _spawn(["kamailio", "-DD", "-E", "-f", str(KAMAILIO_CFG),
+        kam["pid"] = _spawn(_pin(kamailio_core, ["kamailio", "-DD", "-E", "-f", str(KAMAILIO_CFG),
                              "-Y", str(run / "kamailio"), "-w", str(run / "kamailio"),
                              "-A", f"LISTEN=udp:{kam_ip}:{kam['sip_port']}",
                              "-A", f'DSLIST="{dslist}"', "-A", f'CTLSOCK="{kam["ctl"]}"',
-                             "-A", f"PIKE_DENSITY={pike_density}"], kam_log).pid
+                             "-A", f"PIKE_DENSITY={pike_density}"]), kam_log).pid
         state["kamailio"] = kam
         save(run, state)
         _wait_for(lambda: all(d["state"].startswith("A") for d in dispatcher(kam["ctl"]))
@@ -162,6 +165,10 @@ def up(run: Path, nodes: int = 2, *, config: Path = ROOT / "config",
     except BaseException:
         down(run)
         raise
+
+
+def _pin(core: str | None, argv: list[str]) -> list[str]:
+    return ["taskset", "-c", core, *argv] if core is not None else argv
 
 
 def _wait_ready(node: dict, offset: int, timeout: float = 90) -> None:

@@ -24,7 +24,7 @@ KEYS = ["server_cpu_ms_per_call_second_webrtc", "server_cpu_ms_per_call_second_p
 
 def test_tiny_b8_run_every_call_succeeds(tmp_path):
     results = tmp_path / "results"
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--only", "B8",
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--only", "B10",
                            "--b8-calls", "3", "--b8-seconds", "2", "--results", str(results),
                            "--work", str(tmp_path / "work")],
                           cwd=ROOT, capture_output=True, text=True, timeout=180)
@@ -44,7 +44,7 @@ def test_tiny_b8_run_every_call_succeeds(tmp_path):
     webrtc = figures["phases"][1]
     assert webrtc["invite_to_dtls_ms"]["n"] == 3  # ICE and the DTLS handshake really ran
     assert figures["server_cpu_ms_per_call_second_webrtc"] > 0
-    assert "| B8 | WebRTC echo: failed calls | 0 |" in proc.stdout
+    assert "| B10 | WebRTC echo: failed calls | 0 |" in proc.stdout
 
 
 def test_payload_counter_round_trips_in_g711_safe_codes():
