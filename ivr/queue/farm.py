@@ -176,11 +176,9 @@ class FarmQueueEngine(QueueEngine):
         now = self._clock.seconds()
         self._sync_presence(now)
         for name, q in list(self._queues.items()):
+            self._refresh_positions(name)   # also without callers here: a new one's place
             if q.waiting:
-                self._refresh_positions(name)
                 self._match(name)
-            else:
-                self._others.pop(name, None)
 
     def _match_all(self) -> None:
         for name, q in list(self._queues.items()):
