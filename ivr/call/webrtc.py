@@ -19,9 +19,10 @@ What the call layer (``ivr/call/media_leg.py``) must do
    and DTLS keys SRTP).  ``set_direction(webrtc.negotiated.direction.value)`` as usual.
 3. Send ``answer`` in the 200 OK.  ``rtp.on_timeout`` already ends the call when consent
    expires (RFC 7675) as when RTP stops.
-4. A re-INVITE on a WebRTC leg (hold, ICE restart) is not handled yet: answer it with
-   the previous answer when the offer's ``a=ice-ufrag`` and ``a=fingerprint`` are unchanged
-   (only a direction change), else 488.
+4. A re-INVITE on a WebRTC leg (``MediaLeg._reoffered_webrtc``) gets our answer again,
+   with the new direction, when the offer's ``a=ice-ufrag`` and ``a=fingerprint`` are
+   unchanged (hold, resume, a session refresh); an ICE restart or a new certificate is 488
+   and the media stays as it was.
 5. Report: ``rtp.stats()["media_encryption"]`` is ``"dtls-srtp"`` once keyed; the CDR's leg
    kind for anonymous browser callers (issue item 4) is the call layer's.
 """
