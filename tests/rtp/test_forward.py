@@ -126,3 +126,14 @@ def test_outgoing_sequence_and_timestamps_stay_one_stream(evs, clock0, seq0, in0
     for (s1, t1), (s2, t2) in zip(sent, sent[1:]):
         assert s2 == (s1 + 1) & 0xFFFF
         assert (t2 - t1) & M32 < 0x80000000, (t1, t2)  # not backwards (serial arithmetic)
+
+
+def test_the_rewrite_is_pure():
+    """Rule 1: importing ivr.rtp.forward on its own pulls no Twisted, socket or select."""
+    import subprocess
+    import sys
+    code = ("import sys, ivr.rtp.forward; "
+            "bad = [m for m in ('twisted', 'socket', 'select', 'asyncio') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
