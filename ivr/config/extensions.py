@@ -25,6 +25,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ivr.sip.uri import SipSyntaxError, SipUri, parse_uri
 
 from .webrtc import WebrtcVisitorSettings, parse_webrtc
+from .media_relay import MediaRelaySettings, parse_media_relay
 
 DEFAULT_PATH = Path("config") / "extensions.yaml"
 #: Digest algorithms an extension may hold an HA1 for: config key -> RFC 8760 name.
@@ -129,6 +130,8 @@ class ExtensionsConfig:
     allow_insecure_srtp_keys: bool = False
     #: What anonymous browser callers (SIP over WebSocket, no extension) may call.
     webrtc: WebrtcVisitorSettings = field(default_factory=WebrtcVisitorSettings)
+    #: Who relays bridged media: the server itself (default) or rtpengine.
+    media_relay: MediaRelaySettings = field(default_factory=MediaRelaySettings)
 
     def trunk_for_source(self, host: str) -> Trunk | None:
         for trunk in self.trunks.values():
@@ -385,7 +388,7 @@ def _ca_file(r: "_Reader", f, what: str, transport: str) -> str | None:
 
 _TOP_KEYS = ("realm", "domains", "algorithms", "md5_only_user_agents", "extensions", "ring_groups", "trunks",
              "queues", "registrar", "security", "require_trusted_sources", "media_encryption",
-             "allow_insecure_srtp_keys", "webrtc")
+             "allow_insecure_srtp_keys", "webrtc", "media_relay")
 
 
 def _queue(r: "_Reader", name: str, vnode: Node, numbers):
@@ -501,13 +504,15 @@ def parse_extensions(text: str, file: str = "<string>", environ: Mapping[str, st
     media_encryption = _media_encryption(r, top, "")
     webrtc = (parse_webrtc(r, top["webrtc"][1]) if "webrtc" in top
               else WebrtcVisitorSettings())
+    media_relay = (parse_media_relay(r, top["media_relay"][1]) if "media_relay" in top
+                   else MediaRelaySettings())
     if r.errors:
         return None, sorted(r.errors, key=lambda e: (e.line, e.col))
     return ExtensionsConfig(realm or "ivr.local", tuple(d.lower() for d in domains), algorithms,
                             tuple(legacy),
                             MappingProxyType(extensions), MappingProxyType(groups),
                             MappingProxyType(trunks), MappingProxyType(queues), registrar, security,
-                            file, media_encryption, insecure_keys, webrtc), []
+                            file, media_encryption, insecure_keys, webrtc, media_relay), []
 
 
 def load_extensions(path: str | os.PathLike = DEFAULT_PATH, environ: Mapping[str, str] | None = None
