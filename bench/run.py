@@ -30,7 +30,7 @@ from bench import common  # noqa: E402
 
 # id, module, results name.  B3 runs before B2: B2 reports its cost against B3's reference.
 BENCHMARKS = [("B0", "b0_streams", "b0_streams"), ("B1", "b1_setup", "b1_setup"),
-              ("B3", "b3_bridge", "b3_bridge"), ("B2", "b2_ivr", "b2_ivr"),
+              ("B3", "b3_bridge", "b3_bridge"), ("B3S", "b3_srtp", "b3_srtp"), ("B2", "b2_ivr", "b2_ivr"),
               ("B4", "b4_timing", "b4_timing"), ("B5", "b5_dtmf", "b5_dtmf"), ("B6", "b6_tts", "b6_tts"),
               ("B7", "b7_srtp", "b7_srtp"), ("B8", "b8_farm", "b8_farm"),
               ("B9", "b9_speech", "b9_speech"), ("B10", "b8_webrtc", "b8_webrtc"),
@@ -56,6 +56,12 @@ ROWS = [
      "cost_ratio_to_reference"),
     ("B3", "added latency per relay p99 (ms)", "added_latency_per_relay_p99_ms", "-", None, None),
     ("B3", "jitter out / in, p99 (ms)", ("jitter_out_of_server_p99_ms", "jitter_into_server_p99_ms"), "-", None, None),
+    ("B3S", "SRTP both legs: CPU us per relayed packet, plain / SRTP",
+     ("cpu_us_per_relayed_packet_plain", "cpu_us_per_relayed_packet_srtp"), "-", None, None),
+    ("B3S", "SRTP both legs: added CPU us per relayed packet", "added_cpu_us_per_relayed_packet", "-", None, None),
+    ("B3S", "SRTP both legs: per relay p50 / p99 (ms)", ("per_relay_p50_ms_srtp", "per_relay_p99_ms_srtp"),
+     "-", None, None),
+    ("B3S", "SRTP both legs: undecryptable packets", "undecryptable_packets", "0", lambda v: v == 0, None),
     ("B4", "interval p99 (ms)", ("interval_ms", "p99"), "-", None, None),
     ("B4", "interval p99.9 (ms)", ("interval_ms", "p999"), "-", None, None),
     ("B4", "interval max (ms)", ("interval_ms", "max"), "-", None, None),
@@ -134,7 +140,7 @@ def main(argv=None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="about a minute and a half (default)")
     mode.add_argument("--full", action="store_true", help="the published figures (long)")
-    parser.add_argument("--only", default="", help="comma-separated: B0,B1,B2,B3,B4,B5,B6,B7,B8,B9,B10,MEM")
+    parser.add_argument("--only", default="", help="comma-separated: B0,B1,B2,B3,B3S,B4,B5,B6,B7,B8,B9,B10,MEM")
     parser.add_argument("--results", default=None,
                         help="results directory (default bench/results, or bench/results/quick)")
     parser.add_argument("--work", default=None, help="scratch directory (default: a temp dir)")
