@@ -11,6 +11,7 @@
     GET    /metrics                     (no key: for the Prometheus scraper)
     GET    /v1/dialplans[/schema|/{file}]  PUT /v1/dialplans/{file}  (admin keys; dialplan_files.py)
     GET    /builder, /v1/builder/calls, /v1/builder/trace/{id}  (admin keys; builder*.py)
+    POST   /builder/sign-in, /builder/sign-out  (the builder's HttpOnly key cookie)
     GET    /demo/click-to-call, /demo/click-to-call.js, POST /demo/api/click-to-call,
     GET    /demo/api/sessions/{id}      (no key: rate limited per visitor)
 
@@ -35,6 +36,7 @@ from .config import ApiConfig
 from .errors import ApiError, KeyRing, RateLimiter
 from .fields import json_body, need, opt_bool, opt_number, opt_str, opt_url, parse_json
 from .limits import GuardedResource
+from .builder_signin import AdminCookieResource
 from .sessions import SessionService, then
 from .times import parse_time
 from ..store.cdr import OUTCOMES, to_csv
@@ -116,8 +118,10 @@ def make_api(telephony, store, webhooks, config: ApiConfig | None = None, clock=
               metrics=metrics, environ=environ, throttle=throttle,
               dialplan_files=dialplan_files)
     app = build_app(api)
-    resource = GuardedResource(app.resource(), lambda request, err: api.respond(
-        request, err.status, json.loads(err.body()), err.headers))
+    answer = lambda request, err: api.respond(  # noqa: E731
+        request, err.status, json.loads(err.body()), err.headers)
+    # the Flow Builder's sign-in cookie stands for X-API-Key on its paths (builder_signin.py)
+    resource = GuardedResource(AdminCookieResource(app.resource(), api.signin, answer), answer)
     resource.api = api   # for the wiring code and tests
     return resource
 
@@ -127,12 +131,14 @@ def build_app(api: Api) -> Klein:
     from .dialplan_files import dialplan_routes
     from .builder import builder_routes
     from .builder_live import builder_live_routes
+    from .builder_signin import signin_routes
     app = Klein()
     app.url_map.merge_slashes = False   # "/v1//calls" is a 404, not a redirect (before routes)
     cfg = api.config
     security_routes(app, api)  # GET /v1/security/bans, DELETE /v1/security/bans/{address}
     dialplan_routes(app, api)  # /v1/dialplans[/...]: schema, read, save, backups (admin keys)
     builder_routes(app, api)   # GET /builder: the Flow Builder page (admin keys)
+    api.signin = signin_routes(app, api)  # POST /builder/sign-in, /builder/sign-out
     builder_live_routes(app, api)  # /v1/builder/calls, /v1/builder/trace/{id} (live view)
 
     @app.handle_errors(ApiError)

@@ -2,17 +2,19 @@
 the browser through ``/v1/dialplans`` (``dialplan_files.py``).  Plain JS, no build step.
 
 The page needs an admin key like the API it calls: ``X-API-Key``/``Bearer`` (a proxy or a
-test browser sending it), or the ``ivr_admin_key`` cookie, which the page also sends on
-its own API calls as ``X-API-Key``.  Without one: 401 JSON; with a key that is not an
-admin key: 403.
+script sending it), or the ``ivr_admin_key`` cookie that the sign-in form sets
+(``builder_signin.py``, which also turns the cookie into the key for the page's own API
+calls).  Without a key: 401 with the sign-in form; with a key that is not an admin key:
+403 with the form and why; a wrong or revoked cookie: 401, the form, and the cookie cleared.
 """
 from __future__ import annotations
 
 from importlib import resources
 
+from .builder_signin import COOKIE, has_key_header, sign_in_page
 from .dialplan_files import authorise_admin
+from .errors import ApiError
 
-COOKIE = b"ivr_admin_key"
 _CSP = b"default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:"
 
 
@@ -20,43 +22,41 @@ def _asset(name: str) -> bytes:
     return resources.files("ivr.api").joinpath("web", name).read_bytes()
 
 
-class _CookieHeaders:
-    """The request's headers, with the cookie's key as X-API-Key when no key header came."""
-
-    def __init__(self, request) -> None:
-        self.headers = request.requestHeaders
-        self.cookie = request.getCookie(COOKIE)
-
-    def getRawHeaders(self, name, default=None):  # noqa: N802 - twisted's Headers API
-        values = self.headers.getRawHeaders(name)
-        if values:
-            return values
-        if name.lower() == b"x-api-key" and self.cookie \
-                and not self.headers.getRawHeaders(b"authorization"):
-            return [self.cookie]
-        return default
-
-
-class _CookieRequest:
-    def __init__(self, request) -> None:
-        self.requestHeaders = _CookieHeaders(request)
-
-
 def builder_routes(app, api) -> None:
     page, script = _asset("builder.html"), _asset("builder.js")
 
     def serve(request, body: bytes, kind: bytes) -> bytes:
-        authorise_admin(api, _CookieRequest(request))
+        authorise_admin(api, request)
         request.setHeader(b"Content-Type", kind)
         request.setHeader(b"Cache-Control", b"no-store")
         request.setHeader(b"Content-Security-Policy", _CSP)
-        request.setHeader(b"Referrer-Policy", b"no-referrer")
+        # same-origin, not no-referrer: the page's PUTs must carry their real Origin
+        # (no-referrer makes Chromium send "Origin: null"), which the cookie check reads
+        request.setHeader(b"Referrer-Policy", b"same-origin")
         request.setHeader(b"X-Frame-Options", b"DENY")
         return body
 
     @app.route("/builder", methods=["GET"])
     def builder_page(request):
-        return serve(request, page, b"text/html; charset=utf-8")
+        try:
+            return serve(request, page, b"text/html; charset=utf-8")
+        except ApiError as err:
+            by_cookie = not has_key_header(request)
+            if err.status == 401 and by_cookie and request.getCookie(COOKIE):
+                request.addCookie(COOKIE, b"", path=b"/", max_age=b"0", httpOnly=True,
+                                  sameSite="strict")
+                return sign_in_page(request, 401, "That key is no longer accepted. "
+                                                  "Please sign in again.")
+            if err.status == 401:
+                return sign_in_page(request, 401)
+            if err.status == 403:
+                return sign_in_page(request, 403, "This key works for the API but is not an "
+                                                  "admin key: sign in with an admin key.")
+            if err.status == 429:
+                request.setHeader(b"Retry-After", err.headers["Retry-After"].encode())
+                return sign_in_page(request, 429, "Too many requests. Wait "
+                                    f"{err.headers['Retry-After']} seconds and reload.")
+            raise
 
     @app.route("/builder/builder.js", methods=["GET"])
     def builder_script(request):

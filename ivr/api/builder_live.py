@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from twisted.internet.defer import succeed
 
-from .builder import _CookieRequest
 from .call_trace import trace_of_cdr, trace_steps
 from .dialplan_files import authorise_admin
 from .errors import ApiError
@@ -77,7 +76,7 @@ def _called(api, leg_id: str):
 def builder_live_routes(app, api) -> None:
     @app.route("/v1/builder/calls", methods=["GET"])
     def builder_calls(request):
-        authorise_admin(api, _CookieRequest(request))
+        authorise_admin(api, request)
         raw = (request.args.get(b"limit") or [b"50"])[0]
         if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIST:
             raise ApiError(400, "invalid_field", f"'limit' must be an integer from 1 to "
@@ -105,6 +104,6 @@ def builder_live_routes(app, api) -> None:
 
     @app.route("/v1/builder/trace/<path:call_id>", methods=["GET"])
     def builder_trace(request, call_id):
-        authorise_admin(api, _CookieRequest(request))
+        authorise_admin(api, request)
         return find_trace(api, call_id).addCallback(
             lambda trace: api.respond(request, 200, trace))

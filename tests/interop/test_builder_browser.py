@@ -72,6 +72,33 @@ def test_builder_needs_an_admin_key(server, browser):
     assert ctx.new_page().goto(url + "/builder").status == 403
 
 
+def test_sign_in_through_the_form_edit_and_save(server, browser):
+    url, plans = server
+    page = browser.new_context(viewport={"width": 1600, "height": 1000}).new_page()
+    page.errors = []
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    assert page.goto(url + "/builder").status == 401  # the sign-in form, not JSON
+    page.fill("#key", "not-the-key")
+    page.click("#sign-in")
+    assert "was not accepted" in page.locator("#sign-in-message").inner_text()
+    page.fill("#key", ADMIN["X-API-Key"])
+    page.click("#sign-in")
+    page.wait_for_selector("body[data-ready]", timeout=15_000)
+    cookie = [c for c in page.context.cookies() if c["name"] == "ivr_admin_key"][0]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert "ivr_admin_key" not in page.evaluate("document.cookie")  # the script cannot read it
+    page.locator('[data-step="tollfree.yaml:51"]').click()
+    page.fill('#form input[name="text"]', "Signed in and saved.")
+    page.click("#apply-step")
+    page.click("#save")
+    page.locator("#status.saved").wait_for(timeout=10_000)  # the PUT went with the cookie
+    assert '"Signed in and saved."' in (plans / "tollfree.yaml").read_text()
+    page.click("#sign-out")
+    assert "signed out" in page.locator("#sign-in-message").inner_text()
+    assert page.goto(url + "/builder").status == 401
+    assert page.errors == []
+
+
 def test_graph_of_the_bundled_plans(server, browser, tmp_path):
     url, _ = server
     page = open_builder(browser, url)

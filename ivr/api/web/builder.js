@@ -7,15 +7,10 @@ const TERMINAL = new Set(["hangup", "reject", "goto", "return", "transfer"]);
 const state = { schema: null, files: {}, dirty: new Set(), selected: null, errors: {} };
 window.builder = state;
 
-function cookieKey() {
-  const m = document.cookie.match(/(?:^|;\s*)ivr_admin_key=([^;]+)/);
-  return m ? decodeURIComponent(m[1]) : null;
-}
-
+// The admin key travels in the HttpOnly sign-in cookie (or a header a proxy adds): this
+// script never sees it.  Same-origin fetches send the cookie and their Origin.
 async function api(method, path, body, headers) {
   const h = Object.assign({}, headers || {});
-  const key = cookieKey();
-  if (key) h["X-API-Key"] = key;
   if (body !== undefined) h["Content-Type"] = "application/json";
   const r = await fetch(path, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) });
   let data = null;
