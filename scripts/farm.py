@@ -128,6 +128,7 @@ def up(run: Path, nodes: int = 2, *, config: Path = ROOT / "config",
         kam_ip = f"127.0.{net}.10"
         kam = {"address": kam_ip, "sip_port": free_port(kam_ip),
                "ctl": f"unix:{run / 'kamailio' / 'ctl'}"}
+        config = farm_config(Path(config), run / "config", kam_ip)
         (run / "kamailio").mkdir(exist_ok=True)
         for i in range(nodes):
             ip = f"127.0.{net}.{11 + i}"
@@ -165,6 +166,37 @@ def up(run: Path, nodes: int = 2, *, config: Path = ROOT / "config",
     except BaseException:
         down(run)
         raise
+
+
+def farm_config(config: Path, into: Path, proxy: str) -> Path:
+    """A copy of the configuration directory ``config`` in ``into`` whose extensions.yaml
+    trusts Kamailio (``security: trusted_proxies``): every request comes from its address,
+    and a phone with a bad password must get the phone banned, not Kamailio (the farm).
+    A config that names its trusted proxies already is copied as it is."""
+    import shutil
+    if into.exists():
+        shutil.rmtree(into)
+    shutil.copytree(config, into)
+    ext = into / "extensions.yaml"
+    text = ext.read_text() if ext.exists() else ""
+    import yaml
+    security = (yaml.safe_load(text) or {}).get("security") or {}
+    if not security.get("trusted_proxies"):
+        lines = text.splitlines()
+        line = f"  trusted_proxies: [{proxy}]   # Kamailio (scripts/farm.py)"
+        flow = [i for i, t in enumerate(lines) if t.startswith("security: {")]
+        empty = [i for i, t in enumerate(lines) if t.lstrip().startswith("trusted_proxies:")]
+        if empty:                                   # an empty list: Kamailio's address
+            lines[empty[0]] = line
+        elif "security:" in lines:
+            lines.insert(lines.index("security:") + 1, line)
+        elif flow:
+            i = flow[0]
+            lines[i] = lines[i].replace("}", f", trusted_proxies: [{proxy}]}}", 1)
+        else:
+            lines += ["security:", line]
+        ext.write_text("\n".join(lines) + "\n")
+    return into
 
 
 def _pin(core: str | None, argv: list[str]) -> list[str]:

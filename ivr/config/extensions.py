@@ -105,6 +105,9 @@ class SecuritySettings:
     failure_window: int = 60    # ... within this many seconds ...
     ban_time: int = 300         # ... get the IP ignored for this long
     require_trusted_sources: bool = False  # inbound INVITEs only from trunks / extensions
+    #: SIP proxies in front of us (Kamailio of a farm): never banned; what they relay is
+    #: counted against the client they recorded in its Via (ivr/sip/throttle.py)
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -218,6 +221,18 @@ class _Reader:
             return ()
         out = (self.string(item, f"item of {what}", regex) for item in items)
         return tuple(s for s in out if s is not None)
+
+
+def _addresses(r: _Reader, node: Node, what: str) -> tuple[str, ...]:
+    """A list of IP addresses (not networks, not names), each in its canonical text."""
+    out = []
+    items = node.value if isinstance(node, SequenceNode) else [node]
+    for text, item in zip(r.strings(node, what), items):
+        try:
+            out.append(str(ipaddress.ip_address(text.strip("[]"))))
+        except ValueError:
+            r.error(item, f"{what}: {text!r} is not an IP address")
+    return tuple(dict.fromkeys(out))
 
 
 def _ha1(r: _Reader, fields: dict, what: str) -> dict[str, str]:
@@ -485,8 +500,12 @@ def parse_extensions(text: str, file: str = "<string>", environ: Mapping[str, st
     security = SecuritySettings()
     sec: dict = {}
     if "security" in top:
-        f = r.mapping(top["security"][1], "security", ("max_failures", "failure_window", "ban_time"))
-        sec = {k: r.integer(v, f"security {k}", 1, 86400 * 7) for k, (_, v) in f.items()}
+        f = r.mapping(top["security"][1], "security", ("max_failures", "failure_window", "ban_time",
+                                                       "trusted_proxies"))
+        sec = {k: r.integer(v, f"security {k}", 1, 86400 * 7) for k, (_, v) in f.items()
+               if k != "trusted_proxies"}
+        if "trusted_proxies" in f:
+            sec["trusted_proxies"] = _addresses(r, f["trusted_proxies"][1], "security trusted_proxies")
     if "require_trusted_sources" in top:
         sec["require_trusted_sources"] = r.boolean(top["require_trusted_sources"][1],
                                                    "require_trusted_sources")

@@ -206,13 +206,15 @@ class InviteAuthenticator:
 
     def check(self, request: Request, source) -> AuthResult:
         now = self.clock.seconds()
-        if self.throttle is not None and self.throttle.is_banned(source.host, now):
+        client = (source.host if self.throttle is None  # behind a trusted proxy: the phone
+                  else self.throttle.client_address(source.host, request))
+        if self.throttle is not None and self.throttle.is_banned(client, now):
             return AuthResult(drop=True)
         trunk = self.config.trunk_for_source(source.host)
         if trunk is not None:
             return AuthResult(caller=Caller(CallerKind.TRUNK, trunk=trunk))
         if "Proxy-Authorization" in request.headers or self.claims_local(request):
-            verdict = self.gate.check(request, "Proxy-Authorization", now, source.host)
+            verdict = self.gate.check(request, "Proxy-Authorization", now, client)
             if verdict.outcome is Outcome.OK:
                 return AuthResult(caller=Caller(CallerKind.EXTENSION, extension=verdict.extension))
             return AuthResult(response=self.gate.refusal(request, verdict, "Proxy-Authorization", now))

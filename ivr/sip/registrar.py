@@ -197,7 +197,9 @@ class Registrar:
 
     def handle(self, request: Request, source) -> Response | None:
         now = self.clock.seconds()
-        if self.throttle is not None and self.throttle.is_banned(source.host, now):
+        client = (source.host if self.throttle is None  # behind a trusted proxy: the phone
+                  else self.throttle.client_address(source.host, request))
+        if self.throttle is not None and self.throttle.is_banned(client, now):
             return None
         tag = secrets.token_hex(6)
         try:
@@ -210,7 +212,7 @@ class Registrar:
             aor = None
         else:
             aor = aor_uri.user_unescaped
-        verdict = self.gate.check(request, "Authorization", now, source.host)
+        verdict = self.gate.check(request, "Authorization", now, client)
         if verdict.outcome is not Outcome.OK:
             return self.gate.refusal(request, verdict, "Authorization", now, tag)
         if aor is None or verdict.extension.number != aor:

@@ -12,6 +12,12 @@ address with a live registration.  A UDP source address is trivially forged, so
 otherwise anyone could silence a carrier trunk or a registered phone by sending bad
 passwords "from" it (see :class:`ivr.sip.authenticator.DigestGate`).
 
+Behind a SIP proxy (Kamailio in front of a farm) every request comes from the proxy's
+address: its ``trusted_proxies`` are never counted or banned themselves, and a request one
+of them relayed is counted against the client the proxy recorded, the Via below the
+proxy's own (:meth:`Throttle.client_address`: its ``received``, else its sent-by host).
+Anyone else's Vias are never read: they are the sender's own words.
+
 Bans are logged once when they start (address, failure count, until) and once when they
 are lifted (expired, lifted by the API, or forgotten because the table was full), through
 ``log``: any ``callable(format, **fields)`` such as a Twisted ``Logger().info``.
@@ -23,6 +29,8 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Callable
+
+from .uri import SipSyntaxError, parse_via
 
 
 @dataclass(frozen=True)
@@ -50,14 +58,16 @@ def _utc(seconds: float) -> str:
 class Throttle:
     def __init__(self, max_failures: int = 5, window: float = 60.0, ban_time: float = 300.0,
                  max_tracked: int = 10_000, exempt: frozenset[str] | set[str] = frozenset(),
-                 log: Callable[..., None] | None = None):
+                 log: Callable[..., None] | None = None,
+                 trusted_proxies: frozenset[str] | set[str] | tuple = frozenset()):
         if max_failures < 1 or window <= 0 or ban_time <= 0 or max_tracked < 1:
             raise ValueError("Throttle needs positive limits")
         self.max_failures = max_failures
         self.window = window
         self.ban_time = ban_time
         self.max_tracked = max_tracked
-        self.exempt = frozenset(exempt)
+        self.trusted_proxies = frozenset(trusted_proxies)
+        self.exempt = frozenset(exempt) | self.trusted_proxies  # a proxy is never banned
         self.log = log
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
 
@@ -65,7 +75,25 @@ class Throttle:
     def from_settings(cls, security, exempt=frozenset(), log=None) -> "Throttle":
         """From :class:`ivr.config.extensions.SecuritySettings`."""
         return cls(security.max_failures, security.failure_window, security.ban_time,
-                   exempt=exempt, log=log)
+                   exempt=exempt, log=log,
+                   trusted_proxies=getattr(security, "trusted_proxies", ()))
+
+    def client_address(self, host: str, request) -> str:
+        """The address ``request`` from source ``host`` is counted and banned as: ``host``
+        itself, unless it is a trusted proxy; then the first Via below the top one whose
+        address (``received``, else sent-by) is not a trusted proxy, or ``host`` (never
+        banned) when there is none (the proxy's own requests, such as OPTIONS probes)."""
+        if host not in self.trusted_proxies:
+            return host
+        try:
+            vias = [parse_via(v) for v in request.headers.get_all("Via")[1:]]
+        except (SipSyntaxError, ValueError):
+            return host
+        for via in vias:
+            address = via.param("received") or via.host_no_brackets
+            if address and address not in self.trusted_proxies:
+                return address
+        return host
 
     def is_banned(self, host: str, now: float) -> bool:
         entry = self._entries.get(host)

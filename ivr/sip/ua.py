@@ -115,9 +115,16 @@ class UserAgent:
                 return True
             log.info("dropping response {r!r} from {h}:{p}", r=message, h=source.host, p=source.port)
             return False
-        if (self.throttle is not None
-                and self.throttle.is_banned(source.host, self.clock.seconds())):
-            return False  # a source that failed authentication too often is ignored a while
+        if self.throttle is not None:
+            client = self.throttle.client_address(source.host, message)
+            if self.throttle.is_banned(client, self.clock.seconds()):
+                if client != source.host and message.method != "ACK":
+                    # relayed by a trusted proxy: answered, or the proxy would take our
+                    # silence for a dead node (Kamailio's dispatcher fails over)
+                    self.transport.send_response(make_response(
+                        message, 403, "Banned", to_tag=None if _has_to_tag(message)
+                        else new_tag()), source)
+                return False  # a source that failed authentication too often is ignored a while
         if message.method == "ACK":
             return True
         rejection = check_request(message)

@@ -6,7 +6,11 @@ does, on 127.0.X.y with free ports; always torn down.
 * ``kill -9`` of one node: new calls still succeed through the other (Kamailio fails over
   and its probes take the dead node out), the call in progress on the survivor carries on;
 * baresip registers 2001 through Kamailio (its Path is stored), and the node that did *not*
-  take the REGISTER rings 2001 for a caller: the call reaches the phone through Kamailio.
+  take the REGISTER rings 2001 for a caller: the call reaches the phone through Kamailio
+  (baresip's SIP trace shows Kamailio's Via and Record-Route on the INVITE);
+* a phone with a wrong password through Kamailio is banned by its own address (Kamailio is
+  a trusted proxy: scripts/farm.py writes ``security: trusted_proxies``), its next request
+  is answered 403 Banned, and baresip, through the same Kamailio, still registers and calls.
 """
 from __future__ import annotations
 
@@ -14,7 +18,9 @@ import importlib.util
 import json
 import os
 import signal
+import socket
 import time
+import urllib.request
 
 import psycopg
 import pytest
@@ -131,9 +137,65 @@ def test_calls_spread_over_nodes_and_survive_a_killed_node(cluster, tmp_path):
     assert down and not down[0]["state"].startswith("A"), down   # probes took it out
 
 
+def bad_password_phone(state, address: str, attempts: int) -> list[tuple[int, str]]:
+    """REGISTERs for 2002 with a wrong password from ``address`` through Kamailio (one
+    Call-ID: one node); each answer's (status, reason), None when nothing came back."""
+    from ivr.sip.auth import build_authorization, parse_challenge
+    from ivr.sip.headers import Headers
+    from ivr.sip.message import Request, parse_datagram, serialize
+    kam = (state["kamailio"]["address"], state["kamailio"]["sip_port"])
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((address, 0))
+    sock.settimeout(3)
+    port = sock.getsockname()[1]
+    answers, challenge = [], None
+    try:
+        for n in range(1, attempts + 2):
+            h = Headers()
+            h.add("Via", f"SIP/2.0/UDP {address}:{port};branch=z9hG4bKbad{n};rport")
+            h.add("Max-Forwards", "70")
+            h.add("From", "<sip:2002@ivr.local>;tag=bad")
+            h.add("To", "<sip:2002@ivr.local>")
+            h.add("Call-ID", f"bad-password-{address}")
+            h.add("CSeq", f"{n} REGISTER")
+            h.add("Contact", f"<sip:2002@{address}:{port}>")
+            h.add("Expires", "60")
+            if challenge is not None:
+                h.add("Authorization", build_authorization(
+                    challenge, "REGISTER", "sip:ivr.local", "2002", "wrong", cnonce="c", nc=n))
+            sock.sendto(serialize(Request("REGISTER", "sip:ivr.local", h)), kam)
+            try:
+                r = parse_datagram(sock.recv(65535))
+            except socket.timeout:
+                answers.append(None)
+                continue
+            if challenge is None:
+                assert r.status == 401, r
+                challenge = parse_challenge(r.headers.get_all("WWW-Authenticate")[0])
+            else:
+                answers.append((r.status, r.reason))
+    finally:
+        sock.close()
+    return answers
+
+
+def bans(node) -> list[str]:
+    req = urllib.request.Request(f"http://{node['address']}:{node['http_port']}/v1/security/bans",
+                                 headers={"X-API-Key": API_KEY})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return [b["address"] for b in json.loads(resp.read())["bans"]]
+
+
 def test_a_phone_registered_through_kamailio_is_called_by_the_other_node(cluster, tmp_path):
     state = cluster
     kam = state["kamailio"]
+    # a phone with a wrong password, through Kamailio: banned by its own address (the
+    # default max_failures: 5), its next REGISTER refused at once, Kamailio never banned
+    bad = kam["address"].rsplit(".", 1)[0] + ".50"
+    answers = bad_password_phone(state, bad, 6)
+    assert answers == [(403, "Forbidden")] * 5 + [(403, "Banned")], answers
+    assert sorted(a for n in state["nodes"] for a in bans(n)) == [bad]
+    assert all(d["state"].startswith("A") for d in farm.status(state["run_dir"])["dispatcher"])
 
     class Through:  # what tests.interop.test_extensions.phone needs of a server
         sip_port = kam["sip_port"]
@@ -143,6 +205,10 @@ def test_a_phone_registered_through_kamailio_is_called_by_the_other_node(cluster
                    "regint=60;answermode=auto")
         (bs.dir / "accounts").write_text(account + "\n")
         bs.stop()
+        traced = tmp_path / "baresip-traced"   # baresip -s: every SIP message in its log
+        traced.write_text(f"#!/bin/sh\nexec {bs.binary} -s \"$@\"\n")
+        traced.chmod(0o755)
+        bs.binary = str(traced)
         bs.start()
         registered(bs)
         with psycopg.connect(state["postgresql"]["url"]) as conn:
@@ -159,5 +225,17 @@ def test_a_phone_registered_through_kamailio_is_called_by_the_other_node(cluster
         assert done.returncode == 0 and done.stat("SuccessfulCall(C)") == 1, str(done)
         log = node_log(other)
         assert "Traceback" not in log
+        # the node's INVITE went to the phone through Kamailio (the Path as its Route):
+        # Kamailio's Via on top and its Record-Route
+        invite = next(m for m in bs.log().split("INVITE sip:2001")[1:]
+                      if f"{other['address']}:{other['sip_port']}" in m)
+        head = invite.replace("\r", "").split("\n\n")[0]
+        assert f"Via: SIP/2.0/UDP {kam['address']}:{kam['sip_port']};" in head, head
+        assert f"Record-Route: <sip:{kam['address']}:{kam['sip_port']};" in head, head
+        # and the phone calls out through the same Kamailio (the echo line)
+        bs.dial(f"sip:echo@{kam['address']}:{kam['sip_port']}")
+        bs.wait_for_event("CALL_ESTABLISHED", timeout=15, count=2)
+        bs.hangup()
+        bs.wait_for_event("CALL_CLOSED", timeout=10, count=2)
     finally:
         bs.stop()
