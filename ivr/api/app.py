@@ -170,8 +170,9 @@ def build_app(api: Api) -> Klein:
     def c2c_create(request):
         api.authorise(request)
         session = api.sessions.start(api.click_to_call_request(json_body(request)))
-        return api.respond(request, 201, session.to_dict(),
-                           {"Location": f"/v1/click-to-call/{session.id}"})
+        # in a farm, answered once the session is in the database (readable on every node)
+        return then(api.sessions.stored(session), lambda s: api.respond(
+            request, 201, s.to_dict(), {"Location": f"/v1/click-to-call/{s.id}"}))
 
     @app.route("/v1/click-to-call", methods=["GET"])
     def c2c_list(request):

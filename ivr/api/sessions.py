@@ -50,6 +50,22 @@ class SessionService:
         session.start()
         return session
 
+    def stored(self, session: Session):
+        """``session``, once every write queued for it so far is committed (a Deferred), in a
+        farm: a 201 then means any node can already read it (a client whose next request a
+        load balancer sends to another node must not get 404).  A write that failed was
+        logged and does not hold the answer back.  Alone (no shared store): ``session``."""
+        pending = self._writes.get(session.id)
+        if self.shared is None or pending is None:
+            return session
+        done = Deferred()
+
+        def release(result):
+            done.callback(session)
+            return result
+        pending.addBoth(release)
+        return done
+
     def get(self, session_id: str) -> Session:
         session = self._sessions.get(session_id)
         if session is None:

@@ -56,3 +56,43 @@ def test_another_nodes_call_is_found_by_id(tmp_path):
     assert missing.code == 404 and missing.error_code() == "not_found"
     env.advance(30)                 # b stopped publishing: its calls are no longer listed
     assert env.request("GET", "/v1/calls/leg-b-7").code == 404
+
+
+def test_a_new_session_is_answered_once_every_node_can_read_it(tmp_path):
+    """201 only after the session's first write is committed: a client whose next request
+    lands on another node (a load balancer) must find it there, not get 404."""
+    import json
+
+    from twisted.internet.defer import Deferred
+
+    from .harness import DEV_KEY
+
+    env = farm(tmp_path)
+    store = env.api.sessions.shared
+    held: list[Deferred] = []
+    record = store.record
+
+    def slow_record(*args, **kwargs):  # the database's commit, held until released
+        gate = Deferred()
+        held.append(gate)
+        return gate.addCallback(lambda _: record(*args, **kwargs))
+    store.record = slow_record
+    body = json.dumps({"agent": "+12125550199", "customer": "+12125551234"}).encode()
+    d = env.http.request("POST", "http://ivr.test/v1/click-to-call", data=body,
+                         headers={"X-API-Key": [DEV_KEY],
+                                  "Content-Type": ["application/json"]})
+    env.http.flush()
+    answers = []
+    d.addBoth(answers.append)
+    assert held and answers == [], "answered before the session was written"
+    while held:
+        held.pop(0).callback(None)
+        env.http.flush()
+    assert len(answers) == 1 and answers[0].code == 201
+    content = []
+    answers[0].content().addBoth(content.append)
+    env.http.flush()
+    sid = json.loads(content[0])["id"]
+    row = []
+    SessionStore(env.db, "b").get(sid).addBoth(row.append)
+    assert row[0] is not None and row[0]["node"] == "a"
