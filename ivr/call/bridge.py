@@ -24,6 +24,12 @@ other side sending and playing this bridge's source, no RFC 4733 event on its wa
 the reactor turn they arrive, with the outgoing leg's SSRC, sequence and a continuous
 timestamp.  Only what cannot be forwarded goes through the queue and the tick.  Unhooking
 (the bridge ends, a transfer) switches forwarding off and the tick takes over seamlessly.
+
+Media through rtpengine: with a ``relay`` (``media_relay: {engine: rtpengine}``,
+:mod:`ivr.call.media_relay`) the bridge starts in-process as above and asks the relay to
+anchor both legs at rtpengine; once it re-INVITEs them it calls :meth:`Bridge.media_elsewhere`
+(unhook) and, if that is undone before the bridge ends, :meth:`Bridge.media_back`.  The
+bridge's end and a transfer release the relay's session (:meth:`RtpengineRelay.release`).
 """
 from __future__ import annotations
 
@@ -74,8 +80,12 @@ class RelaySource:
 
 
 class Bridge:
-    def __init__(self, a, b) -> None:
+    def __init__(self, a, b, relay=None) -> None:
         self.a, self.b = a, b
+        # rtpengine (ivr.call.media_relay), when the server is configured with one
+        self.relay = relay if relay is not None else getattr(
+            getattr(a, "ctx", None), "media_relay", None)
+        self.anchor = None  # the relay's session for this bridge, while it has one
         # Cancelling the bridge (its verb was cancelled) hangs both legs up.
         self.done = defer.Deferred(canceller=lambda d: self._finish(None, "bridge-cancelled"))
         self.finished = False
@@ -90,11 +100,15 @@ class Bridge:
         for leg in (self.a, self.b):
             leg.when_ended().addCallback(self._leg_ended, leg)
         log.info("bridged {a} <-> {b}", a=self.a.call_id, b=self.b.call_id)
+        if self.relay is not None and not self.finished:
+            self.relay.anchor(self)
         return self.done
 
     def replace(self, old, new) -> None:
         """Swap ``old`` for ``new`` (a blind transfer); ``old`` is left alone, not hung up."""
         self._unhook()
+        if self.relay is not None:  # the leg that stays comes back to our media
+            self.relay.release(self, keep=(self.other(old),))
         old.bridge = None
         if old is self.a:
             self.a = new
@@ -117,6 +131,15 @@ class Bridge:
             digit_cb = self._digit_forwarder(leg)
             other.add_digit_listener(digit_cb)
             self._hooks.append((other, other_rtp, source.push, digit_cb))
+
+    def media_elsewhere(self) -> None:
+        """The relay moves the legs' media to rtpengine: stop relaying in-process."""
+        self._unhook()
+
+    def media_back(self) -> None:
+        """The legs' media is the server's again: relay in-process."""
+        if not self.finished and not self._hooks:
+            self._hook()
 
     def _unhook(self) -> None:
         for other, rtp, push, digit_cb in self._hooks:
@@ -144,6 +167,8 @@ class Bridge:
         self.finished = True
         self.ended_by = leg.call_id if leg is not None else None
         self._unhook()
+        if self.relay is not None:
+            self.relay.release(self)
         for each in (self.a, self.b):
             each.bridge = None
             if each is not leg and not each.ended:

@@ -61,6 +61,8 @@ class MediaLeg:
         self.on_event: Callable[..., None] | None = None  # the call's path log
         self.srtp_keys = _UNSET  # the keys the RTP session runs with (None: plain)
         self.webrtc = None  # ivr.sdp.webrtc.WebrtcMedia of a WebRTC leg
+        #: ivr.call.media_relay.Anchor while the far end sends to rtpengine, not to us
+        self.relayed_by = None
 
     # -- encryption --------------------------------------------------------------------
     @property
@@ -244,7 +246,10 @@ class MediaLeg:
     def reoffered(self, sdp: bytes | None) -> bytes:
         """A re-INVITE or UPDATE (hold, unhold, a new address): our answer to ``sdp``, or,
         when it has none, a new offer of ours (its answer comes in the ACK).  Raises
-        SdpError and leaves the media as it was when ``sdp`` cannot be answered."""
+        SdpError and leaves the media as it was when ``sdp`` cannot be answered.  A leg
+        whose media is at rtpengine comes back to ours first (the bridge then relays)."""
+        if self.relayed_by is not None and sdp is not None:
+            self.relayed_by.relay.leg_reoffered(self)
         rtp = self.ensure_rtp()
         if sdp is None:
             version = self.local_sdp.origin.sess_version + 1 if self.local_sdp else 1
@@ -268,8 +273,12 @@ class MediaLeg:
 
     def answered(self, sdp: bytes):
         """The far end's answer to our offer: applied, and returned (NegotiatedMedia).
-        Raises SdpError when it cannot be used; the media is then left as it was."""
+        Raises SdpError when it cannot be used; the media is then left as it was.  An
+        answer to an offer that points the far end at rtpengine is checked, not applied:
+        our RTP session stays idle."""
         negotiated = negotiate_answer(self.local_sdp, parse_sdp(sdp))
+        if self.relayed_by is not None:
+            return negotiated
         self.apply(negotiated)
         return negotiated
 
