@@ -32,6 +32,12 @@ packet instead of every stream ticked after it (see ``RtpSession.tick``).
 Receiving (``receiver=``, the server): a :class:`~ivr.rtp.receiver.MediaReceiver` is polled at
 the end of every firing, after the firing's packets were sent, so incoming RTP is read in
 batches by the clock instead of one reactor wake-up per packet (see ``receiver.py``).
+
+Sending (``batch``, a :class:`~ivr.rtp.sendbatch.SendBatch` over the process's batched socket
+I/O, :mod:`ivr.rtp.mmsg`): during a firing the sessions' packets are collected, and each
+phase's go out together once its streams were ticked (``sendmmsg``: one call into C for the
+whole phase), again after the rest of the ticks and after the receive poll (packets relayed
+on arrival).  The receiver shares the batch for the reads it does in reactor turns.
 """
 from __future__ import annotations
 
@@ -39,6 +45,9 @@ from typing import Protocol
 
 from twisted.internet import task
 from twisted.python import log
+
+from . import mmsg
+from .sendbatch import SendBatch
 
 __all__ = ["MediaClock", "TickingStream", "SERVER_PHASES"]
 
@@ -51,11 +60,17 @@ class TickingStream(Protocol):
 
 
 class MediaClock:
-    def __init__(self, reactor, interval: float = 0.020, phases: int = 1, receiver=None) -> None:
+    def __init__(self, reactor, interval: float = 0.020, phases: int = 1, receiver=None,
+                 io=None) -> None:
+        """``io``: the batched socket I/O backend (:mod:`ivr.rtp.mmsg`); the process's
+        default (native unless missing or ``IVR_MEDIA_IO=pure``) when None."""
         if phases < 1:
             raise ValueError("phases must be >= 1")
         self.reactor = reactor
         self.receiver = receiver
+        self.batch = SendBatch(io if io is not None else mmsg.default())
+        if receiver is not None and hasattr(receiver, "use_batch"):
+            receiver.use_batch(self.batch)
         self.interval = interval
         self.phases = phases
         self._streams: list[TickingStream] = []
@@ -108,6 +123,15 @@ class MediaClock:
                 loop.stop()
 
     def _tick(self, count: int) -> None:
+        batch = self.batch
+        nested = batch.open()
+        try:
+            self._fire(count)
+        finally:
+            if not nested:
+                batch.close()
+
+    def _fire(self, count: int) -> None:
         n = self.phases
         first, last = self._step + 1, self._step + count  # the sub-intervals that elapsed
         self._step = last
@@ -127,6 +151,7 @@ class MediaClock:
                 self.receiver.poll()
             except Exception:  # the receiver guards its handlers; this is a last resort
                 log.err(None, "media clock: receive poll failed")
+            self.batch.flush()  # what was relayed on arrival during the poll
 
     def _run(self, streams: list, count: int) -> None:
         if not streams:
@@ -147,6 +172,7 @@ class MediaClock:
                 if rest is None:
                     rest = []
                 rest.append(more)
+        self._flush()  # the phase's packets, together
         if rest is not None:  # after the firing's other packets went out
             for more in rest:
                 try:
@@ -154,8 +180,16 @@ class MediaClock:
                 except Exception:
                     self.stream_errors += 1
                     log.err(None, f"media clock: the rest of a tick failed ({more!r})")
+            self._flush()
+
+    def _flush(self) -> None:
+        try:
+            self.batch.flush()
+        except Exception:  # counted per packet inside; this is a last resort
+            log.err(None, "media clock: sending the firing's packets failed")
 
     def metrics(self) -> dict:
         return {"ticks": self.ticks, "late_ticks": self.late_ticks, "phases": self.phases,
                 "missed_intervals": self.missed_intervals, "streams": len(self._streams),
-                "stream_errors": self.stream_errors}
+                "stream_errors": self.stream_errors, "socket_io": self.batch.io.name,
+                "send_calls": self.batch.flushes, "batched_packets": self.batch.packets}

@@ -9,13 +9,18 @@ firing (after the firing's packets went out).  Why:
   packets/s in) the timer does not queue behind a batch of reads; receiving happens right
   after sending, in the same firing (bench/README.md has the figures).
 * **Less work per packet.**  A reactor read goes through ``callWithLogger``, Twisted's
-  ``Port.doRead`` loop and an ``EAGAIN`` exception per wake-up; here one ``epoll.poll(0)`` per
-  round finds every ready socket, and each is read with one ``recvfrom``.
+  ``Port.doRead`` loop and an ``EAGAIN`` exception per wake-up; here one ``epoll.poll(0)``
+  finds every ready socket, and one call into C reads them all (``recvmmsg`` on each, up to
+  ``max_rounds`` datagrams per socket: :mod:`ivr.rtp.mmsg`; ``recvfrom`` loops with the pure
+  Python backend).
 
-Level-triggered rounds: each round reads one datagram from every ready socket, then polls
-again, up to ``max_rounds`` (a socket with a burst queued gets one datagram per round, so no
-stream can starve the others, and the firing's time stays bounded).  What is left is read at
-the next firing, 20/phases ms later.
+A poll reads at most ``max_rounds`` datagrams from each socket (a socket with a burst queued
+cannot starve the others, and the firing's time stays bounded); every datagram is read
+before the first handler runs, then they are handed out in order per socket.  What is left
+is read at the next firing, 20/phases ms later.  A handler that removes a socket (or closes
+it and a new one takes its descriptor) drops that socket's datagrams not yet handed out.
+Packets the handlers send (relayed on arrival) go out together after the round when the
+media clock gave the receiver its batch (``use_batch``).
 
 Arrival time: a packet is stamped when it is read, so it is late by up to one firing interval
 (5 ms with the server's four phases).  For a steady sender that lateness is nearly constant
@@ -36,15 +41,21 @@ from __future__ import annotations
 import select
 from typing import Callable
 
-__all__ = ["MediaReceiver"]
+from . import mmsg
+from .mmsg import MAX_DATAGRAM
+
+__all__ = ["MediaReceiver", "MAX_DATAGRAM"]
 
 Handler = Callable[[bytes, tuple], None]
-MAX_DATAGRAM = 2048  # RTP/RTCP over UDP from phones and trunks: far below any MTU-sized packet
 
 
 class MediaReceiver:
-    def __init__(self, max_rounds: int = 8) -> None:
+    def __init__(self, max_rounds: int = 8, io=None) -> None:
+        """``io``: the batched socket I/O backend (:mod:`ivr.rtp.mmsg`); the process's
+        default when None."""
         self.max_rounds = max_rounds
+        self.io = io if io is not None else mmsg.default()
+        self._batch = None  # the media clock's SendBatch, open while a round's handlers run
         self._epoll = select.epoll()
         self._handlers: dict[int, tuple[object, Handler]] = {}  # fd -> (socket, handler)
         self._prompt: _PromptSet | None = None  # sockets read as soon as they are readable
@@ -104,38 +115,48 @@ class MediaReceiver:
     def watched(self) -> int:
         return len(self._prompt_fds)
 
+    def use_batch(self, batch) -> None:
+        """Collect what handlers send during a read (``batch.open``) and send it after."""
+        self._batch = batch
+
     def poll(self) -> int:
         """Read what has arrived on every socket; returns the number of datagrams read."""
         if not self._handlers:
             return 0
-        return self._read(self._epoll.poll, self.max_rounds)
+        return self._read(self._epoll.poll)
 
-    def _read(self, poll, rounds: int) -> int:
+    def _read(self, poll) -> int:
+        events = poll(0)
+        if not events:
+            return 0
         handlers = self._handlers
+        entries, socks, fds = [], [], []
+        for fd, _mask in events:
+            entry = handlers.get(fd)
+            if entry is not None:
+                entries.append(entry)
+                socks.append(entry[0])
+                fds.append(fd)
+        got, errors = self.io.recv_many(socks, fds, self.max_rounds, MAX_DATAGRAM)
+        self.errors += errors  # ICMP port unreachable from an earlier send, and the like
+        batch = self._batch
+        nested = True if batch is None else batch.open()
         read = 0
-        for _ in range(rounds):
-            events = poll(0)
-            if not events:
-                break
-            for fd, _mask in events:
-                entry = handlers.get(fd)
-                if entry is None:  # removed by a handler earlier in this round
-                    continue
-                sock, handler = entry
-                try:
-                    data, addr = sock.recvfrom(MAX_DATAGRAM)
-                except (BlockingIOError, InterruptedError):
-                    continue
-                except OSError:  # ICMP port unreachable from an earlier send, and the like
-                    self.errors += 1
+        try:
+            for i, data, addr in got:
+                entry = entries[i]
+                if handlers.get(fds[i]) is not entry:  # removed by a handler before
                     continue
                 read += 1
                 try:
-                    handler(data, addr)
+                    entry[1](data, addr)
                 except Exception:  # a handler's failure is its own; keep reading the others
                     self.errors += 1
                     from twisted.python import log
                     log.err(None, "MediaReceiver: datagram handler failed")
+        finally:
+            if not nested:
+                batch.close()
         self.packets += read
         return read
 
@@ -161,10 +182,9 @@ class _PromptSet:
         return self.epoll.fileno()
 
     def doRead(self):  # noqa: N802 (Twisted's name)
-        # One round: every socket ready now, one datagram each.  The reactor's poll is
-        # level-triggered, so whatever is left wakes it again at once; a second round here
-        # would mostly be one more (empty) epoll_wait per wake-up.
-        self.receiver._read(self.epoll.poll, 1)
+        # Every socket ready now, up to max_rounds datagrams each, in one call.  The
+        # reactor's poll is level-triggered, so whatever is left wakes it again at once.
+        self.receiver._read(self.epoll.poll)
 
     def connectionLost(self, reason) -> None:  # noqa: N802
         pass

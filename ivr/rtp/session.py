@@ -28,6 +28,10 @@ RTCP: a compound SR (or RR when we have not sent) + SDES CNAME about every ``rtc
 seconds (randomised 0.5..1.5x, RFC 3550 6.2), checked on the media tick; BYE on ``close()``.
 RTCP arriving on the RTP port (rtcp-mux) is handled too.
 
+Sending during a media-clock firing adds the packet to the clock's batch, sent with the
+firing's others (one ``sendmmsg`` call: :mod:`ivr.rtp.sendbatch`); a failed send still counts
+in ``send_errors``.
+
 SRTP and WebRTC (``set_srtp``, ``set_webrtc``): see :mod:`ivr.rtp.secure`.  Relay on arrival
 (``forward_to``: a bridge or the echo sends a received packet at once, not on the next tick):
 see :mod:`ivr.rtp.fastpath`.
@@ -154,6 +158,7 @@ class RtpSession(Forwarding, SecureStream):
                               rtcp_sent=0, rtcp_received=0, bad_rtcp=0, relatches=0,
                               media_timeouts=0)
         self._rtp_socket = getattr(self._pair.rtp, "socket", None)  # None: an in-memory port
+        self._batch = getattr(media_clock, "batch", None)  # the clock's SendBatch (sendbatch.py)
         self._srtp = None  # SrtpContext while the stream is encrypted
         self._ice = None   # IceLiteAgent on a WebRTC stream
         self._dtls = None  # DtlsEndpoint on a WebRTC stream
@@ -421,6 +426,10 @@ class RtpSession(Forwarding, SecureStream):
         sock = self._rtp_socket
         if sock is None:
             self._write(self._pair.rtp, data, self._remote)
+            return
+        batch = self._batch
+        if batch is not None and batch.active:  # a media-clock firing: sent with the others
+            batch.add(sock, data, self._remote, self._counters)
             return
         try:
             sock.sendto(data, self._remote)
