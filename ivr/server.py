@@ -36,6 +36,7 @@ from .call.control import CallControl
 from .call.farm_location import SharedLocation
 from .call.node import NodeCdrs, default_node_id
 from .call.inband import InbandDtmfService
+from .call.media_relay import RtpengineRelay
 from .call.queue_dialer import QueueDialer
 from .call.table import CallTable
 from .call.visitors import VisitorGate, VisitorLimits
@@ -52,6 +53,7 @@ from .queue.farm import FarmQueueEngine
 from .rtp.clock import SERVER_PHASES, MediaClock
 from .rtp.ports import PortAllocator
 from .rtp.receiver import MediaReceiver
+from .rtp.rtpengine_ng import NgClient
 from .sip.connection_limits import TcpLimits
 from .sip.timers import TimerConfig
 from .sip.tls import TlsFileError, server_identity, server_options, tls_settings
@@ -249,6 +251,12 @@ class IvrServer:
             tts=self._tts or TtsEngine(self.data / "cache" / "tts", reactor=reactor),
             speech=None if self.speech_engine in (None, "off") else RecognizerPool(
                 reactor, engine=self.speech_engine, workers=self.speech_workers))
+        relay = directory.media_relay  # bridged media: in-process, or through rtpengine
+        if relay.engine == "rtpengine":
+            ng = NgClient(reactor, (relay.ng_host, relay.ng_port), timeout=relay.timeout)
+            ng.listen(reactor)
+            self.media.media_relay = RtpengineRelay(ng)
+            log.info("bridged media through rtpengine at {h}:{p}", h=relay.ng_host, p=relay.ng_port)
         self.ua = UserAgent(reactor, self.transport, None, self.advertise, self.transport.port,
                             self.timers, registrar=security.registrar,
                             invite_auth=security.invite_auth, throttle=security.throttle)
