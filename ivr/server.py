@@ -63,6 +63,7 @@ from .sip.ua import UserAgent
 from .store.cdr import CdrStore
 from .store.farm_secrets import SIP_NONCE, shared_secret
 from .store.node_calls import NodeCalls
+from .store.node_liveness import NodeLiveness
 from .store.outbox import Outbox
 from .store.queue_state import QueueState
 from .store.sessions import SessionStore
@@ -118,6 +119,20 @@ def sip_security(directory, clock, own_addresses, port: int, location=None,
     invite_auth = InviteAuthenticator(directory, nonces, clock, throttle,
                                       local_hosts=own_addresses, gate=gate, local_port=port)
     return SipSecurity(registrar, invite_auth, throttle)
+
+
+def _cleared(nodes: dict) -> None:
+    """Log what :meth:`NodeLiveness.beat` cleared of dead nodes."""
+    for node, cleared in nodes.items():
+        log.info("node {n} is silent: cleared its {c} queued caller(s) and freed {a} agent(s)",
+                 n=node, c=cleared["callers"], a=cleared["agents"])
+
+
+def _log_failure(what: str):
+    def failed(failure) -> None:
+        if not failure.check(StoreUnavailable):  # an outage is logged once, by the database
+            log.warn("{what} failed: {why}", what=what, why=failure.getErrorMessage())
+    return failed
 
 
 class IvrServer:
@@ -219,7 +234,14 @@ class IvrServer:
         self.db = self._open_database()
         self.node_id = self.node_id or default_node_id(self.advertise, self.transport.port)
         self.shared_location = None  # PostgreSQL: registrations seen by every node
+        self.liveness = None         # PostgreSQL: heartbeats; a dead node's queue rows cleared
         if self.db.dialect == "postgresql":
+            self.liveness = NodeLiveness(self.db, self.node_id)
+            cleared = self.liveness.start(reactor.seconds())  # our previous life's queue rows
+            if any(cleared.values()):
+                log.info("node id {n}: cleared {c} caller(s) and {a} agent(s) of its previous "
+                         "run from the queues", n=self.node_id, c=cleared["callers"],
+                         a=cleared["agents"])
             self.shared_location = SharedLocation(RegistrationStore(self.db, self.node_id),
                                                   reactor, self.node_id)
             log.info("node id {n}: registrations shared through the database", n=self.node_id)
@@ -382,6 +404,8 @@ class IvrServer:
             self.shared_location.refresh()  # other nodes' registrations (ivr/call/farm_location.py)
             self.api.api.sessions.poll_cancels()  # DELETEs of our sessions made on other nodes
             self.api.api.farm_calls.publish()     # our calls, for GET /v1/calls elsewhere
+            self.liveness.beat(now).addCallbacks(_cleared, _log_failure("heartbeat"))
+            self.dnd.reload().addErrback(_log_failure("DND reload"))  # other nodes' changes
         self.throttle.expire(now)
         if self.queues is not None:
             self.queues.agent_changed()  # registrations come and go
@@ -397,6 +421,8 @@ class IvrServer:
         closing = [self.dialplan.stop(), self.webhooks.close()]
         if self._housekeeping.running:
             self._housekeeping.stop()
+        if self.queues is not None and hasattr(self.queues, "stop"):
+            self.queues.stop()  # the farm's matcher: no round after the database closes
         self.db.close()
         closing.append(self.media.tts.close())
         if self.media.speech is not None:

@@ -86,6 +86,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE TABLE IF NOT EXISTS farm_secrets (name TEXT PRIMARY KEY, "
         "value TEXT NOT NULL, created_at REAL NOT NULL)",
     )),
+    Migration(8, "node liveness, and which node holds an offered or busy agent "
+                 "(ivr/store/node_liveness.py)", (
+        "CREATE TABLE IF NOT EXISTS node_heartbeats (node TEXT PRIMARY KEY, "
+        "started_at REAL NOT NULL, seen_at REAL NOT NULL)",
+        "ALTER TABLE queue_agents ADD COLUMN node TEXT",
+    )),
 )
 
 VERSION_TABLE = ("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "

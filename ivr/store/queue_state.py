@@ -16,6 +16,9 @@ postgresql://...``) calls it; SQLite mode keeps the engine's in-memory state.
   (caller waits again at its old place, agent idle, or resting until a time).
   :meth:`agent_idle` after wrap-up.
 
+An offered or busy agent's row names the node holding the call (``node``): when that node
+dies (``ivr.store.node_liveness``) its callers are deleted and its agents are idle again.
+
 Agent states: ``idle``, ``offered`` (matched, being rung), ``busy`` (on a queue call),
 ``wrapup`` (``since`` is the time it may be offered again: wrap-up after a call, or the
 rest after a missed ring) and ``away`` (logged out or unreachable).  The engine's farm mode
@@ -70,8 +73,8 @@ class QueueState:
             if row is None:
                 return False
             if row[0] is not None:
-                conn.execute("UPDATE queue_agents SET state = 'idle', caller = NULL WHERE "
-                             "agent = ? AND caller = ?", (row[0], caller))
+                conn.execute("UPDATE queue_agents SET state = 'idle', caller = NULL, "
+                             "node = NULL WHERE agent = ? AND caller = ?", (row[0], caller))
             conn.execute("DELETE FROM queue_callers WHERE queue = ? AND caller = ?",
                          (queue, caller))
             return True
@@ -82,7 +85,7 @@ class QueueState:
         def work(conn) -> None:
             conn.execute("INSERT INTO queue_agents (agent, queue, state, caller, since) "
                          "VALUES (?, ?, 'idle', NULL, ?) ON CONFLICT (agent) DO UPDATE SET "
-                         "queue = excluded.queue, state = 'idle', caller = NULL, "
+                         "queue = excluded.queue, state = 'idle', caller = NULL, node = NULL, "
                          "since = excluded.since", (agent, queue, at))
         return self.db.run(work)
 
@@ -115,8 +118,8 @@ class QueueState:
     def agent_wrapup(self, agent: str, until: float) -> Deferred:
         """The agent's queue call ended: offered again from ``until``."""
         return self.db.run(lambda conn: conn.execute(
-            "UPDATE queue_agents SET state = 'wrapup', caller = NULL, since = ? WHERE "
-            "agent = ? AND state IN ('busy', 'offered')", (until, agent)).rowcount > 0)
+            "UPDATE queue_agents SET state = 'wrapup', caller = NULL, node = NULL, since = ? "
+            "WHERE agent = ? AND state IN ('busy', 'offered')", (until, agent)).rowcount > 0)
 
     def agents(self) -> Deferred:
         """``{agent: (state, caller, since)}`` of every agent (for status and tests)."""
@@ -155,8 +158,8 @@ class QueueState:
                                  params + free_params).fetchone()
             if agent is None:
                 return None
-            conn.execute("UPDATE queue_agents SET state = 'offered', caller = ? WHERE agent = ?",
-                         (caller[0], agent[0]))
+            conn.execute("UPDATE queue_agents SET state = 'offered', caller = ?, node = ? "
+                         "WHERE agent = ?", (caller[0], caller[1], agent[0]))
             conn.execute("UPDATE queue_callers SET state = 'offered', agent = ? WHERE "
                          "queue = ? AND caller = ?", (agent[0], queue, caller[0]))
             return caller[0], caller[1], agent[0]
@@ -177,8 +180,8 @@ class QueueState:
                 conn.execute("UPDATE queue_callers SET state = 'waiting', agent = NULL WHERE "
                              "queue = ? AND caller = ? AND agent = ?", (queue, caller, agent))
                 rest = rest_until is not None and rest_until > at
-                conn.execute("UPDATE queue_agents SET state = ?, caller = NULL, since = ? "
-                             "WHERE agent = ? AND caller = ?",
+                conn.execute("UPDATE queue_agents SET state = ?, caller = NULL, node = NULL, "
+                             "since = ? WHERE agent = ? AND caller = ?",
                              ("wrapup" if rest else "idle", rest_until if rest else at,
                               agent, caller))
         return self.db.run(work)
