@@ -230,6 +230,19 @@ def start_node(run: Path, node_id: str, timeout: float = 90) -> dict:
     return node
 
 
+def restart_node(run: Path, node_id: str, drain_wait: float = 30.0, timeout: float = 90) -> dict:
+    """Stop node ``node_id`` if it runs (SIGTERM, so it drains; SIGKILL after ``drain_wait``
+    seconds) and start it again as :func:`start_node` does."""
+    state = load(run)
+    if state is None:
+        raise RuntimeError(f"no farm in {run}")
+    nodes = {n["id"]: n for n in state["nodes"]}
+    if node_id not in nodes:
+        raise RuntimeError(f"no node {node_id!r} (the farm has {', '.join(nodes)})")
+    _stop(nodes[node_id].get("pid"), timeout=drain_wait)
+    return start_node(run, node_id, timeout)
+
+
 def dispatcher(ctl: str) -> list[dict]:
     """Kamailio's dispatcher set 1: each node's URI and state (AP active probing, IP
     inactive probing, ...)."""

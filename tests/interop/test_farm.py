@@ -5,6 +5,7 @@ does, on 127.0.X.y with free ports; always torn down.
 * SIPp calls through Kamailio are spread over both nodes (the CDRs name both);
 * ``kill -9`` of one node: new calls still succeed through the other (Kamailio fails over
   and its probes take the dead node out), the call in progress on the survivor carries on;
+  ``scripts/cluster restart node1`` brings it back and calls land on it again;
 * baresip registers 2001 through Kamailio (its Path is stored), and the node that did *not*
   take the REGISTER rings 2001 for a caller: the call reaches the phone through Kamailio
   (baresip's SIP trace shows Kamailio's Via and Record-Route on the INVITE);
@@ -19,6 +20,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import time
 import urllib.request
 
@@ -135,6 +137,22 @@ def test_calls_spread_over_nodes_and_survive_a_killed_node(cluster, tmp_path):
     down = [d for d in farm.status(state["run_dir"])["dispatcher"]
             if d["uri"].endswith(f":{node1['sip_port']}")]
     assert down and not down[0]["state"].startswith("A"), down   # probes took it out
+
+    # scripts/cluster restart node1: the same node back, Kamailio sends it calls again
+    out = subprocess.run([str(ROOT / "scripts" / "cluster"), "restart", "node1", "--run",
+                          state["run_dir"]], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    [again] = [p for p in json.loads(out.stdout)["processes"] if p["name"] == "node1"]
+    assert again["running"] and again["pid"] != node1["pid"]
+    assert again["sip_port"] == node1["sip_port"]
+    wait_for(lambda: all(d["state"].startswith("A")
+                         for d in farm.status(state["run_dir"])["dispatcher"]), 10,
+             "Kamailio to take node1 back")
+    r = sipp(tmp_path, kamailio(state), scenario=SCENARIO, service="echo", duration_ms=200,
+             calls=4, rate=5, tag="restarted")
+    assert r.returncode == 0 and r.stat("SuccessfulCall(C)") == 4, str(r)
+    rows = wait_for(lambda: len(cdrs(state)) >= 14 and cdrs(state), 10, "the CDRs")
+    assert "node1" in {row[0] for row in rows[10:]}, rows
 
 
 def bad_password_phone(state, address: str, attempts: int) -> list[tuple[int, str]]:
