@@ -1,8 +1,9 @@
 """Bridged media through a real rtpengine (``media_relay: {engine: rtpengine}``): a SIPp
 caller dials ``ivr serve``, whose plan bridges it to a SIPp uas with ``-rtp_echo``; the
 server anchors both legs at rtpengine-daemon (userspace forwarding) and re-INVITEs each SIPp
-(both scenarios require that re-INVITE).  rtpengine counts the audio it forwarded, the
-server's own RTP ports go quiet, and the BYE deletes rtpengine's call."""
+(both scenarios require that re-INVITE) to ports in rtpengine's range.  rtpengine counts
+the audio it forwarded and the BYE deletes rtpengine's call.  (No packet capture yet: that
+the server's own RTP ports go quiet is shown by the unit test's ``inactive`` sessions.)"""
 from __future__ import annotations
 
 import random
