@@ -23,7 +23,9 @@ def _asset(name: str) -> bytes:
 
 
 def builder_routes(app, api) -> None:
-    page, script = _asset("builder.html"), _asset("builder.js")
+    page = _asset("builder.html")
+    scripts = {name: _asset(name) for name in ("builder.js", "builder.words.js",
+                                               "builder.hours.js")}
 
     def serve(request, body: bytes, kind: bytes) -> bytes:
         authorise_admin(api, request)
@@ -58,6 +60,8 @@ def builder_routes(app, api) -> None:
                                     f"{err.headers['Retry-After']} seconds and reload.")
             raise
 
-    @app.route("/builder/builder.js", methods=["GET"])
-    def builder_script(request):
-        return serve(request, script, b"text/javascript; charset=utf-8")
+    @app.route("/builder/<name>", methods=["GET"])
+    def builder_script(request, name):
+        if name not in scripts:
+            raise ApiError(404, "not_found", "no such endpoint")
+        return serve(request, scripts[name], b"text/javascript; charset=utf-8")

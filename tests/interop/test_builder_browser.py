@@ -5,6 +5,7 @@ real ``ivr serve``: the saved menu answers SIPp's call, which presses 2 (RFC 473
 the branch the builder drew, shown by the trace API and highlighted in the live view."""
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import shutil
@@ -294,3 +295,108 @@ def test_business_hours_changed_in_a_form_and_checked(server, browser):
     assert [(h.month, h.day) for h in args.holidays] == [(1, 1), (7, 4), (11, 27), (12, 25)]
     assert "days: mon-fri" in text and "days: sat" in text
     assert page.errors == []
+
+
+PRESS_3 = Path("/usr/share/sip-tester/dtmf_2833_3.pcap")  # SIPp's RFC 4733 digit 3
+
+
+def changed_lines(before: str, after: str) -> tuple[list[str], list[str]]:
+    """(lines removed, lines added) between two versions of a file."""
+    diff = list(difflib.ndiff(before.splitlines(), after.splitlines()))
+    return ([d[2:] for d in diff if d.startswith("- ")], [d[2:] for d in diff if d.startswith("+ ")])
+
+
+def test_done_when_a_manager_adds_a_menu_option_and_changes_opening_hours(tmp_path, browser):
+    """Issue 20's "Done when", as someone who has never seen YAML: from the bundled plans,
+    sign in with the form, give the toll-free menu a choice 3 that goes to a new flow saying
+    the opening hours, open the business line at 08:00 instead of 09:00, press Save changes
+    (never Apply: typed edits are applied on their own), see what was saved; the next call
+    (SIPp pressing 3) takes the new choice, and the YAML diff is only the changed lines."""
+    assert PRESS_3.exists(), "apt-get install -y sip-tester"
+    plans = tmp_path / "dialplans"
+    shutil.copytree(ROOT / "dialplans", plans, ignore=shutil.ignore_patterns("*.md"))
+    before = {f: (plans / f).read_text() for f in ("tollfree.yaml", "business.yaml")}
+    server = start_server(tmp_path, dialplans=plans, extra=["--speech-engine", "off"],
+                          env={"IVR_API_KEY": ADMIN["X-API-Key"]})
+    shots = Path(SHOTS) if SHOTS else tmp_path
+    shots.mkdir(parents=True, exist_ok=True)
+    try:
+        url = f"http://127.0.0.1:{server.http_port}"
+        page = browser.new_context(viewport={"width": 1600, "height": 1000}).new_page()
+        page.errors = []
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
+        page.goto(url + "/builder")
+        page.screenshot(path=str(shots / "builder-sign-in.png"))
+        page.fill("#key", ADMIN["X-API-Key"])
+        page.click("#sign-in")
+        page.wait_for_selector("body[data-ready]", timeout=15_000)
+        # the menu's form speaks plain words, the YAML keys stay the inputs' names
+        page.locator('[data-flow="main_menu"] .step[data-verb="menu"]').click()
+        form = page.locator("#form")
+        assert "Menu: the caller presses a key" in form.inner_text()
+        assert "What the caller hears" in form.locator('[data-field="prompt"]').inner_text()
+        assert "on_failure" not in form.locator('[data-field="on_failure"]').inner_text()
+        # a new flow that says something
+        page.select_option("#new-flow-file", "tollfree.yaml")
+        page.fill("#new-flow-name", "opening_hours")
+        page.select_option("#new-flow-verb", label="Say a sentence (say)")
+        page.click("#add-flow")
+        page.fill('#form input[name="text"]', "We are open Monday to Friday, 8 to 5.")
+        page.select_option("#insert-verb", label="Hang up (hangup)")
+        page.click("#insert-after")  # the typed sentence is kept (applied first)
+        assert "unreachable" in page.locator('[data-flow="opening_hours"]').get_attribute("class")
+        # choice 3 of the toll-free menu goes there
+        page.locator('[data-flow="main_menu"] .step[data-verb="menu"]').click()
+        page.click("#add-option")
+        page.locator("[data-option-key]").last.fill("3")
+        page.locator("[data-option-flow]").last.select_option("opening_hours")
+        page.screenshot(path=str(shots / "builder-menu-option.png"))
+        # opening hours of the business line: from 08:00
+        page.locator('[data-flow="front_desk"] .step[data-verb="time"]').click()
+        page.locator("#hours-rows .hours-row").first.locator("[data-hours-from]").fill("08:00")
+        assert "Not saved yet" in page.locator("#status").inner_text()
+        page.click("#save")
+        page.locator("#status.saved").wait_for(timeout=10_000)
+        status = page.locator("#status").inner_text()
+        assert "Saved tollfree.yaml: flow main_menu changed; new flow opening_hours." in status
+        assert "Saved business.yaml: flow front_desk changed." in status
+        assert "The next call uses it" in status
+        assert "unreachable" not in page.locator('[data-flow="opening_hours"]').get_attribute(
+            "class")
+        page.screenshot(path=str(shots / "builder-saved.png"))
+        # the YAML stays clean: only the changed lines differ, every comment kept
+        tollfree, business = ((plans / f).read_text() for f in ("tollfree.yaml", "business.yaml"))
+        removed, added = changed_lines(before["tollfree.yaml"], tollfree)
+        assert removed == []
+        assert added[0] == '          "3": opening_hours'
+        assert added[1:] == tollfree.splitlines()[-len(added) + 1:]  # the new flow, at the end
+        assert added[1:3] == ["  opening_hours:", "    - say:"] and added[-1] == "    - hangup"
+        assert '"We are open Monday to Friday, 8 to 5."' in added[3]  # typed, never "Apply"d
+        assert changed_lines(before["business.yaml"], business) == (
+            ['        when: {days: mon-fri, hours: "09:00-17:00"}'],
+            ['        when: {days: mon-fri, hours: "08:00-17:00"}'])
+        for name, text in (("tollfree.yaml", tollfree), ("business.yaml", business)):
+            comments = [line for line in before[name].splitlines() if line.lstrip().startswith("#")]
+            assert all(c in text.splitlines() for c in comments), name
+        plan, errors = load_dialplans([plans])
+        assert errors == []
+        rule = plan.flows["front_desk"].steps[1].args.when[0]
+        assert rule.hours == ((480, 1020),)
+        # the next call: SIPp presses 3 while the menu speaks (after the greeting), hangs up
+        # a second later, while the new flow speaks
+        scenario = pcap_scenario(tmp_path, PRESS_3, PCMU_AND_EVENTS, wait_ms=1000)
+        scenario.write_text(scenario.read_text().replace(
+            '<pause milliseconds="500"/>', '<pause milliseconds="4500"/>', 1))
+        r = sipp(tmp_path, server.sip, scenario=scenario, service="+18005550100", timeout=40)
+        assert r.returncode == 0, str(r)
+        call_id = next(line.split(":", 1)[1].strip() for line in r.messages.splitlines()
+                       if line.startswith("Call-ID:"))
+        trace = finished_trace(url, call_id)
+        assert trace["digits"] == ["3"], trace
+        flows = [(s["flow"], s["verb"]) for s in trace["steps"]]
+        menu = flows.index(("main_menu", "menu"))
+        assert flows[menu + 1] == ("opening_hours", "say"), trace
+        assert trace["steps"][menu]["notes"] == ["pressed 3 → opening_hours"]
+        assert page.errors == []
+    finally:
+        server.stop()

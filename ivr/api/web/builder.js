@@ -187,7 +187,7 @@ function stepNode(file, ptr, step, isLast) {
   node.append(el("div", { class: "label" }, summary(verb, args)));
   if (isLast && !TERMINAL.has(verb) && !allBranchesLeave(verb, args) && /^\/flows\/[^/]+\/\d+$/.test(ptr)) {
     node.classList.add("dead-end");
-    node.append(el("div", { class: "badge" }, "dead end: the flow ends here"));
+    node.append(el("div", { class: "badge", title: LEGEND.deadEnd }, "dead end: the call is cut off after this step"));
   }
   node.addEventListener("click", (ev) => { ev.stopPropagation(); select(file, ptr); });
   for (const [label, target, suffix] of branches(verb, args)) {
@@ -200,7 +200,7 @@ function stepNode(file, ptr, step, isLast) {
   const err = state.errors[`${file}|${ptr}`];
   if (err) {
     node.classList.add("error");
-    node.append(el("div", { class: "error-message" }, err.join("\n")));
+    node.append(el("div", { class: "error-message" }, err.map(plainMessage).join("\n")));
   }
   return node;
 }
@@ -232,7 +232,7 @@ function render() {
       style: `left:${colX(d)}px;top:${y}px` },
     el("h3", {}, name, " ", el("span", { class: "file" }, f.file),
       live.has(name) ? null : el("span", { class: "badge",
-        title: "No route or extension reaches this flow: only a call the API places (POST /v1/calls with its name) can run it" },
+        title: LEGEND.unreachable },
       " unreachable"),
       model.entries[name] ? el("span", { class: "entry", title: model.entries[name] }, " extensions' calls") : null));
     f.steps.forEach((s, i) => box.append(stepNode(f.file, `${f.ptr}/${i}`, s, i === f.steps.length - 1)));
@@ -296,10 +296,30 @@ function parentOf(doc, ptr) {
 }
 function setAt(doc, ptr, value) { const [p, k] = parentOf(doc, ptr); p[k] = value; }
 
-function changed(file) { state.dirty.add(file); render(); }
+const STEP_BUTTONS = new Set(["apply-step", "step-up", "step-down", "delete-step", "insert-after"]);
+
+function closeForm() {
+  state.formDirty = false;
+  state.applyForm = null;
+  document.getElementById("form").textContent = "Click a step to edit it.";
+}
+
+function changed(file) {
+  state.dirty.add(file);
+  render();
+  setStatus(`Not saved yet: changes in ${Array.from(state.dirty).sort().join(", ")}. Press "Save changes" to put them live.`, "unsaved");
+}
 
 // -- the step form, generated from the schema ----------------------------------------------------
+// the open form's edits are applied before anything else happens (another step clicked, a
+// step inserted or moved, a flow or route added, Save): a typed change is never lost
+function flushForm() {
+  if (!state.formDirty || !state.applyForm) return true;
+  return !!state.applyForm();
+}
+
 function select(file, ptr) {
+  if (!flushForm()) return;
   state.selected = { file, ptr };
   document.querySelectorAll(".step.selected").forEach((n) => n.classList.remove("selected"));
   const node = document.querySelector(`.step[data-file="${file}"][data-ptr="${ptr}"]`);
@@ -309,10 +329,16 @@ function select(file, ptr) {
   const doc = state.files[file].document;
   const step = getAt(doc, ptr);
   const [verb, args] = stepVerb(step);
-  form.append(el("div", {}, el("b", {}, verb), ` (${node ? node.dataset.step : file})`));
+  form.append(el("div", {}, el("b", {}, verbWords(verb)), el("span", { class: "where" }, ` ${node ? node.dataset.step : file}`)));
+  state.formDirty = false;
+  form.oninput = form.onchange = () => { state.formDirty = true; };
+  form.onclick = (e) => {  // adding or removing hours rows is a change too
+    if (e.target.tagName === "BUTTON" && !STEP_BUTTONS.has(e.target.id)) state.formDirty = true;
+  };
   const obj = Object.assign({}, argsObject(verb, args));
   const schema = objectForm(verb);
   const inputs = {};
+  const more = el("details", { class: "more" }, el("summary", {}, "More settings"));
   for (const [field, fs] of Object.entries((schema && schema.properties) || {})) {
     if (field === "options" && verb === "menu") continue;
     const value = obj[field];
@@ -339,22 +365,27 @@ function select(file, ptr) {
     input.name = field;
     if (fs.format === "timezone") input.setAttribute("list", timezoneList().id);
     inputs[field] = input;
-    form.append(el("label", {}, field + (required ? " *" : ""), input));
+    const [label, help] = fieldWords(verb, field, fs);
+    const main = required || isTarget(fs) || fs.format === "flow" || verb === "time";
+    (main ? form : more).append(el("label", { "data-field": field }, label + (required ? " (required)" : ""), input,
+      help ? el("div", { class: "help" }, help) : null));
   }
   let optionRows = null;
   if (verb === "menu") {
     optionRows = el("div", { id: "menu-options" });
     const addRow = (key, target) => {
-      const k = el("input", { value: key, placeholder: "key", "data-option-key": "1" });
+      const k = el("input", { value: key, placeholder: "key", "data-option-key": "1", "aria-label": "key the caller presses" });
       const t = el("select", { "data-option-flow": "1" }, ...Object.keys(collect().flows).sort().map((n) => el("option", { value: n }, n)));
       t.value = typeof target === "string" ? target : (target && typeof target.to === "string" ? target.to : "");
-      const row = el("div", { class: "row" }, k, t, el("button", { onclick: () => row.remove() }, "✕"));
+      const row = el("div", { class: "row option-row" }, k, el("span", { class: "arrow" }, "→ go to"), t,
+        el("button", { class: "remove", title: "Remove this option", onclick: () => { row.remove(); state.formDirty = true; } }, "✕"));
       optionRows.append(row);
     };
     for (const [k, t] of Object.entries(obj.options || {})) addRow(k, t);
-    form.append(el("label", {}, "options (key → flow)"), optionRows,
-      el("button", { id: "add-option", onclick: () => addRow("", "") }, "Add option"));
+    form.append(el("label", {}, "Choices: the key the caller presses → the flow it goes to"), optionRows,
+      el("button", { id: "add-option", onclick: () => { addRow("", ""); state.formDirty = true; } }, "Add option"));
   }
+  if (more.children.length > 1) form.append(more);
   const apply = () => {
     const out = {};
     for (const [field, input] of Object.entries(inputs)) {
@@ -387,135 +418,33 @@ function select(file, ptr) {
     const keepBare = args !== null && typeof args !== "object" && Object.keys(out).length === 1 && out[verbSchema(verb)["x-main"]] !== undefined;
     const value = keepBare ? out[verbSchema(verb)["x-main"]] : (fields.length ? out : null);
     setAt(doc, ptr, value === null || (typeof value === "object" && !Object.keys(value).length && !(schema && schema.required)) ? verb : { [verb]: value });
+    state.formDirty = false;
     changed(file);
     select(file, ptr);
+    return true;
   };
+  state.applyForm = apply;
   const [list, index] = parentOf(doc, ptr);
   const move = (delta) => {
+    if (!flushForm()) return;
     const i = Number(index), j = i + delta;
     if (j < 0 || j >= list.length) return;
     [list[i], list[j]] = [list[j], list[i]];
     changed(file);
     select(file, ptr.replace(/\/\d+$/, "/" + j));
   };
-  const verbs = el("select", { id: "insert-verb" }, ...Object.keys(state.schema.$defs.verbs).map((v) => el("option", { value: v }, v)));
+  const verbs = el("select", { id: "insert-verb", "aria-label": "kind of step to insert" }, ...Object.keys(state.schema.$defs.verbs).map((v) => el("option", { value: v }, verbWords(v))));
   form.append(el("div", {},
-    el("button", { id: "apply-step", onclick: apply }, "Apply"),
+    el("button", { id: "apply-step", title: "Put these settings on the step (Save changes writes them)", onclick: apply }, "Apply"),
     el("button", { id: "step-up", onclick: () => move(-1) }, "↑"),
     el("button", { id: "step-down", onclick: () => move(1) }, "↓"),
-    el("button", { id: "delete-step", onclick: () => { list.splice(Number(index), 1); state.selected = null; changed(file); } }, "Delete")),
+    el("button", { id: "delete-step", onclick: () => { list.splice(Number(index), 1); state.selected = null; closeForm(); changed(file); } }, "Delete")),
   el("div", {}, verbs, el("button", { id: "insert-after", onclick: () => {
+    if (!flushForm()) return;
     list.splice(Number(index) + 1, 0, newStep(verbs.value));
     changed(file);
     select(file, ptr.replace(/\/\d+$/, "/" + (Number(index) + 1)));
   } }, "Insert step after")));
-}
-
-// -- business hours: the time verb's when/holidays as rows of days and from-to times ----------------
-const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-
-function parseDays(spec) {
-  // the checker's syntax (timecond.parse_days): "mon-fri", "sat,sun", "mon-wed,fri"
-  const out = new Set();
-  for (const part of String(spec || "").toLowerCase().replace(/ /g, "").split(",")) {
-    const ends = part.split("-").map((e) => DAYS.indexOf(e.slice(0, 3)));
-    if (!part || ends.some((i) => i < 0)) continue;
-    const [a, b] = [ends[0], ends[ends.length - 1]];
-    for (let i = a; ; i = (i + 1) % 7) { out.add(DAYS[i]); if (i === b) break; }
-  }
-  return out;
-}
-
-function daysSpec(set) {
-  // the shortest spelling: runs of three or more days as ranges ("mon-fri,sun")
-  const parts = [];
-  for (let i = 0; i < 7; i++) {
-    if (!set.has(DAYS[i])) continue;
-    let j = i;
-    while (j + 1 < 7 && set.has(DAYS[j + 1])) j++;
-    if (j - i >= 2) parts.push(`${DAYS[i]}-${DAYS[j]}`);
-    else for (let k = i; k <= j; k++) parts.push(DAYS[k]);
-    i = j;
-  }
-  return parts.join(",");
-}
-
-function asList(v) { return v === undefined || v === null ? [] : (Array.isArray(v) ? v : [v]); }
-
-function hoursEditor(form, when) {
-  const rows = el("div", { id: "hours-rows" });
-  const addRow = (days, hours, dates) => {
-    const [from, to] = (hours || "").split("-").map((t) => (t || "").trim());
-    const checks = DAYS.map((d) => {
-      const c = el("input", { type: "checkbox", "data-day": d, title: d });
-      c.checked = days.has(d);
-      return el("label", { class: "day" }, c, d.slice(0, 2));
-    });
-    const row = el("div", { class: "hours-row" },
-      el("div", { class: "days" }, ...checks),
-      el("div", { class: "row" },
-        el("input", { type: "time", "data-hours-from": "1", value: from || "", "aria-label": "from" }),
-        el("input", { type: "time", "data-hours-to": "1", value: to === "24:00" ? "00:00" : (to || ""), "aria-label": "to" }),
-        el("button", { class: "remove-hours", onclick: () => row.remove() }, "✕")),
-      el("input", { "data-dates": "1", placeholder: "only on dates (YYYY-MM-DD or MM-DD, optional)", value: asList(dates).join(", ") }));
-    rows.append(row);
-  };
-  for (const rule of asList(when)) {
-    const days = parseDays(rule.days);
-    const hours = asList(rule.hours);
-    if (!hours.length) addRow(days, "", rule.dates);
-    for (const h of hours) addRow(days, h, rule.dates);
-  }
-  form.append(el("label", {}, "Business hours (open when any row matches; no days: every day)"), rows,
-    el("button", { id: "add-hours", onclick: () => addRow(new Set(["mon", "tue", "wed", "thu", "fri"]), "09:00-17:00") }, "Add hours"));
-  return {
-    compute() {
-      const rules = [];
-      for (const row of rows.querySelectorAll(".hours-row")) {
-        const days = daysSpec(new Set(Array.from(row.querySelectorAll("[data-day]")).filter((c) => c.checked).map((c) => c.dataset.day)));
-        const from = row.querySelector("[data-hours-from]").value;
-        let to = row.querySelector("[data-hours-to]").value;
-        if (from && to === "00:00") to = "24:00";
-        const hours = from || to ? `${from}-${to}` : null;
-        const dates = row.querySelector("[data-dates]").value.split(/[\s,]+/).filter(Boolean);
-        const key = JSON.stringify([days, dates]);
-        const last = rules[rules.length - 1];
-        if (last && last.key === key && hours && last.hours.length) { last.hours.push(hours); continue; }
-        rules.push({ key, days, dates, hours: hours ? [hours] : [] });
-      }
-      const out = rules.map((r) => {
-        const rule = {};
-        if (r.days) rule.days = r.days;
-        if (r.hours.length) rule.hours = r.hours.length === 1 ? r.hours[0] : r.hours;
-        if (r.dates.length) rule.dates = r.dates;
-        return rule;
-      }).filter((r) => Object.keys(r).length);
-      if (!out.length) return undefined;
-      return out.length === 1 ? out[0] : out;
-    },
-  };
-}
-
-function holidaysEditor(form, holidays) {
-  const input = el("input", { id: "holidays", placeholder: "12-25, 2026-01-01", value: asList(holidays).join(", ") });
-  form.append(el("label", {}, "Holidays: closed all day (MM-DD every year, or YYYY-MM-DD)", input));
-  return {
-    compute() {
-      const days = input.value.split(/[\s,]+/).filter(Boolean);
-      return days.length ? days : undefined;
-    },
-  };
-}
-
-function timezoneList() {
-  let list = document.getElementById("timezones");
-  if (!list) {
-    list = el("datalist", { id: "timezones" });
-    const zones = (Intl.supportedValuesOf && Intl.supportedValuesOf("timeZone")) || [];
-    zones.forEach((z) => list.append(el("option", { value: z })));
-    document.body.append(list);
-  }
-  return list;
 }
 
 function newStep(verb) {
@@ -556,6 +485,7 @@ function isStepPointer(doc, ptr) {
 }
 
 async function save() {
+  if (!flushForm()) return;  // the open form's edits first
   state.errors = {};
   const messages = [];
   for (const file of Array.from(state.dirty)) {
@@ -564,8 +494,9 @@ async function save() {
     const r = await api("PUT", `/v1/dialplans/${encodeURIComponent(file)}`, { document: f.document }, headers);
     if (r.status === 200) {
       state.dirty.delete(file);
-      messages.push(`${file}: saved (backup ${r.data.backup ?? "-"})`);
+      const before = f.original, after = f.document;
       await loadFile(file);
+      messages.push(`Saved ${file}: ${whatChanged(before, after).join("; ") || "no visible change"}.`);
     } else if (r.status === 412) {
       render();
       setStatus(`Conflict: ${file} was changed by someone else since you opened it. Reload and make your change again.`, "conflict");
@@ -573,7 +504,7 @@ async function save() {
     } else if (r.status === 422) {
       errorsOnNodes(file, r.data.error.errors, r.data.error.lines);
       render();
-      setStatus(`Not saved: ${r.data.error.errors.map((e) => e.text).join("\n")}`, "failed");
+      setStatus(`Not saved: please fix what is marked in red.\n${r.data.error.errors.map((e) => plainMessage(e.text)).join("\n")}`, "failed");
       return;
     } else {
       setStatus(`Not saved: ${(r.data && r.data.error && r.data.error.message) || r.status}`, "failed");
@@ -581,12 +512,33 @@ async function save() {
     }
   }
   render();
-  setStatus(messages.join("\n") || "Nothing to save.", "saved");
+  if (!messages.length) { setStatus("Nothing to save: no changes.", "saved"); return; }
+  messages.push(`The next call uses it (${new Date().toLocaleTimeString()}).`);
+  setStatus(messages.join("\n"), "saved");
 }
 
 async function loadFile(file) {
   const r = await api("GET", `/v1/dialplans/${encodeURIComponent(file)}`);
-  if (r.status === 200) state.files[file] = r.data;
+  if (r.status === 200) state.files[file] = withOriginal(r.data);
+}
+
+function withOriginal(f) { f.original = JSON.parse(JSON.stringify(f.document || {})); return f; }
+
+// what a save changed, in words: "new flow x", "flow main_menu changed", "new route ..."
+function whatChanged(before, after) {
+  const out = [];
+  const bf = (before && before.flows) || {}, af = (after && after.flows) || {};
+  for (const name of Object.keys(af)) {
+    if (!(name in bf)) out.push(`new flow ${name}`);
+    else if (JSON.stringify(bf[name]) !== JSON.stringify(af[name])) out.push(`flow ${name} changed`);
+  }
+  for (const name of Object.keys(bf)) if (!(name in af)) out.push(`flow ${name} removed`);
+  const key = (r) => JSON.stringify(r);
+  const br = ((before && before.routes) || []).map(key), ar = ((after && after.routes) || []).map(key);
+  for (const r of ar) if (!br.includes(r)) { const o = JSON.parse(r); const k = Object.keys(o).find((x) => x !== "flow"); out.push(`new route ${k} ${o[k]} → ${o.flow}`); }
+  for (const r of br) if (!ar.includes(r)) out.push("a route removed");
+  for (const k of Object.keys(after || {})) if (k !== "flows" && k !== "routes" && key((before || {})[k]) !== key(after[k])) out.push(`${k} changed`);
+  return out;
 }
 
 async function load() {
@@ -598,10 +550,11 @@ async function load() {
   state.files = {};
   state.entries = r.data.entries || {};
   for (const f of r.data.files) {
-    state.files[f.file] = f;
+    state.files[f.file] = withOriginal(f);
     if (f.errors && f.errors.length) errorsOnNodes(f.file, f.errors);
   }
   state.dirty.clear();
+  closeForm();
   render();
   setStatus("Loaded " + Object.keys(state.files).length + " files.", "loaded");
   state.ready = true;
@@ -624,12 +577,13 @@ function fillPickers(model) {
   Object.keys(model.flows).sort().forEach((n) => flowSel.append(el("option", { value: n }, n)));
   if (keep) flowSel.value = keep;
   const verbSel = document.getElementById("new-flow-verb");
-  if (!verbSel.options.length) Object.keys(state.schema.$defs.verbs).forEach((v) => verbSel.append(el("option", { value: v }, v)));
+  if (!verbSel.options.length) Object.keys(state.schema.$defs.verbs).forEach((v) => verbSel.append(el("option", { value: v }, verbWords(v))));
   const kindSel = document.getElementById("new-route-kind");
   if (!kindSel.options.length) state.schema.$defs.route.oneOf.forEach((f) => kindSel.append(el("option", { value: f.required[0] }, f.required[0])));
 }
 
 function addFlow() {
+  if (!flushForm()) return;
   const file = document.getElementById("new-flow-file").value;
   const name = document.getElementById("new-flow-name").value.trim();
   if (!/^[A-Za-z_][A-Za-z0-9_-]*$/.test(name)) { setStatus("A flow name is letters, digits, _ and -", "failed"); return; }
@@ -642,6 +596,7 @@ function addFlow() {
 }
 
 function addRoute() {
+  if (!flushForm()) return;
   const file = document.getElementById("new-route-file").value;
   const kind = document.getElementById("new-route-kind").value;
   const value = document.getElementById("new-route-value").value.trim();
