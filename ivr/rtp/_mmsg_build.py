@@ -11,7 +11,8 @@ from Python, so the per-call cost of crossing into C is paid once per batch:
 
 ``ivr_send_many``: ``n`` datagrams, datagram ``i`` from socket ``fds[i]`` to the packed
 ``sockaddr`` at its place in ``addrs``; consecutive datagrams of one socket leave in one
-``sendmmsg`` (a partial send is continued; an error ends that socket's run).  Returns how
+``sendmmsg`` (a partial send is continued; an error ends that socket's run), a lone one
+with ``sendto`` (the kernel's path for one message is shorter).  Returns how
 many were not sent, their indices in ``unsent`` (the caller sends those with ``sendto``, so
 none is lost without being counted).  A negative descriptor is never sent (unsent).
 
@@ -69,7 +70,19 @@ int ivr_send_many(int n, const int *fds, const char *buf, const int *lens,
             aoff += (size_t)addrlens[m];
             k++;
         }
-        while (fd >= 0 && sent < k) {
+        while (fd >= 0 && k == 1 && sent == 0) {
+            /* one datagram from this socket (the common case: a socket per stream): sendto,
+               whose kernel path is shorter than sendmmsg's for a single message */
+            ssize_t r = sendto(fd, iov[0].iov_base, iov[0].iov_len, MSG_DONTWAIT,
+                               (const struct sockaddr *)msgs[0].msg_hdr.msg_name,
+                               msgs[0].msg_hdr.msg_namelen);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r >= 0)
+                sent = 1;
+            break;
+        }
+        while (fd >= 0 && k > 1 && sent < k) {
             int r = sendmmsg(fd, msgs + sent, (unsigned int)(k - sent), MSG_DONTWAIT);
             if (r < 0 && errno == EINTR)
                 continue;
