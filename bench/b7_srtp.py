@@ -39,6 +39,7 @@ from . import common
 
 TARGETS = {"added_us_per_packet": "<= 3"}
 SUITE = "AES_CM_128_HMAC_SHA1_80"  # what every SDES phone offers first
+GCM = "AEAD_AES_128_GCM"  # RFC 7714: the full run also times the media path with it
 TONE = (6000 * np.sin(np.arange(8000) * 2 * np.pi * 440 / 8000)).astype(np.int16)
 
 
@@ -108,24 +109,82 @@ def library_cost(count: int = 20000) -> dict:
     return out
 
 
-def measure(pairs: int = 100, periods: int = 250, warmup: int = 25, rounds: int = 3) -> dict:
+CONTEXT_COUNTS = (1, 100, 400, 1000)
+
+
+def library_contexts(counts=CONTEXT_COUNTS, packets: int = 40000, suite: str = SUITE,
+                     repeat: int = 3) -> dict:
+    """libsrtp alone with N streams served in turn, as the media clock serves its streams
+    (one packet for each of N context pairs, then the next round): µs per protect +
+    unprotect, through ``SrtpContext`` and through the bare cffi calls (the packet copied
+    into one buffer, ``srtp_protect`` and ``srtp_unprotect``, the result copied out: what is
+    left without our Python).  N = 1 is one hot context; what grows with N is cache misses
+    in libsrtp's and OpenSSL's per-stream state.  Best of ``repeat`` runs per figure."""
+    from ivr.rtp.srtp import _ffi, _lib  # the bare calls: the binding SrtpContext itself uses
+    length = SUITES[suite].inline_length
+    payload = os.urandom(160)
+    out = {}
+    for n in counts:
+        per_n = max(packets // n, 20)
+        wrapped, bare = [], []
+        for _ in range(repeat):
+            pairs = []
+            for _ in range(n):
+                a, b = os.urandom(length), os.urandom(length)
+                pairs.append((SrtpContext(suite, a, b), SrtpContext(suite, b, a)))
+            heads = [struct.pack("!BBHII", 0x80, 0, i & 0xFFFF, i * 160, 0x1234) for i in range(1, 2 * per_n + 1)]
+            t = time.process_time()
+            for head in heads[:per_n]:
+                packet = head + payload
+                for tx, rx in pairs:
+                    rx.unprotect(tx.protect(packet))
+            wrapped.append((time.process_time() - t) * 1e6 / (per_n * n))
+            assert all(rx.auth_failures == rx.replays == rx.bad_packets == 0 for _, rx in pairs)
+            buf, size = _ffi.new("char[]", 1500), _ffi.new("int *")
+            view = _ffi.buffer(buf)
+            protect, unprotect = _lib.srtp_protect, _lib.srtp_unprotect
+            handles = [(tx._tx, rx._rx) for tx, rx in pairs]
+            t = time.process_time()
+            for head in heads[per_n:]:  # later sequence numbers: the same sessions go on
+                packet = head + payload
+                for tx, rx in handles:
+                    view[0:172] = packet
+                    size[0] = 172
+                    if protect(tx, buf, size) or unprotect(rx, buf, size):
+                        raise AssertionError("libsrtp refused a packet")
+                    view[0:size[0]]
+            bare.append((time.process_time() - t) * 1e6 / (per_n * n))
+        out[str(n)] = {"srtp_context_us": round(min(wrapped), 3), "bare_cffi_us": round(min(bare), 3)}
+    return out
+
+
+def measure(pairs: int = 100, periods: int = 250, warmup: int = 25, rounds: int = 3,
+            suites: tuple = (SUITE,)) -> dict:
+    """Rounds alternate plain and each suite in ``suites`` (the first is the headline)."""
     runs = []
     for _ in range(rounds):
         runs.append(one_round(pairs, periods, warmup, srtp=None))
-        runs.append(one_round(pairs, periods, warmup, srtp=SUITE))
+        for suite in suites:
+            runs.append(one_round(pairs, periods, warmup, srtp=suite))
     plain = statistics.median(r["us_per_packet"] for r in runs if not r["srtp"])
-    srtp = statistics.median(r["us_per_packet"] for r in runs if r["srtp"])
-    return {"pairs": pairs, "periods": periods, "rounds": rounds, "suite": SUITE,
+    by_suite = {suite: round(statistics.median(r["us_per_packet"] for r in runs if r["srtp"] == suite), 3)
+                for suite in suites}
+    srtp = by_suite[suites[0]]
+    return {"pairs": pairs, "periods": periods, "rounds": rounds, "suite": suites[0],
             "us_per_packet_plain": round(plain, 3), "us_per_packet_srtp": round(srtp, 3),
             "added_us_per_packet": round(srtp - plain, 3),
-            "library_us_protect_plus_unprotect": library_cost(), "runs": runs}
+            "added_us_per_packet_by_suite": {s: round(v - plain, 3) for s, v in by_suite.items()},
+            "library_us_protect_plus_unprotect": library_cost(),
+            "library_us_by_rotating_contexts": library_contexts(
+                packets=10000 if pairs < 100 else 40000, repeat=1 if pairs < 100 else 3),
+            "runs": runs}
 
 
 def run(work, mode: str, context: dict) -> dict:
     if mode == "quick":
         figures = measure(pairs=50, periods=100, warmup=10, rounds=2)
     else:
-        figures = measure(pairs=200, periods=250, warmup=25, rounds=3)
+        figures = measure(pairs=200, periods=250, warmup=25, rounds=3, suites=(SUITE, GCM))
     print(f"  B7 {figures['us_per_packet_plain']} us per packet plain, {figures['us_per_packet_srtp']} "
           f"with SRTP: +{figures['added_us_per_packet']} us (libsrtp alone: "
           f"{figures['library_us_protect_plus_unprotect']})", flush=True)
@@ -136,7 +195,7 @@ def main(argv: list[str]) -> int:
     pairs = int(argv[0]) if argv else 100
     periods = int(argv[1]) if len(argv) > 1 else 250
     started = time.monotonic()
-    out = {"targets": TARGETS, "figures": measure(pairs, periods)}
+    out = {"targets": TARGETS, "figures": measure(pairs, periods, suites=(SUITE, GCM))}
     f = out["figures"]
     print(f"B7 SRTP: {pairs} pairs x {periods} periods: {f['us_per_packet_plain']} us CPU per packet "
           f"plain, {f['us_per_packet_srtp']} with SRTP, +{f['added_us_per_packet']} us "

@@ -43,6 +43,8 @@ Pure in the sense of the house rules: bytes in, bytes out; no Twisted, no clock,
 """
 from __future__ import annotations
 
+import threading
+
 import pylibsrtp
 from pylibsrtp import _binding
 
@@ -98,15 +100,32 @@ _RTP_ROOM = _BUFFER - (16 + 128)  # the longest packet we protect: room for tag 
 _RTCP_ROOM = _BUFFER - (4 + 16 + 128)
 
 
+_local = threading.local()
+
+
+def _scratch():
+    """This thread's buffer, its cffi view and length cell, shared by every context made on
+    the thread: one warm 1500-byte buffer instead of one per stream (at hundreds of streams
+    each packet otherwise lands in cold cache lines; bench/README.md "B7").  Every result
+    is copied out of it before the call returns, so sharing it is safe on one thread."""
+    scratch = getattr(_local, "scratch", None)
+    if scratch is None:
+        buf = _ffi.new("char[]", _BUFFER)
+        scratch = _local.scratch = (buf, _ffi.buffer(buf), _ffi.new("int *"))
+    return scratch
+
+
 class SrtpContext:
     """Both directions of one SRTP stream (see the module docstring).
 
     The per-packet path calls libsrtp's ``srtp_protect``/``srtp_unprotect`` through
-    pylibsrtp's own cffi binding, in place in one buffer this context owns (bench/README.md
-    "B7"): one copy in, one copy out, no allocation but the result.  pylibsrtp's ``Session``
+    pylibsrtp's own cffi binding, in place in one scratch buffer shared by the contexts made
+    on the same thread (bench/README.md "B7"): one copy in, one copy out, no allocation but
+    the result.  pylibsrtp's ``Session``
     still creates and frees the libsrtp sessions; if a pylibsrtp release stops exposing its
     session handle, its ``protect``/``unprotect`` methods are used instead (same results,
-    slower).  Not thread-safe: one context belongs to one stream, on the reactor thread."""
+    slower).  Not thread-safe: one context belongs to one stream and is used on the thread
+    that made it (the reactor's)."""
 
     __slots__ = ("suite", "_out", "_in", "_tx", "_rx", "_buf", "_view", "_len", "_fallback",
                  "auth_failures", "replays", "bad_packets", "protect_errors")
@@ -127,9 +146,7 @@ class SrtpContext:
         self._fallback = None in handles
         if not self._fallback:
             self._tx, self._rx = handles[0][0], handles[1][0]  # srtp_t
-            self._buf = _ffi.new("char[]", _BUFFER)
-            self._view = _ffi.buffer(self._buf)
-            self._len = _ffi.new("int *")
+            self._buf, self._view, self._len = _scratch()
         self.auth_failures = 0   # wrong key, forged, damaged, or a plain packet
         self.replays = 0         # a packet index seen before, or older than the window
         self.bad_packets = 0     # too short / too long / unparsable as SRTP
@@ -143,17 +160,22 @@ class SrtpContext:
     # ------------------------------------------------------------------ sending
     def protect(self, packet: bytes) -> bytes | None:
         """The SRTP packet for the RTP ``packet``, or None (counted) when it cannot be."""
-        if self._fallback or not 12 <= len(packet) <= _RTP_ROOM:
+        n = len(packet)
+        if self._fallback or not 12 <= n <= _RTP_ROOM:
             return self._slow(self._out.protect, packet, True)
-        return self._protected(_srtp_protect, packet)
+        # inline (no helper call): this and unprotect run once per packet (bench B7)
+        view, length = self._view, self._len
+        view[0:n] = packet
+        length[0] = n
+        if _srtp_protect(self._tx, self._buf, length):
+            self.protect_errors += 1
+            return None
+        return view[0:length[0]]
 
     def protect_rtcp(self, packet: bytes) -> bytes | None:
         if self._fallback or not 8 <= len(packet) <= _RTCP_ROOM:
             return self._slow(self._out.protect_rtcp, packet, True)
-        return self._protected(_srtp_protect_rtcp, packet)
-
-    def _protected(self, function, packet: bytes) -> bytes | None:
-        if self._in_place(function, self._tx, packet):
+        if self._in_place(_srtp_protect_rtcp, self._tx, packet):
             self.protect_errors += 1
             return None
         return self._view[0:self._len[0]]
@@ -163,18 +185,26 @@ class SrtpContext:
         """The RTP packet inside the SRTP ``packet``, or None when it is dropped (counted)."""
         if self._fallback or type(packet) is not bytes:
             return self._slow(self._in.unprotect, packet, False)
-        return self._unprotected(_srtp_unprotect, packet)
+        n = len(packet)
+        if n > _BUFFER:
+            self.bad_packets += 1
+            return None
+        view, length = self._view, self._len
+        view[0:n] = packet
+        length[0] = n
+        status = _srtp_unprotect(self._rx, self._buf, length)
+        if status:
+            self._drop(status)
+            return None
+        return view[0:length[0]]
 
     def unprotect_rtcp(self, packet: bytes) -> bytes | None:
         if self._fallback or type(packet) is not bytes:
             return self._slow(self._in.unprotect_rtcp, packet, False)
-        return self._unprotected(_srtp_unprotect_rtcp, packet)
-
-    def _unprotected(self, function, packet: bytes) -> bytes | None:
         if len(packet) > _BUFFER:
             self.bad_packets += 1
             return None
-        status = self._in_place(function, self._rx, packet)
+        status = self._in_place(_srtp_unprotect_rtcp, self._rx, packet)
         if status:
             self._drop(status)
             return None
