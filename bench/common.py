@@ -176,8 +176,9 @@ def prepare_dialplans(work: Path, uas_port: int = 9) -> Path:
 
 
 def start_server(work: Path, *, uas_port: int = 9, rtp_ports: int = 6000,
-                 timeout: float = 90.0) -> Server:
-    """``ivr serve`` on core 0 with the bench dialplans, on free ports; waits for "server ready"."""
+                 timeout: float = 90.0, config: Path | None = None) -> Server:
+    """``ivr serve`` on core 0 with the bench dialplans, on free ports; waits for "server ready".
+    ``config``: a config directory instead of bench/config (e.g. a copy with more keys)."""
     work.mkdir(parents=True, exist_ok=True)
     sip_port, http_port = free_port(), free_port()
     rtp = free_range(rtp_ports)
@@ -186,7 +187,7 @@ def start_server(work: Path, *, uas_port: int = 9, rtp_ports: int = 6000,
         sys.executable, "-m", "ivr.cli", "serve", "--sip", f"127.0.0.1:{sip_port}",
         "--http", f"127.0.0.1:{http_port}", "--rtp-ports", f"{rtp[0]}-{rtp[1]}",
         "--dialplans", str(prepare_dialplans(work, uas_port)), "--prompts", str(ROOT / "prompts"),
-        "--data", str(work / "data"), "--config", str(BENCH / "config"),
+        "--data", str(work / "data"), "--config", str(config or BENCH / "config"),
         "--media-timeout", "600", "--drain-timeout", "5"])
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     with open(log_path, "wb") as log_file:

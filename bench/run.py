@@ -30,7 +30,8 @@ from bench import common  # noqa: E402
 
 # id, module, results name.  B3 runs before B2: B2 reports its cost against B3's reference.
 BENCHMARKS = [("B0", "b0_streams", "b0_streams"), ("B1", "b1_setup", "b1_setup"),
-              ("B3", "b3_bridge", "b3_bridge"), ("B3S", "b3_srtp", "b3_srtp"), ("B2", "b2_ivr", "b2_ivr"),
+              ("B3", "b3_bridge", "b3_bridge"), ("B3S", "b3_srtp", "b3_srtp"),
+              ("B3R", "b3_rtpengine", "b3_rtpengine"), ("B2", "b2_ivr", "b2_ivr"),
               ("B4", "b4_timing", "b4_timing"), ("B5", "b5_dtmf", "b5_dtmf"), ("B6", "b6_tts", "b6_tts"),
               ("B7", "b7_srtp", "b7_srtp"), ("B8", "b8_farm", "b8_farm"),
               ("B9", "b9_speech", "b9_speech"), ("B10", "b8_webrtc", "b8_webrtc"),
@@ -62,6 +63,21 @@ ROWS = [
     ("B3S", "SRTP both legs: per relay p50 / p99 (ms)", ("per_relay_p50_ms_srtp", "per_relay_p99_ms_srtp"),
      "-", None, None),
     ("B3S", "SRTP both legs: undecryptable packets", "undecryptable_packets", "0", lambda v: v == 0, None),
+    ("B3R", "rtpengine: CPU us per relayed packet (server + rtpengine)", "cpu_us_per_relayed_packet_rtpengine",
+     "<= 10", lambda v: v <= 10, "cost_ratio_to_reference_rtpengine"),
+    ("B3R", "rtpengine: in-process relay, same run, CPU us per relayed packet",
+     "cpu_us_per_relayed_packet_inprocess", "<= 10", lambda v: v <= 10, "cost_ratio_to_reference_inprocess"),
+    ("B3R", "rtpengine: CPU us per relayed packet, server / rtpengine",
+     ("server_cpu_us_per_relayed_packet_rtpengine", "rtpengine_cpu_us_per_relayed_packet"), "-", None, None),
+    ("B3R", "rtpengine: per relay p99 (ms), rtpengine / in-process",
+     ("per_relay_p99_ms_rtpengine", "per_relay_p99_ms_inprocess"), "<= 1", None, None),
+    ("B3R", "rtpengine: per relay p99 (ms)", "per_relay_p99_ms_rtpengine", "<= 1", lambda v: v <= 1, None),
+    ("B3R", "rtpengine: jitter in / out p99 (ms)",
+     ("jitter_into_server_p99_ms_rtpengine", "jitter_out_of_server_p99_ms_rtpengine"), "out <= in + 1", None, None),
+    ("B3R", "rtpengine: jitter added p99 (ms), rtpengine / in-process",
+     ("jitter_added_p99_ms_rtpengine", "jitter_added_p99_ms_inprocess"), "<= 1", None, None),
+    ("B3R", "rtpengine: bridged calls held, rtpengine / in-process",
+     ("bridged_calls_rtpengine", "bridged_calls_inprocess"), ">= 1000", None, None),
     ("B4", "interval p99 (ms)", ("interval_ms", "p99"), "-", None, None),
     ("B4", "interval p99.9 (ms)", ("interval_ms", "p999"), "-", None, None),
     ("B4", "interval max (ms)", ("interval_ms", "max"), "-", None, None),
@@ -140,7 +156,7 @@ def main(argv=None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="about a minute and a half (default)")
     mode.add_argument("--full", action="store_true", help="the published figures (long)")
-    parser.add_argument("--only", default="", help="comma-separated: B0,B1,B2,B3,B3S,B4,B5,B6,B7,B8,B9,B10,MEM")
+    parser.add_argument("--only", default="", help="comma-separated: B0,B1,B2,B3,B3S,B3R,B4,B5,B6,B7,B8,B9,B10,MEM")
     parser.add_argument("--results", default=None,
                         help="results directory (default bench/results, or bench/results/quick)")
     parser.add_argument("--work", default=None, help="scratch directory (default: a temp dir)")

@@ -1,0 +1,300 @@
+"""B3R: B3 with the bridged media anchored at rtpengine (``media_relay: {engine: rtpengine}``),
+side by side with the in-process relay and SIPp's own echo, in one run.
+
+The same calls as B3 (SIPp's caller plays ``relay.pcap``, every payload unique, through the
+``bridge`` plan to a SIPp uas with ``-rtp_echo``), but the server runs with a config whose
+``media_relay`` points at an ``rtpengine-daemon`` started for the run, pinned to the
+server's core (userspace forwarding: Debian's package has no kernel module here).  The server
+re-INVITEs both SIPps to rtpengine's ports, so both scenarios must take that re-INVITE
+(``scenarios/uac_relay_reinvited.xml``, ``scenarios/uas_echo_reinvited.xml``).  dumpcap
+records rtpengine's port range and the server's; the relay being measured is rtpengine's
+range, and every packet still crossing the server's RTP ports in the window is counted
+(``server_rtp_packets_in_window``: 0 once every call is anchored).
+
+CPU per relayed packet is the server's plus rtpengine's (utime + stime of every thread, from
+/proc) over the window, both also given on their own.  Each level runs the in-process relay
+(``b3_bridge.run_level``), then rtpengine, then SIPp's uas on the server's core
+(``b3_bridge.reference``) with the same number of calls.
+"""
+from __future__ import annotations
+
+import random
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from ivr.rtp.bencode import decode, encode
+
+from . import b3_bridge, common, rtp_probe
+from .b2_ivr import _sleep_until
+
+TARGETS = {"cpu_us_per_relayed_packet": "<= 10", "added_latency_per_relay_p99_ms": "<= 1",
+           "jitter_out_minus_in_p99_ms": "<= 1"}
+
+
+class Rtpengine:
+    """``rtpengine --foreground`` on the server's core, ng and media on 127.0.0.1 free ports."""
+
+    def __init__(self, work: Path, media_ports: int) -> None:
+        work.mkdir(parents=True, exist_ok=True)
+        binary = common.require("rtpengine")
+        self.ng_port = common.free_port()
+        self.range = common.free_range(media_ports, 30000, 60000)
+        self.log_path = work / "rtpengine.log"
+        self.log = open(self.log_path, "wb")
+        cmd = common.pinned(common.SERVER_CORE, [
+            binary, "--foreground", "--interface=127.0.0.1", f"--listen-ng=127.0.0.1:{self.ng_port}",
+            f"--port-min={self.range[0]}", f"--port-max={self.range[1]}", "--log-stderr",
+            "--table=-1", f"--listen-cli=127.0.0.1:{common.free_port()}",
+            f"--pidfile={work / 'rtpengine.pid'}"])
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                if self.ng("ping").get(b"result") == b"pong":
+                    return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise common.BenchError("rtpengine did not answer ping:\n"
+                                + self.log_path.read_text(errors="replace")[-2000:])
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def ng(self, command: str, **params) -> dict:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(1.0)
+            cookie = f"b{random.randrange(10**9)}".encode()
+            s.sendto(cookie + b" " + encode({"command": command, **params}),
+                     ("127.0.0.1", self.ng_port))
+            data, _ = s.recvfrom(1 << 20)
+        if not data.startswith(cookie + b" "):
+            raise OSError("rtpengine answered another cookie")
+        return decode(data[len(cookie) + 1:])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+class ReinvitedUas(common.SippUas):
+    """B3's far end (``-rtp_echo`` on core 1) with a scenario that takes the re-INVITE."""
+
+    def __init__(self, work: Path, core: str, tag: str = "uas") -> None:  # noqa: D107
+        self.work = work / f"sipp-{tag}"
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.port = common.free_port()
+        self.media_port = common.free_range(4, 20000, 29000)[0]
+        cmd = common.pinned(core, [
+            common.require("sipp"), "-sf", str(common.SCENARIOS / "uas_echo_reinvited.xml"),
+            "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", str(self.port),
+            "-mp", str(self.media_port), "-rtp_echo", "-nostdin", "-max_socket", "4096",
+            "-trace_stat", "-stf", str(self.work / "stat.csv"), "-fd", "1",
+            "-trace_err", "-error_file", str(self.work / "errors.log")])
+        self.out = open(self.work / "output.txt", "wb")
+        self.proc = subprocess.Popen(cmd, cwd=self.work, stdout=self.out, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        time.sleep(0.3)
+        if self.proc.poll() is not None:
+            raise common.BenchError(f"sipp uas exited: {(self.work / 'output.txt').read_text()[-1500:]}")
+
+
+def server_config(work: Path, ng_port: int) -> Path:
+    """bench/config with ``media_relay`` pointing at the run's rtpengine."""
+    out = work / "config"
+    shutil.copytree(common.BENCH / "config", out, dirs_exist_ok=True)
+    with open(out / "extensions.yaml", "a") as f:
+        f.write(f"\nmedia_relay: {{engine: rtpengine, ng: 127.0.0.1:{ng_port}, timeout: 2}}\n")
+    return out
+
+
+def scenario(work: Path, seconds: float) -> Path:
+    pcap = rtp_probe.write_relay_pcap(work / "relay.pcap", seconds)
+    xml = (common.SCENARIOS / "uac_relay_reinvited.xml").read_text().replace("RELAY_PCAP", str(pcap))
+    path = work / "uac_relay_reinvited.xml"
+    path.write_text(xml)
+    return path
+
+
+def analyse(whole, uas_media_port: int, relay: tuple[int, int], server: tuple[int, int],
+            w0: float, w1: float) -> dict:
+    """B3's figures for the relay whose ports are ``relay`` (rtpengine's range), and the
+    packets that still crossed the server's RTP ports in the window."""
+    lo, hi = relay
+    uas_leg = (whole.sport == uas_media_port) | (whole.dport == uas_media_port)
+    in_range = lambda ports: (ports >= lo) & (ports <= hi)  # noqa: E731
+    p = whole.where(~uas_leg)
+    into, out = p.where(in_range(p.dport) & ~in_range(p.sport)), p.where(in_range(p.sport))
+    in_window = lambda q: q.where((q.t >= w0) & (q.t <= w1))  # noqa: E731
+    to_uas = in_window(whole.where((whole.dport == uas_media_port) & in_range(whole.sport)))
+    from_uas = in_window(whole.where((whole.sport == uas_media_port) & in_range(whole.dport)))
+    win_in, win_out = in_window(into), in_window(out)
+    srv = in_window(whole.where(((whole.sport >= server[0]) & (whole.sport <= server[1]))
+                                | ((whole.dport >= server[0]) & (whole.dport <= server[1]))))
+    min_pk = max(10, int((w1 - w0) / 0.02 * 0.5))
+    timing_out = rtp_probe.analyse(win_out, min_packets=min_pk)
+    timing_in = rtp_probe.analyse(win_in, min_packets=min_pk, by="dport")
+    rtt = rtp_probe.relay_latency(into, out)
+    return {"relayed_packets_in_window": 2 * len(win_in),
+            "server_rtp_packets_in_window": len(srv),
+            "round_trip_through_both_relays": rtt,
+            "added_latency_per_relay_p99_ms": round(rtt["p99_ms"] / 2, 2) if rtt.get("matched") else None,
+            "jitter_into_server_p99_ms": timing_in.get("jitter_ms", {}).get("p99"),
+            "jitter_out_of_server_p99_ms": timing_out.get("jitter_ms", {}).get("p99"),
+            "timing_out": timing_out,
+            "per_relay": b3_bridge.per_relay(win_in, to_uas, from_uas, win_out, min_pk)}
+
+
+def run_level(work: Path, pairs: int, duration_s: float) -> dict:
+    """B3 at ``pairs`` bridged calls with their media at rtpengine."""
+    work = work / f"b3r-{pairs}"
+    work.mkdir(parents=True, exist_ok=True)
+    xml = scenario(work, duration_s + 5)
+    rate = max(20.0, pairs / 10.0)
+    ramp = pairs / rate
+    rtpe = Rtpengine(work / "rtpengine", pairs * 8 + 100)
+    uas = server = None
+    try:
+        uas = ReinvitedUas(work, common.DRIVER_CORE, "far-uas")
+        server = common.start_server(work / "server", uas_port=uas.port, rtp_ports=pairs * 8 + 400,
+                                     config=server_config(work / "server", rtpe.ng_port))
+        lo, hi = server.rtp_range
+        rlo, rhi = rtpe.range
+        cap = common.Capture(work / "legs.pcap", f"udp portrange {lo}-{hi} or udp portrange {rlo}-{rhi}")
+        t0 = time.time()
+        sipp = common.Sipp(work, server.sip, xml, tag="uac", service="bridge", calls=pairs,
+                           rate=rate, limit=pairs, duration_ms=duration_s * 1000,
+                           timeout=duration_s + ramp + 90)
+        w0, w1 = t0 + ramp + 2.0, t0 + duration_s - 0.5
+        w1 = max(w1, w0 + 2.0)
+        _sleep_until(w0)
+        try:  # asked before the CPU window opens
+            calls_at_rtpengine = len(rtpe.ng("list", limit=100000).get(b"calls", []))
+        except OSError:
+            calls_at_rtpengine = None
+        cpu_server = common.CpuWindow(server.pid).start()
+        cpu_rtpe = common.CpuWindow(rtpe.pid).start()
+        _sleep_until(w1)
+        fig_server, fig_rtpe = cpu_server.stop(), cpu_rtpe.stop()
+        run = sipp.wait()
+        cap_info = cap.stop()
+        server_log = server.log()
+    finally:
+        if server is not None:
+            server.stop()
+        if uas is not None:
+            uas.stop()
+        rtpe.stop()
+    figures = analyse(rtp_probe.read_pcap(work / "legs.pcap"), uas.media_port, rtpe.range,
+                      server.rtp_range, w0, w1)
+    relayed = figures["relayed_packets_in_window"]
+    cpu_s = fig_server["cpu_s"] + fig_rtpe["cpu_s"]
+    per = lambda s: round(s * 1e6 / relayed, 2) if relayed else None  # noqa: E731
+    level = {"pairs": pairs, "duration_s": duration_s, "window_s": round(w1 - w0, 1),
+             "successful": run.stat("SuccessfulCall(C)"), "failed": run.stat("FailedCall(C)"),
+             "sipp_rc": run.returncode, "server_cpu": fig_server, "rtpengine_cpu": fig_rtpe,
+             **cap_info,
+             "anchored_legs_logged": server_log.count("media_relay engine='rtpengine'"),
+             "fallbacks_logged": server_log.count("rtpengine not used")
+             + server_log.count("media_relay_refused"),
+             "calls_at_rtpengine_in_window": calls_at_rtpengine,
+             "cpu_us_per_relayed_packet": per(cpu_s),
+             "server_cpu_us_per_relayed_packet": per(fig_server["cpu_s"]),
+             "rtpengine_cpu_us_per_relayed_packet": per(fig_rtpe["cpu_s"]),
+             **figures}
+    t = level["timing_out"]
+    broken = []
+    if level["failed"] or level["successful"] < pairs:
+        broken.append("calls")
+    if level["anchored_legs_logged"] < 2 * pairs:
+        broken.append("not every call anchored at rtpengine")
+    if not t.get("streams"):
+        broken.append("no RTP captured")
+    else:
+        if t["interval_dev_ms"]["p99"] > 2.0:
+            broken.append("interval p99")
+        if t["max_gap_ms"] > 40.0:
+            broken.append("max gap")
+        if t["streams_with_seq_errors"]:
+            broken.append("sequence errors")
+    if (fig_server["cpu_percent"] or 0) + (fig_rtpe["cpu_percent"] or 0) >= 80.0:
+        broken.append("server + rtpengine cpu")
+    if not level["round_trip_through_both_relays"].get("matched"):
+        broken.append("no relayed packet came back")
+    level["verdict"], level["passed"] = broken, not broken
+    if run.errors and broken:
+        level["sipp_errors_tail"] = run.errors[-600:]
+    return level
+
+
+def _jitter_added(level: dict):
+    j_in, j_out = level.get("jitter_into_server_p99_ms"), level.get("jitter_out_of_server_p99_ms")
+    return round(j_out - j_in, 3) if j_in is not None and j_out is not None else None
+
+
+def _ratio(ours, theirs):
+    return round(ours / theirs, 1) if ours and theirs else None
+
+
+def run(work: Path, mode: str, context: dict) -> dict:
+    quick = mode == "quick"
+    tries = context.get("b3r_pairs") or ([20] if quick else [100, 250, 500])
+    duration = context.get("seconds") or (6.0 if quick else 30.0)
+    levels = []
+    best = {"inprocess": 0, "rtpengine": 0}
+    for pairs in tries:
+        inproc = b3_bridge.run_level(work / "inprocess", pairs, duration)
+        rtpe = run_level(work, pairs, duration)
+        ref = b3_bridge.reference(work, pairs, duration)
+        levels.append({"pairs": pairs, "inprocess": inproc, "rtpengine": rtpe, "reference": ref})
+        for name, level in (("inprocess", inproc), ("rtpengine", rtpe)):
+            rel = level["per_relay"]["both"]
+            print(f"  B3R {pairs:5d} pairs {name:9s}: {level['cpu_us_per_relayed_packet']} us/packet, "
+                  f"per relay p50/p99 {rel.get('p50_ms')}/{rel.get('p99_ms')} ms, jitter in/out p99 "
+                  f"{level['jitter_into_server_p99_ms']}/{level['jitter_out_of_server_p99_ms']} -> "
+                  f"{'ok' if level['passed'] else level['verdict']}", flush=True)
+            if level["passed"]:
+                best[name] = pairs
+        print(f"  B3R {pairs:5d} pairs sipp echo: {ref['cpu_us_per_echoed_packet']} us/packet", flush=True)
+        if not inproc["passed"] and not rtpe["passed"]:
+            break
+    # the headline is the highest level rtpengine held (else the last one run)
+    held = next((l for l in levels if l["pairs"] == best["rtpengine"]), levels[-1])
+    r, i, ref = held["rtpengine"], held["inprocess"], held["reference"]
+    theirs = ref["cpu_us_per_echoed_packet"]
+    return {"targets": TARGETS, "figures": {
+        "pairs": held["pairs"],
+        "bridged_calls_rtpengine": best["rtpengine"], "bridged_calls_inprocess": best["inprocess"],
+        "cpu_us_per_relayed_packet_rtpengine": r["cpu_us_per_relayed_packet"],
+        "server_cpu_us_per_relayed_packet_rtpengine": r["server_cpu_us_per_relayed_packet"],
+        "rtpengine_cpu_us_per_relayed_packet": r["rtpengine_cpu_us_per_relayed_packet"],
+        "cpu_us_per_relayed_packet_inprocess": i["cpu_us_per_relayed_packet"],
+        "reference_sipp_uas_cpu_us_per_echoed_packet": theirs,
+        "cost_ratio_to_reference_rtpengine": _ratio(r["cpu_us_per_relayed_packet"], theirs),
+        "cost_ratio_to_reference_inprocess": _ratio(i["cpu_us_per_relayed_packet"], theirs),
+        "per_relay_p50_ms_rtpengine": r["per_relay"]["both"].get("p50_ms"),
+        "per_relay_p99_ms_rtpengine": r["per_relay"]["both"].get("p99_ms"),
+        "per_relay_p50_ms_inprocess": i["per_relay"]["both"].get("p50_ms"),
+        "per_relay_p99_ms_inprocess": i["per_relay"]["both"].get("p99_ms"),
+        "jitter_into_server_p99_ms_rtpengine": r["jitter_into_server_p99_ms"],
+        "jitter_out_of_server_p99_ms_rtpengine": r["jitter_out_of_server_p99_ms"],
+        "jitter_added_p99_ms_rtpengine": _jitter_added(r),
+        "jitter_into_server_p99_ms_inprocess": i["jitter_into_server_p99_ms"],
+        "jitter_out_of_server_p99_ms_inprocess": i["jitter_out_of_server_p99_ms"],
+        "jitter_added_p99_ms_inprocess": _jitter_added(i),
+        "server_rtp_packets_in_window_rtpengine": r["server_rtp_packets_in_window"],
+        "failed_calls_rtpengine": r["failed"],
+        "levels": levels}}
