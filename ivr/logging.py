@@ -17,6 +17,7 @@ import time
 from typing import Callable
 
 from twisted.logger import LogLevel, formatEvent, globalLogBeginner
+from twisted.logger import Logger as _TwistedLogger
 
 #: Longest time a line waits in the buffer (seconds).
 FLUSH_DELAY = 0.02
@@ -36,10 +37,31 @@ class _StampCache:
         if second != cached_second:
             prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self.cached = (second, prefix)
-        return f"{prefix}.{int((when % 1) * 1000):03d}Z"
+        return "%s.%03dZ" % (prefix, (when - second) * 1000)  # %d truncates, as int() did
 
 
 _stamps = _StampCache()
+
+_LEVELS = frozenset(LogLevel.iterconstants())
+
+
+class Logger(_TwistedLogger):
+    """``twisted.logger.Logger`` with a cheaper ``emit``, for the lines logged per call.
+
+    Twisted's ``emit`` checks the level with ``level not in LogLevel.iterconstants()``,
+    which sorts the five levels on every line (a fifth of a line's cost at B1's call
+    rates); this one looks the level up in a frozenset and otherwise builds and publishes
+    the same event (an unknown level still goes through Twisted's complaint).
+    """
+
+    def emit(self, level, format=None, **kwargs) -> None:  # noqa: A002 (Twisted's name)
+        if level not in _LEVELS:
+            return super().emit(level, format, **kwargs)
+        kwargs.update(log_logger=self, log_level=level, log_namespace=self.namespace,
+                      log_source=self.source, log_format=format, log_time=time.time())
+        if "log_trace" in kwargs:
+            kwargs["log_trace"].append((self, self.observer))
+        self.observer(kwargs)
 
 
 def _text(event: dict) -> str:
