@@ -172,13 +172,20 @@ def string(required=False, default=None, choices=None, regex=None, what="a strin
     return FieldType(read, required, default, json)
 
 
-def template(required=False, default=None) -> FieldType:
+def template(required=False, default=None, blank: str | None = None) -> FieldType:
+    """Text with ``{{variables}}``; ``blank``: the error for text that is empty or only
+    spaces (None: such text is allowed)."""
     def read(p, node):
         v = _scalar(p, node, "text")
         if v is INVALID:
             return v
+        if blank is not None and not v.strip():
+            return p.error(node, blank)
         return read_template(p, node, v)
-    return FieldType(read, required, default, {"type": "string", "format": "template"})
+    json = {"type": "string", "format": "template"}
+    if blank is not None:
+        json["pattern"] = r"\S"
+    return FieldType(read, required, default, json)
 
 
 def read_template(p: Parser, node: Node, text: str):

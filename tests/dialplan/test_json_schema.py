@@ -35,6 +35,8 @@ VALID_STEPS = [
     {"log": "hi"}, {"echo": 5}, {"ring": 2}, "ring", {"say_digits": "123"}, {"transfer": "2001"},
 ]
 INVALID_STEPS = [
+    {"say": ""},                          # nothing to say
+    {"say": {"text": "   "}},
     "menu", {"menu": {"prompt": "", "options": {"1": "main"}}},
     {"menu": {"prompt": "  ", "options": {"1": "main"}}},
     {"menu": {"prompt": [{"say": ""}], "options": {"1": "main"}}},
@@ -129,3 +131,11 @@ def test_an_empty_prompt_is_a_checker_error_at_its_line(tmp_path):
     plan, errors = load_dialplans([path])
     assert [(e.line, e.col) for e in errors] == [(4, 17)]
     assert "empty prompt" in errors[0].message
+
+
+def test_an_empty_say_is_a_checker_error_at_its_line(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text('flows:\n  main:\n    - say: {text: ""}\n    - say: "  "\n')
+    plan, errors = load_dialplans([path])
+    assert [(e.line, e.col) for e in errors] == [(3, 19), (4, 12)]
+    assert all("empty 'say' says nothing" in e.message for e in errors)

@@ -17,7 +17,8 @@ class Say(Verb):
     name = "say"
     MAIN = "text"
     needs_media = True
-    FIELDS = {"text": template(required=True), **VOICE_FIELDS,
+    FIELDS = {"text": template(required=True, blank="an empty 'say' says nothing: write "
+                                                    "the words to speak"), **VOICE_FIELDS,
               "loop": integer(default=1, minimum=0, maximum=100), "barge_in": boolean(False)}
 
     @defer.inlineCallbacks
