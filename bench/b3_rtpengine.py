@@ -45,7 +45,9 @@ class Rtpengine:
         self.log_path = work / "rtpengine.log"
         self.log = open(self.log_path, "wb")
         cmd = common.pinned(common.SERVER_CORE, [
-            binary, "--foreground", "--interface=127.0.0.1", f"--listen-ng=127.0.0.1:{self.ng_port}",
+            # --config-file=none: not Debian's rtpengine.conf and its fixed ports (HTTP 2225)
+            binary, "--config-file=none", "--foreground", "--interface=127.0.0.1",
+            f"--listen-ng=127.0.0.1:{self.ng_port}",
             f"--port-min={self.range[0]}", f"--port-max={self.range[1]}", "--log-stderr",
             "--table=-1", f"--listen-cli=127.0.0.1:{common.free_port()}",
             f"--pidfile={work / 'rtpengine.pid'}"])
