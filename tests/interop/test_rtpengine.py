@@ -2,14 +2,18 @@
 caller dials ``ivr serve``, whose plan bridges it to a SIPp uas with ``-rtp_echo``; the
 server anchors both legs at rtpengine-daemon (userspace forwarding) and re-INVITEs each SIPp
 (both scenarios require that re-INVITE) to ports in rtpengine's range.  rtpengine counts
-the audio it forwarded and the BYE deletes rtpengine's call.  (No packet capture yet: that
-the server's own RTP ports go quiet is shown by the unit test's ``inactive`` sessions.)"""
+the audio it forwarded and the BYE deletes rtpengine's call.  A tshark capture of the SIP
+port, the server's RTP range and rtpengine's shows the wire: once both re-INVITEs are
+acknowledged, the audio goes to and comes from rtpengine's two ports, and not one packet
+goes to or leaves the server's RTP ports of that call (the ones in its own SDPs) until the
+BYE."""
 from __future__ import annotations
 
 import random
 import re
 import shutil
 import socket
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -39,7 +43,9 @@ def start_rtpengine(tmp_path: Path):
     ng_port = free_port()
     low = random.randrange(20000, 29000, 2)
     log = open(tmp_path / "rtpengine.log", "wb")
-    proc = subprocess.Popen([binary, "--foreground", "--interface=127.0.0.1",
+    # --config-file=none: Debian's /etc/rtpengine/rtpengine.conf would add fixed ports
+    # (HTTP 2225, cli 2224) that a second rtpengine on the machine already holds
+    proc = subprocess.Popen([binary, "--config-file=none", "--foreground", "--interface=127.0.0.1",
                              f"--listen-ng=127.0.0.1:{ng_port}", f"--port-min={low}",
                              f"--port-max={low + 99}", "--log-stderr", "--table=-1",
                              f"--listen-cli=127.0.0.1:{free_port()}",
@@ -60,7 +66,7 @@ def start_rtpengine(tmp_path: Path):
 def test_bridge_media_goes_through_rtpengine(tmp_path, server_factory):
     sipp = require("sipp")
     rtpe, ng_port, rtpe_ports = start_rtpengine(tmp_path)
-    uas = caller = None
+    uas = caller = tshark = None
     try:
         config = tmp_path / "config"
         shutil.copytree(Path(__file__).resolve().parents[2] / "config", config)
@@ -72,8 +78,15 @@ def test_bridge_media_goes_through_rtpengine(tmp_path, server_factory):
         (plans / "bridge.yaml").write_text(
             "routes:\n  - name: bridge\n    flow: bridge\n"
             f"flows:\n  bridge:\n    - dial: {{to: \"sip:echo@127.0.0.1:{uas_port}\", timeout: 10}}\n")
-        server = server_factory(dialplans=plans, config=config)
+        server_rtp = random.randrange(30000, 59000, 2)
+        server_rtp = (server_rtp, server_rtp + 400)
+        server = server_factory(dialplans=plans, config=config,
+                                extra=["--rtp-ports", f"{server_rtp[0]}-{server_rtp[1]}"])
         server.wait_for_log("bridged media through rtpengine")
+        capture = tmp_path / "legs.pcap"
+        tshark = start_capture(capture, f"udp port {server.sip_port} or udp portrange "
+                               f"{server_rtp[0]}-{server_rtp[1] + 1} or udp portrange "
+                               f"{rtpe_ports[0]}-{rtpe_ports[1]}")
         uas = subprocess.Popen([sipp, "-sf", str(SCENARIOS / "uas_reinvited.xml"),
                                 "-i", "127.0.0.1", "-p", str(uas_port), "-mi", "127.0.0.1",
                                 "-mp", str(uas_media), "-rtp_echo", "-m", "1", "-nostdin",
@@ -108,7 +121,25 @@ def test_bridge_media_goes_through_rtpengine(tmp_path, server_factory):
             time.sleep(0.1)
         assert ng(ng_port, "list").get(b"calls", []) == []  # the BYE deleted it
         assert "rtpengine not used" not in server.log()
+        time.sleep(0.3)
+        tshark.terminate()
+        tshark.wait(10)
+        wire = wire_after_reinvite(udp_datagrams(capture), server.sip_port, server_rtp)
+        assert wire["server_ports"], wire  # its 200 to the caller and its INVITE to the uas
+        assert wire["window_s"] > 2.0, wire
+        assert wire["server_ports_packets"] == 0, wire  # none to or from ours for that call
+        phones = set(wire["phone_ports"])  # the caller's and the uas's (from their SDPs)
+        flows = {k: n for k, n in wire["flows"].items() if phones & set(k)}
+        # each phone talks to rtpengine's port for it only, both ways (the loopback may carry
+        # other tests' RTP in the same port ranges: only the phones' flows are looked at)
+        assert flows and all(set(k) - phones <= set(relay_ports) for k in flows), wire
+        to_rtpengine = {dport: n for (_, dport), n in flows.items() if dport in relay_ports}
+        assert set(to_rtpengine) == set(relay_ports), wire  # caller -> A, echo -> B
+        assert min(to_rtpengine.values()) > 50, wire
     finally:
+        if tshark is not None and tshark.poll() is None:
+            tshark.kill()
+            tshark.wait()
         for proc in (caller, uas, rtpe):
             if proc is not None and proc.poll() is None:
                 proc.kill()
@@ -117,3 +148,69 @@ def test_bridge_media_goes_through_rtpengine(tmp_path, server_factory):
 
 def _errors(tmp_path: Path) -> str:
     return "\n".join(p.read_text(errors="replace")[-2000:] for p in tmp_path.glob("*errors.log"))
+
+
+def start_capture(path: Path, bpf: str) -> subprocess.Popen:
+    binary = require("tshark")
+    proc = subprocess.Popen([binary, "-i", "lo", "-f", bpf, "-F", "pcap", "-w", str(path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 15
+    while not (path.exists() and path.stat().st_size >= 24):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.05)
+    time.sleep(0.5)
+    return proc
+
+
+def udp_datagrams(path: Path) -> list[tuple[float, int, int, bytes]]:
+    """(time, source port, destination port, payload) of every IPv4 UDP datagram in a
+    classic pcap of ``lo`` (Ethernet or Linux cooked framing)."""
+    data = path.read_bytes()
+    endian = "<" if data[:4] == b"\xd4\xc3\xb2\xa1" else ">"
+    link = struct.unpack(endian + "I", data[20:24])[0]
+    skip = {1: 14, 113: 16, 276: 20}[link]
+    out, off = [], 24
+    while off + 16 <= len(data):
+        sec, usec, incl, _ = struct.unpack(endian + "IIII", data[off:off + 16])
+        frame = data[off + 16:off + 16 + incl]
+        off += 16 + incl
+        ip = frame[skip:]
+        if len(ip) < 28 or ip[0] >> 4 != 4 or ip[9] != 17:
+            continue
+        udp = ip[(ip[0] & 15) * 4:]
+        sport, dport, length = struct.unpack("!HHH", udp[:6])
+        out.append((sec + usec / 1e6, sport, dport, udp[8:length]))
+    return out
+
+
+def wire_after_reinvite(datagrams, sip_port: int, server_rtp: tuple[int, int]) -> dict:
+    """What the RTP did between the server's last ACK before the BYE (both re-INVITEs to
+    rtpengine answered) and the BYE: packets per (source, destination) port, and how many went to or
+    came from the server's RTP ports named in its own SDPs (its answer to the caller, its
+    offer to the uas; the re-INVITEs name rtpengine's)."""
+    server_ports, phone_ports, acks, bye = set(), set(), [], None
+    for t, sport, dport, payload in datagrams:
+        if sip_port not in (sport, dport):
+            continue
+        for port in re.findall(rb"\r\nm=audio (\d+) ", payload):
+            port = int(port)
+            if sport == sip_port and server_rtp[0] <= port <= server_rtp[1]:
+                server_ports.add(port)
+            elif dport == sip_port:
+                phone_ports.add(port)
+        if payload.startswith(b"BYE ") and bye is None:
+            bye = t
+        if payload.startswith(b"ACK ") and sport == sip_port and bye is None:
+            acks.append(t)
+    start = (acks[-1] if acks else float("inf")) + 0.1  # packets already on their way
+    end = bye if bye is not None else float("-inf")
+    flows: dict = {}
+    ours = 0
+    for t, sport, dport, payload in datagrams:
+        if not start <= t <= end or sip_port in (sport, dport):
+            continue
+        flows[sport, dport] = flows.get((sport, dport), 0) + 1
+        if sport in server_ports or dport in server_ports:
+            ours += 1
+    return {"server_ports": sorted(server_ports), "phone_ports": sorted(phone_ports),
+            "window_s": round(end - start, 2), "flows": flows, "server_ports_packets": ours}
