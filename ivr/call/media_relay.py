@@ -72,7 +72,7 @@ def why_not(a, b) -> str | None:
         if n.telephone_event_pt is None:
             return "a leg needs in-band DTMF detection"
         rtp = getattr(media, "rtp", None)
-        if rtp is not None and getattr(rtp, "_audio_listeners", None):
+        if rtp is not None and rtp.has_audio_listeners:
             return "the server listens to a leg (recording, speech, in-band DTMF)"
     na, nb = a.media.negotiated, b.media.negotiated
     if (na.codec, na.ptime, na.telephone_event_pt) != (nb.codec, nb.ptime, nb.telephone_event_pt):

@@ -236,6 +236,11 @@ class RtpSession(Forwarding, SecureStream):
         if cb in self._audio_listeners:
             self._audio_listeners.remove(cb)
 
+    @property
+    def has_audio_listeners(self) -> bool:
+        """Someone reads this session's decoded audio (recording, speech, in-band DTMF)."""
+        return bool(self._audio_listeners)
+
     def add_payload_listener(self, cb) -> None:
         """cb(EncodedFrame) for every incoming audio packet, before (and without) decoding."""
         self._payload_listeners.append(cb)
