@@ -66,6 +66,7 @@ from .store.node_calls import NodeCalls
 from .store.node_liveness import NodeLiveness
 from .store.outbox import Outbox
 from .store.queue_state import QueueState
+from .store.rate_buckets import FarmShare
 from .store.sessions import SessionStore
 from .store.backend import (DatabaseSpecError, describe, load_database_file, open_database,
                             parse_database)
@@ -235,13 +236,17 @@ class IvrServer:
         self.node_id = self.node_id or default_node_id(self.advertise, self.transport.port)
         self.shared_location = None  # PostgreSQL: registrations seen by every node
         self.liveness = None         # PostgreSQL: heartbeats; a dead node's queue rows cleared
+        self.farm_share = None       # PostgreSQL: rate limits split over the live nodes
         if self.db.dialect == "postgresql":
             self.liveness = NodeLiveness(self.db, self.node_id)
+            self.farm_share = FarmShare()
             cleared = self.liveness.start(reactor.seconds())  # our previous life's queue rows
             if any(cleared.values()):
                 log.info("node id {n}: cleared {c} caller(s) and {a} agent(s) of its previous "
                          "run from the queues", n=self.node_id, c=cleared["callers"],
                          a=cleared["agents"])
+            self.farm_share.refresh(self.liveness, reactor.seconds()).addErrback(
+                _log_failure("counting the live nodes"))
             self.shared_location = SharedLocation(RegistrationStore(self.db, self.node_id),
                                                   reactor, self.node_id)
             log.info("node id {n}: registrations shared through the database", n=self.node_id)
@@ -302,7 +307,8 @@ class IvrServer:
         # no extension) pass their limits first (ivr/call/visitors.py, `webrtc:` config)
         self.visitors = VisitorLimits(
             directory.webrtc, reactor,
-            region=lambda: self.dialplan.store.current.settings.default_region)
+            region=lambda: self.dialplan.store.current.settings.default_region,
+            share=self.farm_share)  # a farm: this node's share of calls_per_minute
         self.ua.serve(VisitorGate(self.dialplan, self.visitors))
         self.control.serve_flows(self.dialplan)  # up: transfers and the API start flows
         api_file = self.config_dir / "api.yaml"
@@ -328,6 +334,8 @@ class IvrServer:
             api = self.api.api
             api.sessions.share(SessionStore(self.db, self.node_id))
             api.farm_calls = FarmCalls(api, NodeCalls(self.db, self.node_id))
+            # per-key and demo limits: this node's share (ivr/store/rate_buckets.py)
+            api.limiter.share = api.demo_limiter.share = self.farm_share
 
     def _on_sip(self, message, source) -> None:
         self.ua.receive(message, source)
@@ -405,6 +413,8 @@ class IvrServer:
             self.api.api.sessions.poll_cancels()  # DELETEs of our sessions made on other nodes
             self.api.api.farm_calls.publish()     # our calls, for GET /v1/calls elsewhere
             self.liveness.beat(now).addCallbacks(_cleared, _log_failure("heartbeat"))
+            self.farm_share.refresh(self.liveness, now).addErrback(
+                _log_failure("counting the live nodes"))  # rate limits' share
             self.dnd.reload().addErrback(_log_failure("DND reload"))  # other nodes' changes
         self.throttle.expire(now)
         if self.queues is not None:

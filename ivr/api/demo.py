@@ -54,6 +54,7 @@ def demo_routes(app, api) -> None:
     page, script = _asset("demo.html"), _asset("click-to-call.js")
     limiter = RateLimiter(cfg.demo_rate_calls / cfg.demo_rate_period, cfg.demo_rate_calls,
                           api.clock)
+    api.demo_limiter = limiter  # in a farm the server gives it the node's share (.share)
 
     def visitor(request) -> str:
         if cfg.trust_forwarded_for:

@@ -42,20 +42,32 @@ class TokenBucket:
 
 
 class RateLimiter:
-    """One bucket per key (API key or visitor IP), created on first use."""
+    """One bucket per key (API key or visitor IP), created on first use.
 
-    def __init__(self, rate: float, burst: float, clock, max_keys: int = 100_000) -> None:
+    ``share``: in a farm, an :class:`ivr.store.rate_buckets.FarmShare` -- each bucket then
+    holds this node's share of the limit (``rate / N`` up to ``burst / N`` for N live
+    nodes), so the farm together never admits more than the limit."""
+
+    def __init__(self, rate: float, burst: float, clock, max_keys: int = 100_000,
+                 share=None) -> None:
         self.rate, self.burst, self.clock = rate, burst, clock
         self.max_keys = max_keys
+        self.share = share
         self._buckets: dict[str, TokenBucket] = {}
 
     def check(self, key: str, rate: float | None = None, burst: float | None = None) -> None:
+        rate, burst = rate or self.rate, burst or self.burst
+        if self.share is not None:
+            rate, burst = self.share.limits(rate, burst)
         bucket = self._buckets.get(key)
         if bucket is None:
             if len(self._buckets) >= self.max_keys:
                 self._prune()
-            bucket = self._buckets[key] = TokenBucket(rate or self.rate, burst or self.burst,
-                                                      self.clock)
+            bucket = self._buckets[key] = TokenBucket(rate, burst, self.clock)
+        elif self.share is not None and (bucket.rate, bucket.burst) != (rate, burst):
+            bucket.take(0.0)                      # refilled at the old share until now
+            bucket.rate, bucket.burst = float(rate), float(burst)
+            bucket.tokens = min(bucket.tokens, bucket.burst)
         wait = bucket.take()
         if wait:
             retry = max(1, math.ceil(wait)) if math.isfinite(wait) else 3600

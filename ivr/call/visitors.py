@@ -136,11 +136,17 @@ class VisitorLimits:
     ``seconds()``; ``region``: the plans' default region now (targets that are numbers
     compare in E.164 as the router reads them).  Memory stays bounded: buckets that are
     full again are forgotten once ``max_visitors`` addresses are tracked, and a visitor
-    with no call up has no concurrency entry."""
+    with no call up has no concurrency entry.
+
+    ``share``: in a farm, an :class:`ivr.store.rate_buckets.FarmShare` (anything with
+    ``limits(rate, burst)``): the buckets hold this node's share of ``calls_per_minute``,
+    so a visitor spreading INVITEs over N nodes gets no more calls than from one."""
 
     def __init__(self, settings: WebrtcVisitorSettings, clock,
-                 region: Callable[[], str] = lambda: "US", max_visitors: int = 100_000) -> None:
+                 region: Callable[[], str] = lambda: "US", max_visitors: int = 100_000,
+                 share=None) -> None:
         self.settings = settings
+        self.share = share
         self.clock = clock
         self.region = region
         self.max_visitors = max_visitors
@@ -183,22 +189,30 @@ class VisitorLimits:
     def _take(self, host: str) -> float:
         """Take a token from ``host``'s bucket: 0, or the seconds until one is there."""
         now = self.clock.seconds()
+        rate, burst = self._limits()
         bucket = self._buckets.get(host)
         if bucket is None:
             if len(self._buckets) >= self.max_visitors:
                 self._prune(now)
-            bucket = self._buckets[host] = _Bucket(self.burst, now)
-        bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.stamp) * self.rate)
+            bucket = self._buckets[host] = _Bucket(burst, now)
+        bucket.tokens = min(burst, bucket.tokens + (now - bucket.stamp) * rate)
         bucket.stamp = now
         if bucket.tokens >= 1.0:
             bucket.tokens -= 1.0
             return 0.0
-        return (1.0 - bucket.tokens) / self.rate
+        return (1.0 - bucket.tokens) / rate
+
+    def _limits(self) -> tuple[float, float]:
+        """This node's refill rate and bucket size (its share of the farm's, in a farm)."""
+        if self.share is None:
+            return self.rate, self.burst
+        return self.share.limits(self.rate, self.burst)
 
     def _prune(self, now: float) -> None:
         """Forget full buckets (they behave exactly like new ones)."""
+        rate, burst = self._limits()
         for host in [h for h, b in self._buckets.items()
-                     if b.tokens + (now - b.stamp) * self.rate >= self.burst]:
+                     if b.tokens + (now - b.stamp) * rate >= burst]:
             del self._buckets[host]
 
     # -- calls up ----------------------------------------------------------------------
