@@ -24,7 +24,10 @@ The sequence, with rtpengine call-id ``ivr-<random>`` and tags ``a``/``b``:
 Back to the server's media: when the bridge ends (the legs hang up as before) the session is
 ``delete``d; when a leg is transferred (:meth:`~ivr.call.bridge.Bridge.replace`) or a leg
 re-INVITEs us (hold, a new address) the session is deleted and the leg that stays gets a
-re-INVITE with our own offer again, and the bridge relays in-process from then on.
+re-INVITE with our own offer again, and the bridge relays in-process.  After a transfer,
+once the staying leg has accepted that re-INVITE, the bridge's new pair is anchored again
+as above (a new rtpengine call-id) when it qualifies; after a leg's own re-INVITE (hold)
+it stays in-process.
 """
 from __future__ import annotations
 
@@ -122,6 +125,7 @@ class Anchor:
         self.accepted: set = set()  # legs whose re-INVITE towards rtpengine got a 2xx
         self.previous: dict = {}  # leg -> NegotiatedMedia before the re-INVITE
         self.created = False  # rtpengine has the call (a delete is owed)
+        self.reanchor = False  # released by a transfer: anchor the new pair once back
 
     @property
     def active(self) -> bool:
@@ -160,6 +164,7 @@ class RtpengineRelay:
         if anchor is None or anchor.state is AnchorState.DONE:
             return
         bridge.anchor = None
+        anchor.reanchor = bool(keep)
         self._undo(anchor, revert=[leg for leg in keep if not leg.ended])
 
     def leg_reoffered(self, media) -> None:
@@ -237,7 +242,7 @@ class RtpengineRelay:
             if (leg.media.relayed_by is anchor and not leg.ended and not bridge.finished
                     and leg in (bridge.a, bridge.b)):
                 if ok:
-                    self._back_to_server(leg)
+                    self._back_to_server(leg, anchor)
                 else:
                     self._restore(leg, anchor)
             return
@@ -286,19 +291,31 @@ class RtpengineRelay:
         if was in (AnchorState.REINVITING, AnchorState.ANCHORED):
             for leg in revert:  # one still waiting for its answer comes back in _reinvited
                 if leg.media.relayed_by is anchor and leg in anchor.accepted:
-                    self._back_to_server(leg)
+                    self._back_to_server(leg, anchor)
         result = getattr(anchor, "result", None)
         if result is not None and not result.called:
             result.callback(False)
 
-    def _back_to_server(self, leg) -> None:
+    def _back_to_server(self, leg, anchor: Anchor) -> None:
         media = leg.media
         media.relayed_by = None
         offer = media.reoffered(None)  # our own port again; the 2xx's answer is applied
-        if not leg.session.reinvite(offer):
+        on_done = (lambda response: self._back(anchor.bridge, leg, response)) \
+            if anchor.reanchor else None
+        if not leg.session.reinvite(offer, on_done=on_done):
             log.warn("call {cid}: could not re-INVITE back from rtpengine (INVITE in "
                      "progress)", cid=leg.call_id)
         leg.log_event("media_relay_ended", engine=self.engine)
+
+    def _back(self, bridge, leg, response) -> None:
+        """After a transfer the staying ``leg`` has our media again (its re-INVITE's 2xx
+        was applied): anchor the bridge's new pair, unless it ended, changed or is
+        anchoring already."""
+        if (response is None or not 200 <= response.status < 300 or bridge.finished
+                or getattr(bridge, "anchor", None) is not None or leg.ended
+                or leg not in (bridge.a, bridge.b)):
+            return
+        self.anchor(bridge)
 
     # -- failures ----------------------------------------------------------------------
     def _failed(self, failure, anchor: Anchor):

@@ -231,9 +231,59 @@ def test_transfer_deletes_and_brings_the_staying_leg_back():
     assert len(b.session.reinvites) == 2 and len(a.session.reinvites) == 1
     ip, port, _ = audio_at(b.session.reinvites[1][0])
     assert (ip, port) == ("127.0.0.1", b.rtp.local_port)
+    engine.answer = False  # the new pair's anchoring (next test) is not answered yet
     b.accept_reinvite()
     assert b.rtp.direction == "sendrecv" and b.rtp.forwarding and c.rtp.forwarding
     assert "media_relay_ended" in b.events
+
+
+def test_after_a_transfer_the_new_pair_is_anchored_again():
+    clock, engine, relay, a, b = setup()
+    bridge = Bridge(a, b)
+    bridge.start()
+    a.accept_reinvite()
+    b.accept_reinvite()
+    first = engine.commands[0]["call-id"]
+    c = Leg(a.ctx, "c", 50200)
+    bridge.replace(a, c)
+    assert engine.names() == ["offer", "answer", "delete"]  # nothing new before b is back
+    assert c.session.reinvites == []
+    b.accept_reinvite()  # b has our media again: the pair b <-> c goes to rtpengine
+    assert engine.names() == ["offer", "answer", "delete", "offer", "answer"]
+    offer, answer = engine.commands[3:]
+    assert offer["call-id"] == answer["call-id"] != first
+    assert b"m=audio 50200 RTP/AVP 0 101" in offer["sdp"]  # c's phone: c took a's place
+    assert b"m=audio 50100 RTP/AVP 0 101" in answer["sdp"]  # b's phone
+    assert len(b.session.reinvites) == 3 and len(c.session.reinvites) == 1
+    assert audio_at(b.session.reinvites[2][0])[0] == RTPE == audio_at(c.session.reinvites[0][0])[0]
+    assert b.rtp.direction == c.rtp.direction == "inactive" and not c.rtp.forwarding
+    b.accept_reinvite()
+    c.accept_reinvite()
+    assert relay.anchored == 2 and bridge.anchor.state.value == "anchored"
+    assert len(a.session.reinvites) == 1  # the transferred leg is left alone
+    c.end("normal")
+    assert engine.names()[-1] == "delete" and engine.calls == {}
+
+
+def test_after_a_transfer_a_refused_return_or_an_ended_bridge_is_not_anchored_again():
+    clock, engine, relay, a, b = setup()
+    bridge = Bridge(a, b)
+    bridge.start()
+    a.accept_reinvite()
+    b.accept_reinvite()
+    bridge.replace(a, Leg(a.ctx, "c", 50200))
+    b.accept_reinvite(status=488)  # b refused coming back
+    assert engine.names() == ["offer", "answer", "delete"]
+    clock, engine, relay, a, b = setup()
+    bridge = Bridge(a, b)
+    bridge.start()
+    a.accept_reinvite()
+    b.accept_reinvite()
+    c = Leg(a.ctx, "c", 50200)
+    bridge.replace(a, c)
+    c.end("normal")  # the bridge ends before b's answer
+    b.accept_reinvite()
+    assert engine.names() == ["offer", "answer", "delete"]
 
 
 def test_a_leg_reinviting_us_brings_the_bridge_back():
