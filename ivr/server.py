@@ -67,6 +67,7 @@ from .store.node_liveness import NodeLiveness
 from .store.outbox import Outbox
 from .store.queue_state import QueueState
 from .store.rate_buckets import FarmShare
+from .store.bans import FarmBans
 from .store.sessions import SessionStore
 from .store.backend import (DatabaseSpecError, describe, load_database_file, open_database,
                             parse_database)
@@ -102,17 +103,18 @@ class SipSecurity:
 
 
 def sip_security(directory, clock, own_addresses, port: int, location=None,
-                 nonce_secret: bytes | None = None) -> SipSecurity:
+                 nonce_secret: bytes | None = None, shared_bans: bool = False) -> SipSecurity:
     """The registrar, INVITE authentication and failure bans over ``directory`` (the
     extensions configuration), sharing one nonce secret (random, or the farm's) and one
-    throttle."""
+    throttle (``shared_bans``: a farm's, whose journal housekeeping writes through)."""
     from .sip.auth import NonceManager
     from .sip.authenticator import InviteAuthenticator
     from .sip.registrar import DigestGate, LocationService, Registrar
     from .sip.throttle import Throttle
     nonces = NonceManager(nonce_secret or os.urandom(32))
     throttle = Throttle.from_settings(directory.security,
-                                      log=Logger(namespace="ivr.sip.throttle").info)
+                                      log=Logger(namespace="ivr.sip.throttle").info,
+                                      shared=shared_bans)
     # the gate never counts failures from registered addresses; a farm's is shared
     location = location if location is not None else LocationService()
     gate = DigestGate(directory, nonces, throttle, location)
@@ -120,6 +122,29 @@ def sip_security(directory, clock, own_addresses, port: int, location=None,
     invite_auth = InviteAuthenticator(directory, nonces, clock, throttle,
                                       local_hosts=own_addresses, gate=gate, local_port=port)
     return SipSecurity(registrar, invite_auth, throttle)
+
+
+def _share_bans(server, now: float) -> None:
+    """Housekeeping in a farm: write the throttle's journal, hold the farm's bans (one
+    exchange at a time; a journal not written is kept for the next round)."""
+    if server._bans_exchange is not None:
+        return
+    throttle = server.throttle
+    journal = throttle.take_journal()
+
+    def written(rows) -> None:
+        throttle.apply_farm(rows, server.reactor.seconds())
+
+    def failed(failure):
+        throttle.requeue(journal)
+        return failure
+
+    def done(result):
+        server._bans_exchange = None
+        return result
+    d = server._bans_exchange = server.farm_bans.exchange(
+        journal.failures, journal.bans, journal.successes, now=now)
+    d.addCallbacks(written, failed).addBoth(done).addErrback(_log_failure("sharing bans"))
 
 
 def _cleared(nodes: dict) -> None:
@@ -255,7 +280,11 @@ class IvrServer:
         nonce_secret = (shared_secret(self.db, SIP_NONCE)
                         if self.shared_location is not None else None)
         security = sip_security(directory, reactor, self._own_addresses(), self.transport.port,
-                                self.shared_location, nonce_secret)
+                                self.shared_location, nonce_secret,
+                                shared_bans=self.shared_location is not None)
+        self.farm_bans, self._bans_exchange = None, None  # PostgreSQL: bans the farm shares
+        if self.shared_location is not None:
+            self.farm_bans = FarmBans.from_settings(self.db, self.node_id, directory.security)
         self.registrar, self.invite_auth = security.registrar, security.invite_auth
         self.throttle = security.throttle
         self.transport.on_connection_closed.append(self._flow_closed)
@@ -336,6 +365,7 @@ class IvrServer:
             api.farm_calls = FarmCalls(api, NodeCalls(self.db, self.node_id))
             # per-key and demo limits: this node's share (ivr/store/rate_buckets.py)
             api.limiter.share = api.demo_limiter.share = self.farm_share
+            api.farm_bans = self.farm_bans  # GET/DELETE /v1/security/bans: the farm's
 
     def _on_sip(self, message, source) -> None:
         self.ua.receive(message, source)
@@ -415,6 +445,7 @@ class IvrServer:
             self.liveness.beat(now).addCallbacks(_cleared, _log_failure("heartbeat"))
             self.farm_share.refresh(self.liveness, now).addErrback(
                 _log_failure("counting the live nodes"))  # rate limits' share
+            _share_bans(self, now)  # bans decided anywhere hold here (ivr/store/bans.py)
             self.dnd.reload().addErrback(_log_failure("DND reload"))  # other nodes' changes
         self.throttle.expire(now)
         if self.queues is not None:

@@ -6,6 +6,11 @@
 ``since`` and ``until`` are unix seconds, like every time in this API.  Both routes need
 an API key.  ``api.throttle`` is the server's :class:`~ivr.sip.throttle.Throttle` (None
 when the API runs without SIP: no bans, so the list is empty).
+
+In a farm (PostgreSQL) ``api.farm_bans`` is the farm's :class:`~ivr.store.bans.FarmBans`:
+the list is every node's bans, read from the database, and a lift ends the ban in the
+database and on this node at once, on the other nodes at their next housekeeping round
+(2 s).
 """
 from __future__ import annotations
 
@@ -25,9 +30,15 @@ def normalise_address(text: str) -> str:
 
 
 def security_routes(app, api) -> None:
+    def farm():
+        return getattr(api, "farm_bans", None)   # set by the server in a farm
+
     @app.route("/v1/security/bans", methods=["GET"])
     def bans_list(request):
         api.authorise(request)
+        if farm() is not None:
+            return farm().bans(api.clock.seconds()).addCallback(lambda rows: api.respond(
+                request, 200, {"bans": [_ban(*row) for row in rows]}))
         throttle = api.throttle
         bans = throttle.bans(api.clock.seconds()) if throttle is not None else []
         return api.respond(request, 200, {"bans": [b.to_dict() for b in bans]})
@@ -37,7 +48,19 @@ def security_routes(app, api) -> None:
         api.authorise(request)
         throttle = api.throttle
         host = normalise_address(address)
-        ban = throttle.lift(host, api.clock.seconds()) if throttle is not None else None
+        now = api.clock.seconds()
+        if farm() is not None:
+            def lifted(row):
+                here = throttle.lift(host, now) if throttle is not None else None
+                if row is None and here is None:
+                    raise ApiError(404, "not_found", f"{host} is not banned")
+                return api.respond(request, 200, _ban(*row) if row else here.to_dict())
+            return farm().lift(host, now).addCallback(lifted)
+        ban = throttle.lift(host, now) if throttle is not None else None
         if ban is None:
             raise ApiError(404, "not_found", f"{host} is not banned")
         return api.respond(request, 200, ban.to_dict())
+
+
+def _ban(address: str, failures: int, since: float, until: float) -> dict:
+    return {"address": address, "failures": failures, "since": since, "until": until}

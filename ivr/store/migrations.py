@@ -92,6 +92,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         "started_at REAL NOT NULL, seen_at REAL NOT NULL)",
         "ALTER TABLE queue_agents ADD COLUMN node TEXT",
     )),
+    Migration(9, "SIP failure bans and failed authentications, farm-wide "
+                 "(ivr/store/bans.py)", (
+        "CREATE TABLE IF NOT EXISTS sip_bans (address TEXT PRIMARY KEY, "
+        "failures INTEGER NOT NULL, since REAL NOT NULL, until REAL NOT NULL, "
+        "node TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS sip_failures (address TEXT NOT NULL, node TEXT NOT NULL, "
+        "at REAL NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS sip_failures_address ON sip_failures(address, at)",
+    )),
 )
 
 VERSION_TABLE = ("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
