@@ -329,22 +329,38 @@ def run_level(work: Path, pairs: int, duration_s: float) -> dict:
 
 # --------------------------------------------------------------------------- the benchmark
 
+KEPT_UP = 0.9  # a round counts when each level relayed this share of its packets in the window
+
+
+def kept_up(level: dict) -> float | None:
+    """The share of the window's packets the server relayed (matched by payload on the other
+    leg): on a starved server CPU per "relayed" packet means nothing (B3 divides by the
+    packets that came in)."""
+    relayed = level.get("relayed_packets_in_window") or 0
+    return round(level["per_relay"]["both"].get("matched", 0) / relayed, 3) if relayed else None
+
+
 def measure(work: Path, pairs: int, duration_s: float, rounds: int) -> dict:
-    """Plain B3 and SRTP B3 levels, alternating; medians of the rounds."""
-    plain_levels, srtp_levels = [], []
+    """Plain B3 and SRTP B3 levels, alternating; medians of the rounds in which both levels
+    kept up (``KEPT_UP``), None when none did."""
+    plain_levels, srtp_levels, counted = [], [], []
     for i in range(rounds):
         plain_levels.append(b3_bridge.run_level(work / f"round{i}", pairs, duration_s))
         srtp_levels.append(run_level(work / f"round{i}", pairs, duration_s))
         for name, lv in (("plain", plain_levels[-1]), ("srtp", srtp_levels[-1])):
             rel = lv["per_relay"]["both"]
+            lv["kept_up"] = kept_up(lv)
             print(f"  B3S round {i + 1} {name:5s} {pairs} pairs: {lv['cpu_us_per_relayed_packet']} us/packet, "
                   f"cpu {lv['server_cpu']['cpu_percent']}%, per relay p50/p99 {rel.get('p50_ms')}/"
-                  f"{rel.get('p99_ms')} ms", flush=True)
-    med = lambda levels, key: _median([lv.get(key) for lv in levels])  # noqa: E731
+                  f"{rel.get('p99_ms')} ms, relayed {lv['kept_up']} of the window's packets", flush=True)
+        if all((lv["kept_up"] or 0) >= KEPT_UP for lv in (plain_levels[-1], srtp_levels[-1])):
+            counted.append(i)
+    med = lambda levels, key: _median([levels[i].get(key) for i in counted])  # noqa: E731
     plain_us, srtp_us = med(plain_levels, "cpu_us_per_relayed_packet"), med(srtp_levels, "cpu_us_per_relayed_packet")
-    rel = lambda levels, leg, q: _median([lv["per_relay"][leg].get(q) for lv in levels])  # noqa: E731
+    rel = lambda levels, leg, q: _median([levels[i]["per_relay"][leg].get(q) for i in counted])  # noqa: E731
     return {
         "pairs": pairs, "duration_s": duration_s, "rounds": rounds, "suite": SUITE,
+        "rounds_counted": len(counted),
         "cpu_us_per_relayed_packet_plain": plain_us, "cpu_us_per_relayed_packet_srtp": srtp_us,
         "added_cpu_us_per_relayed_packet": round(srtp_us - plain_us, 2)
         if plain_us is not None and srtp_us is not None else None,

@@ -9,7 +9,7 @@ import struct
 from bench import b3_srtp, rtp_probe
 from ivr.rtp.srtp import SrtpContext
 
-KEYS = ["cpu_us_per_relayed_packet_plain", "cpu_us_per_relayed_packet_srtp",
+KEYS = ["rounds_counted", "cpu_us_per_relayed_packet_plain", "cpu_us_per_relayed_packet_srtp",
         "added_cpu_us_per_relayed_packet", "per_relay_p50_ms_srtp", "per_relay_p99_ms_srtp",
         "jitter_into_server_p99_ms_srtp", "jitter_out_of_server_p99_ms_srtp",
         "failed_calls_srtp", "undecryptable_packets", "plain_payloads_on_the_wire",
@@ -45,4 +45,13 @@ def test_tiny_b3s_run_decrypts_every_packet_and_matches_relays(tmp_path):
     assert srtp["decrypted"] > 0 and srtp["insecure_key_uses_logged"] > 0
     assert srtp["per_relay"]["caller_to_uas"]["matched"] > 0
     assert srtp["per_relay"]["uas_to_caller"]["matched"] > 0
-    assert figures["cpu_us_per_relayed_packet_srtp"] > 0 and figures["cpu_us_per_relayed_packet_plain"] > 0
+    for level in (srtp, figures["levels_plain"][0]):  # the medians are None if the box starved us
+        assert level["cpu_us_per_relayed_packet"] > 0 and 0 < level["kept_up"] <= 1
+    assert figures["rounds_counted"] in (0, 1)
+
+
+def test_a_round_counts_only_when_both_levels_relayed_their_packets():
+    level = {"relayed_packets_in_window": 1000, "per_relay": {"both": {"matched": 950}}}
+    assert b3_srtp.kept_up(level) == 0.95
+    assert b3_srtp.kept_up({**level, "per_relay": {"both": {"matched": 40}}}) == 0.04
+    assert b3_srtp.kept_up({"relayed_packets_in_window": 0, "per_relay": {"both": {}}}) is None
