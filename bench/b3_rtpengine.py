@@ -271,7 +271,11 @@ def run(work: Path, mode: str, context: dict) -> dict:
             if level["passed"]:
                 best[name] = pairs
         print(f"  B3R {pairs:5d} pairs sipp echo: {ref['cpu_us_per_echoed_packet']} us/packet", flush=True)
-        if not inproc["passed"] and not rtpe["passed"]:
+        # the next level only when one of them still carried every call under 80% CPU (the
+        # timing criteria alone fail on a shared VM at any load, and the comparison is the point)
+        carried = [l for l in (inproc, rtpe)
+                   if not {"calls", "server cpu", "server + rtpengine cpu"} & set(l["verdict"])]
+        if not carried:
             break
     # the headline is the highest level rtpengine held (else the last one run)
     held = next((l for l in levels if l["pairs"] == best["rtpengine"]), levels[-1])
