@@ -33,8 +33,9 @@ from . import numbers
 from .calls import CallService
 from .click_to_call import Request as C2CRequest
 from .config import ApiConfig
-from .errors import ApiError, KeyRing, RateLimiter
-from .fields import json_body, need, opt_bool, opt_number, opt_str, opt_url, parse_json
+from .errors import INVALID_KEY, ApiError, KeyRing, RateLimiter
+from .fields import (json_body, need, opt_bool, opt_number, opt_str, opt_url, parse_json,
+                     visitor_address)
 from .limits import GuardedResource
 from .builder_signin import AdminCookieResource
 from .sessions import SessionService, then
@@ -43,6 +44,8 @@ from ..store.cdr import OUTCOMES, to_csv
 from .demo import demo_routes
 
 log = logging.getLogger(__name__)
+# wrong API keys from one address: 10 at once, then one every 6 s (429 with Retry-After)
+BAD_KEY_BURST, BAD_KEY_RATE = 10, 1 / 6
 _DIGITS = re.compile(r"[0-9A-Da-d*#wW,]{1,64}\Z")
 
 
@@ -68,7 +71,13 @@ class Api:
     # -- helpers shared by the route modules --------------------------------------
 
     def authorise(self, request) -> str:
-        key, settings = self.keys.authenticate(request.requestHeaders)
+        try:
+            key, settings = self.keys.authenticate(request.requestHeaders)
+        except ApiError as refused:
+            if refused.message == INVALID_KEY:  # a guess: each address has a few (429 after)
+                self.limiter.check("bad-key:" + visitor_address(
+                    request, self.config.trust_forwarded_for), BAD_KEY_RATE, BAD_KEY_BURST)
+            raise
         self.limiter.check("key:" + key, settings.get("rate"), settings.get("burst"))
         return settings.get("name") or "key"
 

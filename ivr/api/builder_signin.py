@@ -37,6 +37,7 @@ from urllib.parse import quote, unquote, urlsplit
 from twisted.web.resource import Resource
 
 from .errors import ApiError, TokenBucket
+from .fields import visitor_address
 
 COOKIE = b"ivr_admin_key"
 #: Sign-in attempts one visitor may make at once, and seconds until one more is allowed.
@@ -78,12 +79,7 @@ def cookie_key(request) -> str | None:
 
 
 def visitor(request, trust_forwarded_for: bool) -> str:
-    if trust_forwarded_for:
-        fwd = request.getHeader(b"x-forwarded-for")
-        if fwd:
-            return fwd.decode("latin-1").split(",")[0].strip()
-    addr = request.getClientAddress()
-    return getattr(addr, "host", None) or "unknown"
+    return visitor_address(request, trust_forwarded_for)
 
 
 def same_origin(request, trust_forwarded_for: bool = False) -> bool:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from importlib import resources
 
 from .errors import ApiError, RateLimiter
-from .fields import json_body
+from .fields import json_body, visitor_address
 
 #: What the visitor sees for each session state.
 STATUS_LABELS = {
@@ -57,12 +57,7 @@ def demo_routes(app, api) -> None:
     api.demo_limiter = limiter  # in a farm the server gives it the node's share (.share)
 
     def visitor(request) -> str:
-        if cfg.trust_forwarded_for:
-            fwd = request.getHeader(b"x-forwarded-for")
-            if fwd:
-                return fwd.decode("latin-1").split(",")[0].strip()
-        addr = request.getClientAddress()
-        return getattr(addr, "host", None) or "unknown"
+        return visitor_address(request, cfg.trust_forwarded_for)
 
     @app.route("/demo/click-to-call", methods=["GET"])
     def demo_page(request):

@@ -82,6 +82,9 @@ class RateLimiter:
             del self._buckets[key]
 
 
+INVALID_KEY = "invalid API key"
+
+
 class KeyRing:
     """API keys: ``{key: {"name": ..., "rate": per-second, "burst": n}}``."""
 
@@ -103,7 +106,7 @@ class KeyRing:
             if hmac.compare_digest(key.encode(), given.encode()):
                 found = (key, settings)
         if found is None:
-            raise ApiError(401, "unauthorized", "invalid API key",
+            raise ApiError(401, "unauthorized", INVALID_KEY,
                            {"WWW-Authenticate": 'Bearer realm="ivr"'})
         return found
 

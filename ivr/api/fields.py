@@ -9,6 +9,17 @@ from .errors import ApiError
 from .limits import parse_json_value
 
 
+def visitor_address(request, trust_forwarded_for: bool = False) -> str:
+    """The client's address: the connection's, or the first X-Forwarded-For entry when the
+    API sits behind a proxy the config trusts (``trust_forwarded_for``)."""
+    if trust_forwarded_for:
+        fwd = request.getHeader(b"x-forwarded-for")
+        if fwd:
+            return fwd.decode("latin-1").split(",")[0].strip()
+    addr = request.getClientAddress()
+    return getattr(addr, "host", None) or "unknown"
+
+
 def json_body(request) -> dict:
     return parse_json(request.content.read() if request.content is not None else b"")
 

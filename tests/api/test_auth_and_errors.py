@@ -101,3 +101,18 @@ def test_metrics_resource_for_mounting_elsewhere():
     req = DummyRequest([b""])
     body = m.resource().render_GET(req)
     assert b"ivr_webhook_failures_total 1.0" in body
+
+
+def test_wrong_keys_from_one_address_are_limited(env):
+    """Guessing keys: ten wrong ones from an address are answered 401, then 429 with
+    Retry-After until the address's bucket refills (one guess per 6 s); a missing key is
+    not a guess, and a right key from the same address still works."""
+    codes = [env.request("GET", "/v1/dnd", key=f"guess-{i:04d}").code for i in range(10)]
+    assert codes == [401] * 10
+    r = env.request("GET", "/v1/dnd", key="guess-0010")
+    assert r.code == 429 and r.error_code() == "rate_limited" and r.header("Retry-After") == "6"
+    assert env.request("GET", "/v1/dnd", key=None).code == 401
+    assert env.request("GET", "/v1/dnd").code == 200
+    env.clock.advance(6)
+    assert env.request("GET", "/v1/dnd", key="guess-0011").code == 401
+    assert env.request("GET", "/v1/dnd", key="guess-0012").code == 429
