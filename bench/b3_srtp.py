@@ -196,42 +196,54 @@ def udp_datagrams(path: Path):
         yield sec + frac * scale, sport, dport, data[udp + 8:udp + ulen]
 
 
-def server_keys(datagrams, lo: int, hi: int) -> dict[int, bytes]:
-    """Server RTP port -> the key it sends with, from the SDP the server sent (its answer to
-    the caller, its offer to the uas; that offer's AES_CM_128_HMAC_SHA1_80 line is the one
-    the uas answers with)."""
+def sdp_keys(datagrams, lo: int, hi: int) -> tuple[dict[int, bytes], set[int]]:
+    """From the captured SDP: server RTP port -> the key it sends with (its answer to the
+    caller, its offer to the uas; that offer's AES_CM_128_HMAC_SHA1_80 line is the one the
+    uas answers with), and the caller's media ports (the SDP offering ``CALLER_KEY``)."""
     keys: dict[int, bytes] = {}
+    callers: set[int] = set()
     for _t, _sport, _dport, payload in datagrams:
         if payload[:1] == b"\x80" or b"RTP/SAVP" not in payload:
             continue
         media, crypto = _MEDIA.search(payload), _CRYPTO.search(payload)
-        if media and crypto and lo <= int(media.group(1)) <= hi:
-            keys[int(media.group(1))] = base64.b64decode(crypto.group(2))
-    return keys
+        if not (media and crypto):
+            continue
+        port, key = int(media.group(1)), base64.b64decode(crypto.group(2))
+        if lo <= port <= hi:
+            keys[port] = key
+        elif key == CALLER_KEY:
+            callers.add(port)
+    return keys, callers
 
 
 def decrypt_capture(path: Path, lo: int, hi: int, uas_media_port: int) -> tuple[rtp_probe.Packets, dict]:
     """Every RTP packet of the capture decrypted (rtp_probe.Packets, ``key`` = the plain
-    payload's first 8 bytes), and counts: decrypted, undecryptable, without a key in the
-    captured SDP, and the first 8 bytes of every wire payload (to check none is a plain one)."""
+    payload's first 8 bytes), and counts: decrypted, undecryptable, without a key (a server
+    port talking to a peer whose SDP was not captured), foreign packets skipped (ports of the
+    range the server did not use), and the first 8 bytes of every wire payload of ours (to
+    check none is a plain one)."""
     datagrams = list(udp_datagrams(path))
-    keys = server_keys(datagrams, lo, hi)
+    keys, callers = sdp_keys(datagrams, lo, hi)
+    peers = callers | {uas_media_port}
     contexts: dict[tuple, SrtpContext] = {}
-    rows, failed, no_key = [], 0, 0
+    rows, failed, no_key, foreign = [], 0, 0, 0
     wire_keys: set[int] = set()  # what the wire carried where the payload begins
     for t, sport, dport, payload in datagrams:
         if len(payload) < 12 or payload[0] >> 6 != 2 or payload[1] in _RTCP_TYPES:
             continue
-        if lo <= sport <= hi:       # from the server: its own key for that port
-            stream, key = ("out", sport), keys.get(sport)
-        elif lo <= dport <= hi:     # to the server: the caller's key, or the echo of its own
-            key = keys.get(dport) if sport == uas_media_port else CALLER_KEY
+        if sport not in keys and dport not in keys:
+            # not one of our server's ports: another process's traffic in the range the
+            # capture filters on (the box is shared), skipped
+            foreign += 1 if (lo <= sport <= hi or lo <= dport <= hi) else 0
+            continue
+        if not (dport in peers if sport in keys else sport in peers):
+            no_key += 1  # our server with a peer whose SDP was not captured
+            continue
+        if sport in keys:           # from the server: its own key for that port
+            stream, key = ("out", sport), keys[sport]
+        else:                       # to the server: the caller's key, or the echo of its own
+            key = keys[dport] if sport == uas_media_port else CALLER_KEY
             stream = ("in", dport)
-        else:
-            continue
-        if key is None:
-            no_key += 1
-            continue
         ctx = contexts.get(stream)
         if ctx is None:
             ctx = contexts[stream] = SrtpContext(SUITE, key, key)
@@ -244,7 +256,7 @@ def decrypt_capture(path: Path, lo: int, hi: int, uas_media_port: int) -> tuple[
         rows.append((t, sport, dport, b1 & 0x7F, seq, ts, ssrc,
                      struct.unpack_from("!Q", plain, 12)[0], len(plain)))
     counts = {"srtp_ports_keyed": len(keys), "decrypted": len(rows), "undecryptable": failed,
-              "without_key": no_key}
+              "without_key": no_key, "foreign_packets_skipped": foreign}
     if not rows:
         return rtp_probe._empty(), {**counts, "wire": wire_keys}
     cols = list(zip(*rows))

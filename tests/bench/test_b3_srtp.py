@@ -46,7 +46,7 @@ def test_tiny_b3s_run_decrypts_every_packet_and_matches_relays(tmp_path):
     assert srtp["per_relay"]["caller_to_uas"]["matched"] > 0
     assert srtp["per_relay"]["uas_to_caller"]["matched"] > 0
     for level in (srtp, figures["levels_plain"][0]):  # the medians are None if the box starved us
-        assert level["cpu_us_per_relayed_packet"] > 0 and 0 < level["kept_up"] <= 1
+        assert level["cpu_us_per_relayed_packet"] > 0 and level["kept_up"] > 0  # edges: may pass 1
     assert figures["rounds_counted"] in (0, 1)
 
 
@@ -55,3 +55,46 @@ def test_a_round_counts_only_when_both_levels_relayed_their_packets():
     assert b3_srtp.kept_up(level) == 0.95
     assert b3_srtp.kept_up({**level, "per_relay": {"both": {"matched": 40}}}) == 0.04
     assert b3_srtp.kept_up({"relayed_packets_in_window": 0, "per_relay": {"both": {}}}) is None
+
+
+def _pcap(path, datagrams):
+    """A classic pcap of IPv4/UDP datagrams on 127.0.0.1: (time, sport, dport, payload)."""
+    out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+    for t, sport, dport, payload in datagrams:
+        udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
+                         bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1]))
+        frame = bytes(12) + b"\x08\x00" + ip + udp
+        out += struct.pack("<IIII", int(t), int((t % 1) * 1e6), len(frame), len(frame)) + frame
+    path.write_bytes(bytes(out))
+    return path
+
+
+def test_capture_decrypted_with_keys_from_the_sdp_and_other_processes_traffic_skipped(tmp_path):
+    """The capture filters on the server's port range, which another process on the box may
+    also use: its packets are skipped and counted, not taken for undecryptable ones."""
+    import base64
+    lo, hi, server_port, caller_port, uas_port = 40000, 40100, 40010, 26000, 27000
+    server_key = bytes(range(100, 130))
+    inline = lambda key: base64.b64encode(key).decode()  # noqa: E731
+    invite = (f"INVITE sip:bridge@127.0.0.1 SIP/2.0\r\n\r\nm=audio {caller_port} RTP/SAVP 0\r\n"
+              f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{inline(b3_srtp.CALLER_KEY)}\r\n").encode()
+    answer = (f"SIP/2.0 200 OK\r\n\r\nm=audio {server_port} RTP/SAVP 0\r\n"
+              f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{inline(server_key)}\r\n").encode()
+    caller = SrtpContext(b3_srtp.SUITE, b3_srtp.CALLER_KEY, bytes(30))
+    server = SrtpContext(b3_srtp.SUITE, server_key, bytes(30))
+    plain_in, plain_out = struct.pack("!BBHII", 0x80, 0, 1, 160, 7) + bytes(range(160)), \
+        struct.pack("!BBHII", 0x80, 0, 1, 160, 9) + bytes(range(1, 161))
+    packets = [(0.0, 5060, 5070, invite), (0.1, 5070, 5060, answer),
+               (1.0, caller_port, server_port, caller.protect(plain_in)),
+               (1.01, server_port, caller_port, server.protect(plain_out)),
+               (1.02, 29000, 40050, plain_in),  # someone else's plain RTP in our range
+               (1.03, server_port, caller_port, b"\x80" + bytes(40))]  # ours, damaged
+    path = _pcap(tmp_path / "both.pcap", packets)
+    decrypted, counts = b3_srtp.decrypt_capture(path, lo, hi, uas_port)
+    wire = counts.pop("wire")
+    assert counts == {"srtp_ports_keyed": 1, "decrypted": 2, "undecryptable": 1, "without_key": 0,
+                      "foreign_packets_skipped": 1}
+    assert decrypted.key.tolist() == [struct.unpack("!Q", p[12:20])[0] for p in (plain_in, plain_out)]
+    assert decrypted.ssrc.tolist() == [7, 9] and decrypted.sport.tolist() == [caller_port, server_port]
+    assert struct.unpack("!Q", plain_in[12:20])[0] not in wire
