@@ -170,6 +170,8 @@ def main(argv=None) -> int:
                         help="B10's concurrent WebRTC (and plain) calls (full default 100, quick 20)")
     parser.add_argument("--b8-seconds", type=float, default=None,
                         help="B10's measured window per phase (full default 30, quick 10)")
+    parser.add_argument("--b3s-pairs", type=int, default=None,
+                        help="B3S's bridged calls per level (full default 100, quick 20)")
     parser.add_argument("--b9-calls", type=int, default=None,
                         help="B9's concurrent speech gathers (full default 50, quick 10)")
     parser.add_argument("--b0-seconds", type=float, default=None,
@@ -190,7 +192,7 @@ def main(argv=None) -> int:
     context: dict = {"b4_seconds": args.b4_seconds, "seconds": args.seconds,
                      "b0_streams": args.b0_streams, "b0_seconds": args.b0_seconds,
                      "b8_calls": args.b8_calls, "b8_seconds": args.b8_seconds,
-                     "b9_calls": args.b9_calls}
+                     "b9_calls": args.b9_calls, "b3s_pairs": args.b3s_pairs}
     results, failed = {}, []
     started_all = time.monotonic()
     print(f"ivr bench, {mode_name} mode, work dir {work}", flush=True)
