@@ -19,11 +19,14 @@ CPU per relayed packet is the server's plus rtpengine's (utime + stime of every 
 from __future__ import annotations
 
 import random
+import re
 import shutil
 import socket
 import subprocess
 import time
 from pathlib import Path
+
+import numpy as np
 
 from ivr.rtp.bencode import decode, encode
 
@@ -132,10 +135,21 @@ def scenario(work: Path, seconds: float) -> Path:
 
 
 def analyse(whole, uas_media_port: int, relay: tuple[int, int], server: tuple[int, int],
-            w0: float, w1: float) -> dict:
+            w0: float, w1: float, ours=None) -> dict:
     """B3's figures for the relay whose ports are ``relay`` (rtpengine's range), and the
-    packets that still crossed the server's RTP ports in the window."""
+    packets that still crossed the server's RTP ports in the window (any process's: an
+    upper bound).  ``ours``: rtpengine's ports for this run's calls (from the server's
+    ``media_relay`` log lines); packets in the range on other ports are another process's
+    (the box is shared, other benchmarks use ranges that overlap) and are skipped, counted."""
     lo, hi = relay
+    srv_mask = lambda q: ((q.sport >= server[0]) & (q.sport <= server[1])) | (  # noqa: E731
+        (q.dport >= server[0]) & (q.dport <= server[1]))
+    srv = whole.where(srv_mask(whole) & (whole.t >= w0) & (whole.t <= w1))
+    foreign = 0
+    if ours is not None:
+        keep = np.isin(whole.sport, list(ours)) | np.isin(whole.dport, list(ours))
+        foreign = int((~keep & ~srv_mask(whole)).sum())
+        whole = whole.where(keep)
     uas_leg = (whole.sport == uas_media_port) | (whole.dport == uas_media_port)
     in_range = lambda ports: (ports >= lo) & (ports <= hi)  # noqa: E731
     p = whole.where(~uas_leg)
@@ -144,14 +158,12 @@ def analyse(whole, uas_media_port: int, relay: tuple[int, int], server: tuple[in
     to_uas = in_window(whole.where((whole.dport == uas_media_port) & in_range(whole.sport)))
     from_uas = in_window(whole.where((whole.sport == uas_media_port) & in_range(whole.dport)))
     win_in, win_out = in_window(into), in_window(out)
-    srv = in_window(whole.where(((whole.sport >= server[0]) & (whole.sport <= server[1]))
-                                | ((whole.dport >= server[0]) & (whole.dport <= server[1]))))
     min_pk = max(10, int((w1 - w0) / 0.02 * 0.5))
     timing_out = rtp_probe.analyse(win_out, min_packets=min_pk)
     timing_in = rtp_probe.analyse(win_in, min_packets=min_pk, by="dport")
     rtt = rtp_probe.relay_latency(into, out)
     return {"relayed_packets_in_window": 2 * len(win_in),
-            "server_rtp_packets_in_window": len(srv),
+            "server_rtp_packets_in_window": len(srv), "foreign_packets_skipped": foreign,
             "round_trip_through_both_relays": rtt,
             "added_latency_per_relay_p99_ms": round(rtt["p99_ms"] / 2, 2) if rtt.get("matched") else None,
             "jitter_into_server_p99_ms": timing_in.get("jitter_ms", {}).get("p99"),
@@ -200,8 +212,10 @@ def run_level(work: Path, pairs: int, duration_s: float) -> dict:
         if uas is not None:
             uas.stop()
         rtpe.stop()
+    ours = {int(port) for port in re.findall(
+        r"media_relay engine='rtpengine' to='[^']*:(\d+)'", server_log)}
     figures = analyse(rtp_probe.read_pcap(work / "legs.pcap"), uas.media_port, rtpe.range,
-                      server.rtp_range, w0, w1)
+                      server.rtp_range, w0, w1, ours)
     relayed = figures["relayed_packets_in_window"]
     cpu_s = fig_server["cpu_s"] + fig_rtpe["cpu_s"]
     per = lambda s: round(s * 1e6 / relayed, 2) if relayed else None  # noqa: E731

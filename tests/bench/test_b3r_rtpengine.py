@@ -50,6 +50,23 @@ def test_analysis_measures_the_relay_range_and_counts_the_servers_ports():
                                 20.0)["server_rtp_packets_in_window"] == 0
 
 
+def test_another_processs_packets_in_the_relay_range_are_skipped():
+    """Another run's relay.pcap (same payloads) through a port of the same range: left out
+    when rtpengine's ports for our calls are known, and counted."""
+    ours, theirs = _capture(stray=0), _capture(stray=0)
+    shift = lambda ports: np.where((ports >= 31000) & (ports <= 31099), ports + 50, ports + 1)  # noqa: E731
+    theirs = Packets(theirs.t + 0.0001, shift(theirs.sport), shift(theirs.dport), theirs.pt,
+                     theirs.seq, theirs.ts, theirs.ssrc, theirs.key, theirs.plen)
+    both = Packets(*(np.concatenate([getattr(ours, f), getattr(theirs, f)])
+                     for f in ours.__dataclass_fields__))
+    mixed = b3_rtpengine.analyse(both, UAS, (31000, 31099), (40000, 40099), 9.0, 20.0)
+    assert mixed["relayed_packets_in_window"] == 1200  # their uas looks like a caller too
+    clean = b3_rtpengine.analyse(both, UAS, (31000, 31099), (40000, 40099), 9.0, 20.0,
+                                 ours={RELAY_A, RELAY_B})
+    assert clean["relayed_packets_in_window"] == 400 and clean["foreign_packets_skipped"] == 800
+    assert clean["per_relay"]["caller_to_uas"]["matched"] == 200
+
+
 def test_tiny_b3r_run_anchors_every_call_at_rtpengine(tmp_path):
     out = b3_rtpengine.run(tmp_path, "quick", {"seconds": 5.0, "b3r_pairs": [1]})
     figures = out["figures"]
