@@ -396,8 +396,8 @@ def _median(values):
 
 def run(work: Path, mode: str, context: dict) -> dict:
     quick = mode == "quick"
-    pairs = context.get("b3s_pairs") or (20 if quick else 100)
-    duration = context.get("seconds") or (8.0 if quick else 30.0)
+    pairs = context.get("b3s_pairs") or (10 if quick else 100)
+    duration = context.get("seconds") or (6.0 if quick else 30.0)
     figures = measure(work / "b3s", pairs, duration, rounds=1 if quick else 3)
     print(f"  B3S {pairs} pairs: {figures['cpu_us_per_relayed_packet_plain']} us per relayed packet plain, "
           f"{figures['cpu_us_per_relayed_packet_srtp']} with SRTP (+{figures['added_cpu_us_per_relayed_packet']}); "

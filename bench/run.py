@@ -171,7 +171,7 @@ def main(argv=None) -> int:
     parser.add_argument("--b8-seconds", type=float, default=None,
                         help="B10's measured window per phase (full default 30, quick 10)")
     parser.add_argument("--b3s-pairs", type=int, default=None,
-                        help="B3S's bridged calls per level (full default 100, quick 20)")
+                        help="B3S's bridged calls per level (full default 100, quick 10)")
     parser.add_argument("--b9-calls", type=int, default=None,
                         help="B9's concurrent speech gathers (full default 50, quick 10)")
     parser.add_argument("--b0-seconds", type=float, default=None,

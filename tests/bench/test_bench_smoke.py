@@ -41,7 +41,7 @@ def test_quick_run_writes_every_result(tmp_path):
     results = tmp_path / "results"
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick",
                            "--results", str(results), "--work", str(tmp_path / "work")],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     for name, keys in EXPECTED.items():
