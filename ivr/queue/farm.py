@@ -71,6 +71,10 @@ class SharedQueue(Protocol):
 
 def _logged(what: str):
     def errback(failure):
+        if getattr(failure.value, "outage", False):
+            # the store logged the database outage once; every round would repeat it
+            log.debug("queue (farm): %s waits for the database", what)
+            return
         log.warning("queue (farm): %s failed: %s", what, failure.getErrorMessage())
     return errback
 

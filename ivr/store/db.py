@@ -42,7 +42,13 @@ class StoreClosed(Exception):
 
 
 class StoreUnavailable(Exception):
-    """The database server cannot be reached (PostgreSQL; a local SQLite file always can)."""
+    """The database server cannot be reached (PostgreSQL; a local SQLite file always can).
+
+    The store logs an outage once when it starts and once when it ends; work refused
+    meanwhile carries ``outage = True`` so callers in layers that may not import this
+    module can tell it from a real failure and not log it again every round."""
+
+    outage = True
 
 
 def connect(path: str | Path, synchronous: str = "FULL") -> sqlite3.Connection:

@@ -140,3 +140,21 @@ def test_timeouts_leave_and_the_line_moves_on(tmp_path):
     clock.advance(POLL)
     [(node, ring)] = pending(a, b)
     assert node is b and ring.entry is second
+
+
+def test_a_database_outage_is_not_logged_again_every_round(caplog):
+    """The store logs an outage once; the farm queue's rounds (positions every 0.5 s)
+    fail with it meanwhile and must not repeat it.  Other failures are still warned."""
+    import logging
+
+    from twisted.python.failure import Failure
+
+    from ivr.queue.farm import _logged
+    from ivr.store.db import StoreUnavailable
+
+    with caplog.at_level(logging.DEBUG, logger="ivr.queue.farm"):
+        for _ in range(3):
+            _logged("positions in support")(Failure(StoreUnavailable("the database is unreachable")))
+        _logged("matching in support")(Failure(RuntimeError("deadlock detected")))
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == ["queue (farm): matching in support failed: deadlock detected"]
