@@ -8,7 +8,8 @@ an API key.  ``api.throttle`` is the server's :class:`~ivr.sip.throttle.Throttle
 when the API runs without SIP: no bans, so the list is empty).
 
 In a farm (PostgreSQL) ``api.farm_bans`` is the farm's :class:`~ivr.store.bans.FarmBans`:
-the list is every node's bans, read from the database, and a lift ends the ban in the
+the list is every node's bans, read from the database (with this node's own that its next
+round has not shared yet), and a lift ends the ban in the
 database and on this node at once, on the other nodes at their next housekeeping round
 (2 s).
 """
@@ -36,12 +37,17 @@ def security_routes(app, api) -> None:
     @app.route("/v1/security/bans", methods=["GET"])
     def bans_list(request):
         api.authorise(request)
-        if farm() is not None:
-            return farm().bans(api.clock.seconds()).addCallback(lambda rows: api.respond(
-                request, 200, {"bans": [_ban(*row) for row in rows]}))
         throttle = api.throttle
-        bans = throttle.bans(api.clock.seconds()) if throttle is not None else []
-        return api.respond(request, 200, {"bans": [b.to_dict() for b in bans]})
+        now = api.clock.seconds()
+        here = [b.to_dict() for b in throttle.bans(now)] if throttle is not None else []
+        if farm() is not None:
+            def merged(rows):  # the farm's, and this node's own not yet shared (< 2 s old)
+                shared = [_ban(*row) for row in rows]
+                known = {b["address"] for b in shared}
+                return api.respond(request, 200, {"bans": shared + [
+                    b for b in here if b["address"] not in known]})
+            return farm().bans(now).addCallback(merged)
+        return api.respond(request, 200, {"bans": here})
 
     @app.route("/v1/security/bans/<address>", methods=["DELETE"])
     def bans_lift(request, address):

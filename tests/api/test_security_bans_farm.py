@@ -53,3 +53,15 @@ def test_a_lift_ends_the_ban_in_the_farm_and_here(env):
     r = env.request("DELETE", "/v1/security/bans/192.0.2.10")
     assert r.code == 200 and r.json["address"] == "192.0.2.10"
     assert env.request("DELETE", "/v1/security/bans/not-an-address").code == 404
+
+
+def test_the_list_has_this_nodes_ban_before_its_round_shares_it(env):
+    """A ban this node just decided is listed at once (the database has it only after the
+    next housekeeping round), and not twice once it is shared."""
+    env.ban("192.0.2.10")                                 # here, not written yet
+    listed = env.request("GET", "/v1/security/bans").json["bans"]
+    assert [b["address"] for b in listed] == ["192.0.2.10"]
+    now = env.clock.seconds()
+    result(env.api.farm_bans.exchange(bans=env.throttle.take_journal().bans, now=now))
+    listed = env.request("GET", "/v1/security/bans").json["bans"]
+    assert [b["address"] for b in listed] == ["192.0.2.10"]
