@@ -228,11 +228,10 @@ def default() -> PurePythonIO:
     global _default
     if _default is None:
         io, reason = load()
-        from twisted.python import log
+        from twisted.logger import Logger
 
-        if reason is None:
-            log.msg(f"media socket I/O: {io.description} (native)")
-        else:
-            log.msg(f"media socket I/O: {io.description} (pure Python: {reason})")
+        how = "native" if reason is None else f"pure Python: {reason}"
+        Logger(namespace="ivr.rtp.mmsg").info("media socket I/O: {what} ({how})",
+                                              what=io.description, how=how)
         _default = io
     return _default

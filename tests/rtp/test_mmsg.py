@@ -7,6 +7,7 @@ import socket
 import sys
 
 import pytest
+from twisted.logger import formatEvent
 from twisted.python import log
 
 from ivr.rtp import mmsg
@@ -179,7 +180,7 @@ def _messages():
     got = []
 
     def observer(event):
-        got.append(" ".join(str(m) for m in event.get("message", ())))
+        got.append(formatEvent(event))
 
     return got, observer
 
