@@ -39,7 +39,7 @@ PURE = [
     "ivr.rtp.ice", "ivr.rtp.dtls",
     # media: G.711, audio files and caches, the player, the in-band DTMF detector
     "ivr.media", "ivr.media.audio", "ivr.media.g711", "ivr.media.inband_dtmf",
-    "ivr.media.player", "ivr.media.speech_text",
+    "ivr.media.player", "ivr.media.speech_text", "ivr.media.worker_frames",
     # queues: everything but the engine and its entries (which hold Deferreds)
     "ivr.queue.agents", "ivr.queue.model", "ivr.queue.stats", "ivr.queue.strategies",
 ]

@@ -27,6 +27,7 @@ from twisted.internet import defer, protocol
 from twisted.logger import Logger
 
 from ivr.media.recognizer import RecognizerError
+from ivr.media.worker_frames import FrameError, FrameReader, frame
 
 log = Logger(namespace="ivr.media.speech")
 
@@ -35,9 +36,6 @@ BATCH_SAMPLES = 8 * 160  # audio to a worker in 160 ms messages
 ENGINES = {"pocketsphinx": ("ivr.media.sphinx_engine", "SphinxEngine")}
 
 
-def _frame(header: dict, payload: bytes = b"") -> bytes:
-    head = json.dumps(dict(header, nbytes=len(payload))).encode()
-    return struct.pack(">I", len(head)) + head + payload
 
 
 def load_engine(name: str, model_dir: str | None = None):
@@ -101,7 +99,7 @@ def worker_main(engine_name: str, model_dir: str | None) -> None:
             message = str(e) if isinstance(e, RecognizerError) else f"{type(e).__name__}: {e}"
             reply = {"sid": sid, "ok": False, "error": message}
         if reply is not None:
-            out.write(_frame(reply))
+            out.write(frame(reply))
             out.flush()
 
 
@@ -110,26 +108,15 @@ def worker_main(engine_name: str, model_dir: str | None) -> None:
 class _WorkerProtocol(protocol.ProcessProtocol):
     def __init__(self, worker: "_Worker"):
         self.worker = worker
-        self.buffer = b""
+        self.frames = FrameReader()
         self.ended = defer.Deferred()
 
     def outReceived(self, data: bytes) -> None:
-        self.buffer += data
-        while len(self.buffer) >= 4:
-            hlen = struct.unpack(">I", self.buffer[:4])[0]
-            if len(self.buffer) < 4 + hlen:
-                return
-            try:
-                header = json.loads(self.buffer[4:4 + hlen])
-                end = 4 + hlen + int(header["nbytes"])
-            except (ValueError, KeyError, TypeError) as e:
-                self.buffer = b""
-                self.worker.failed(f"sent garbage ({e})")
-                return
-            if len(self.buffer) < end:
-                return
-            self.buffer = self.buffer[end:]
-            self.worker.reply(header)
+        try:
+            for header, _ in self.frames.feed(data):
+                self.worker.reply(header)
+        except FrameError as e:
+            self.worker.failed(f"sent garbage ({e})")
 
     def errReceived(self, data: bytes) -> None:
         log.warn("speech worker: {text}", text=data.decode("utf-8", "replace").rstrip())
@@ -165,7 +152,7 @@ class _Worker:
 
     def send(self, header: dict, payload: bytes = b"") -> None:
         if self.proto is not None and self.proto.transport is not None:
-            self.proto.transport.write(_frame(header, payload))
+            self.proto.transport.write(frame(header, payload))
 
     @property
     def pid(self):

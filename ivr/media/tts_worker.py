@@ -31,6 +31,7 @@ from twisted.logger import Logger
 # The renderer lives in espeak.py; its public names are re-exported from here and tts.py.
 from ivr.media.espeak import (CACHE_FORMAT, MIN_RMS, EspeakRenderer, TtsError, Voice,  # noqa: F401
                               check_output, engine_id, resolve_voice)
+from ivr.media.worker_frames import FrameError, FrameReader, frame
 
 FALLBACK_TEXT = "Sorry, please hold."
 MAX_TEXT = 5000
@@ -40,9 +41,6 @@ log = Logger(namespace="ivr.media.tts")
 
 # ---- the worker process ------------------------------------------------------------
 
-def _frame(header: dict, payload: bytes = b"") -> bytes:
-    head = json.dumps(dict(header, nbytes=len(payload))).encode()
-    return struct.pack(">I", len(head)) + head + payload
 
 
 def worker_main() -> None:
@@ -62,12 +60,12 @@ def worker_main() -> None:
         req = json.loads(stdin.read(struct.unpack(">I", size)[0]))
         try:
             if req["op"] == "voices":
-                reply = _frame({"ok": True, "voices": [list(v.__dict__.values()) for v in renderer.voices()]})
+                reply = frame({"ok": True, "voices": [list(v.__dict__.values()) for v in renderer.voices()]})
             else:
                 pcm = renderer.render(req["text"], req.get("voice"), req.get("language"), req.get("rate"))
-                reply = _frame({"ok": True}, pcm.astype("<i2").tobytes())
+                reply = frame({"ok": True}, pcm.astype("<i2").tobytes())
         except Exception as e:  # every failure goes back to the parent as a message
-            reply = _frame({"ok": False, "error": str(e) if isinstance(e, TtsError) else f"{type(e).__name__}: {e}"})
+            reply = frame({"ok": False, "error": str(e) if isinstance(e, TtsError) else f"{type(e).__name__}: {e}"})
         out.write(reply)
         out.flush()
 
@@ -75,26 +73,15 @@ def worker_main() -> None:
 class _WorkerProtocol(protocol.ProcessProtocol):
     def __init__(self, owner: "TtsWorkerProcess"):
         self.owner = owner
-        self.buffer = b""
+        self.frames = FrameReader()
         self.ended = defer.Deferred()
 
     def outReceived(self, data: bytes) -> None:
-        self.buffer += data
-        while len(self.buffer) >= 4:
-            hlen = struct.unpack(">I", self.buffer[:4])[0]
-            if len(self.buffer) < 4 + hlen:
-                return
-            try:
-                header = json.loads(self.buffer[4:4 + hlen])
-                end = 4 + hlen + int(header["nbytes"])
-            except (ValueError, KeyError, TypeError) as e:
-                self.buffer = b""
-                self.owner._garbled(self, e)
-                return
-            if len(self.buffer) < end:
-                return
-            payload, self.buffer = self.buffer[4 + hlen:end], self.buffer[end:]
-            self.owner._reply(self, header, payload)
+        try:
+            for header, payload in self.frames.feed(data):
+                self.owner._reply(self, header, payload)
+        except FrameError as e:
+            self.owner._garbled(self, e)
 
     def errReceived(self, data: bytes) -> None:
         log.warn("tts worker: {text}", text=data.decode("utf-8", "replace").rstrip())
