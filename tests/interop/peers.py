@@ -107,6 +107,7 @@ class Baresip:
         self.sip_port = free_port()
         self.ctrl_port = free_port()
         rtp_low = random.randrange(20000, 29000, 2)
+        self.rtp_range = (rtp_low, rtp_low + 40)
         if self.source is None:
             # a quiet microphone: low-level noise, so the received-audio check sees only the server
             rng = np.random.default_rng(1)

@@ -117,14 +117,20 @@ def has_tone(samples: np.ndarray, freq: float) -> bool:
 
 
 class Capture:
-    """tshark on the loopback, UDP to and from the server's RTP ports, into a pcap file."""
+    """tshark on the loopback, UDP to and from the server's RTP ports, into a pcap file;
+    with ``peer``, only packets whose other end is in the phone's RTP ports (a CI machine's
+    loopback may carry other processes' datagrams through the server's random range)."""
 
-    def __init__(self, tmp_path: Path, ports: tuple[int, int]) -> None:
+    def __init__(self, tmp_path: Path, ports: tuple[int, int],
+                 peer: tuple[int, int] | None = None) -> None:
         binary = shutil.which("tshark")
         assert binary, "tshark is missing: ./scripts/setup installs it"
         self.path = tmp_path / "rtp.pcap"
+        bpf = f"udp portrange {ports[0]}-{ports[1]}"
+        if peer:
+            bpf += f" and udp portrange {peer[0]}-{peer[1]}"
         self.proc = subprocess.Popen(
-            [binary, "-i", "lo", "-f", f"udp portrange {ports[0]}-{ports[1]}", "-F", "pcap",
+            [binary, "-i", "lo", "-f", bpf, "-F", "pcap",
              "-w", str(self.path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 15
         while not (self.path.exists() and self.path.stat().st_size >= 24):
@@ -164,7 +170,7 @@ def test_srtp_phone_hears_its_tone_on_the_echo_line_and_the_wire_is_not_the_tone
         server_factory, tmp_path):
     server = start(server_factory, tmp_path, "echo_test")
     phone = srtp_phone(tmp_path, server)
-    capture = Capture(tmp_path, server.rtp_range)
+    capture = Capture(tmp_path, server.rtp_range, phone.rtp_range)
     try:
         phone.dial(f"sip:echo@127.0.0.1:{server.tls_port}")
         phone.wait_for_event("CALL_ESTABLISHED", timeout=15)

@@ -79,7 +79,7 @@ def test_baresip_dtls_srtp_with_ice_hears_its_tone_and_the_wire_is_stun_dtls_srt
         server_factory, tmp_path):
     server = start(server_factory, tmp_path)
     caller = phone(tmp_path)
-    capture = Capture(tmp_path, server.rtp_range)
+    capture = Capture(tmp_path, server.rtp_range, caller.rtp_range)
     try:
         caller.dial(f"sip:echo@127.0.0.1:{server.sip_port}")
         caller.wait_for_event("CALL_ESTABLISHED", timeout=15)
