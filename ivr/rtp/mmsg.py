@@ -47,6 +47,7 @@ _V6_TAIL = struct.Struct("=I")
 class PurePythonIO:
     name = "pure"
     description = "sendto/recvfrom"
+    srtp = False  # protects/unprotects in its batches (NativeIO with SRTP entry points)
 
     def send_many(self, socks, datas, addrs) -> list[int]:
         failed = []
@@ -106,6 +107,22 @@ class NativeIO(PurePythonIO):
         self._errors = ffi.new("int *")
         self._packed: dict = {}  # (host, port) -> sockaddr bytes
         self._unpacked: dict = {}  # sockaddr bytes -> (host, port)
+        self._status = ffi.new("int[]", slots)
+        self._work = None  # send_many_srtp's buffer, grown as needed
+        self.srtp = self._enable_srtp()
+
+    def _enable_srtp(self) -> bool:
+        """Hand the extension pylibsrtp's own libsrtp entry points, once (an extension built
+        before SRTP was added, or no pylibsrtp: batches stay plain, sessions protect each
+        packet in Python as before)."""
+        if not hasattr(self._lib, "ivr_set_srtp"):
+            return False
+        try:
+            from .srtp import native_entry_points
+            self._lib.ivr_set_srtp(*native_entry_points())
+        except Exception:
+            return False
+        return True
 
     # ------------------------------------------------------------------ send
     def send_many(self, socks, datas, addrs) -> list[int]:
@@ -138,6 +155,54 @@ class NativeIO(PurePythonIO):
             except Exception:
                 failed.append(i)
         return failed
+
+    def send_many_srtp(self, socks, datas, addrs, ctxs) -> tuple[list[int], list]:
+        """send_many, with datagram ``i`` protected first with the libsrtp session
+        ``ctxs[i]`` (an address, :attr:`SrtpContext.native_handles`; 0: sent as it is), in C
+        in the send buffer.  Returns ``(failed, refused)``: the indices not sent, and
+        ``(index, status)`` of the packets libsrtp refused (never sent, never retried)."""
+        n = len(socks)
+        if not n:
+            return [], []
+        packed = self._packed
+        fds, names = [], []
+        for i in range(n):
+            fd = socks[i].fileno()
+            addr = addrs[i]
+            name = packed.get(addr)
+            if name is None:
+                name = self._pack(addr)
+                if name is None:
+                    fd = -1
+                    name = b""
+            fds.append(fd)
+            names.append(name)
+        ffi, lib = self._ffi, self._lib
+        data = b"".join(datas)
+        need = len(data) + n * (lib.IVR_SRTP_ROOM + 8)
+        work = self._work
+        if work is None or len(work[0]) < need or len(work[1]) < n:
+            size, count = max(need, 65536), max(n, 1024)
+            work = self._work = (ffi.new("char[]", 2 * size), ffi.new("int[]", 2 * count),
+                                 ffi.new("int[]", 2 * count), ffi.new("int[]", 2 * count),
+                                 ffi.new("int[]", 2 * count))
+        buf, offs, lens, status, unsent = work
+        k = lib.ivr_send_many_srtp(n, fds, data, [len(d) for d in datas], b"".join(names),
+                                   [len(a) for a in names], ctxs, buf, offs, lens, status,
+                                   unsent)
+        refused = []
+        if any(ffi.unpack(status, n)):
+            refused = [(i, st) for i, st in enumerate(ffi.unpack(status, n)) if st]
+        if not k:
+            return [], refused
+        failed = []
+        view = ffi.buffer(buf)
+        for i in ffi.unpack(unsent, k):  # what sendmmsg did not take goes by sendto
+            try:
+                socks[i].sendto(view[offs[i]:offs[i] + lens[i]], addrs[i])
+            except Exception:
+                failed.append(i)
+        return failed, refused
 
     def _pack(self, addr) -> bytes | None:
         try:
@@ -184,6 +249,45 @@ class NativeIO(PurePythonIO):
                     out.append((start + index[s], bv[o:o + min(lens[s], bufsize)], addr))
             done = self._done[0]
             if done == 0:  # cannot happen with n <= slots; never loop forever
+                break
+            start += done
+        return out, errors
+
+    def recv_many_srtp(self, socks, fds, ctxs, n: int, bufsize: int = MAX_DATAGRAM):
+        """recv_many, with each datagram from socket ``i`` whose ``ctxs[i]`` is a libsrtp
+        session (0: none) and whose first byte is 128..191 unprotected in C right after
+        ``recvmmsg`` (RTCP muxed on the port with ``srtp_unprotect_rtcp``; STUN and DTLS left
+        as they are).  Returns ``(datagrams, errors)`` with ``(index, data, addr, status)``:
+        status 0 untouched, 1 plain RTP, 2 plain RTCP, negative: refused (-libsrtp's status;
+        the data is what arrived)."""
+        lib, ffi = self._lib, self._ffi
+        out, errors, start, total = [], 0, 0, len(fds)
+        bv, av, stride, size = self._bufview, self._addrview, self.stride, self.bufsize
+        bufsize = min(bufsize, size)
+        unpacked = self._unpacked
+        while start < total:
+            rest, rest_ctxs = (fds[start:], ctxs[start:]) if start else (fds, ctxs)
+            got = lib.ivr_recv_many_srtp(len(rest), rest, rest_ctxs, n, self.slots, size,
+                                         self._buf, self._addrs, self._index, self._lens,
+                                         self._addrlens, self._status, self._done,
+                                         self._errors)
+            errors += self._errors[0]
+            if got:
+                index = ffi.unpack(self._index, got)
+                lens = ffi.unpack(self._lens, got)
+                alens = ffi.unpack(self._addrlens, got)
+                status = ffi.unpack(self._status, got)
+                for s in range(got):
+                    o = s * stride
+                    raw = av[o:o + alens[s]]
+                    addr = unpacked.get(raw)
+                    if addr is None:
+                        addr = self._unpack(raw)
+                    o = s * size
+                    out.append((start + index[s], bv[o:o + min(lens[s], bufsize)], addr,
+                                status[s]))
+            done = self._done[0]
+            if done == 0:
                 break
             start += done
         return out, errors

@@ -35,6 +35,16 @@ a second epoll set whose own descriptor the reactor watches, so a datagram is re
 relayed) in the reactor turn it wakes; a busy second set is still read in rounds, every ready
 socket at once.  ``unwatch`` moves it back.  Without a reactor that can watch a descriptor
 (``task.Clock`` in tests) a socket stays on the clock's polls.
+
+SRTP (``set_srtp``, with the native backend: ``io.srtp``): a socket whose session is
+encrypted is read with its libsrtp inbound session beside it, and each datagram whose first
+byte is 128..191 (RTP or RTCP, RFC 7983) is unprotected in C right after ``recvmmsg``
+(:meth:`~ivr.rtp.mmsg.NativeIO.recv_many_srtp`); the plain packet goes straight to the
+session's plain RTP (or RTCP) handler, and one libsrtp refuses (wrong key, forged, replayed,
+too long) is dropped and counted in the session's :class:`~ivr.rtp.srtp.SrtpContext` as its
+own ``unprotect`` counts it.  Anything else (STUN, DTLS) goes to the socket's handler as it
+arrived, where the WebRTC demultiplexer (or SRTP in Python) sees it as before.  A round in
+which no ready socket is encrypted reads exactly as without SRTP.
 """
 from __future__ import annotations
 
@@ -60,6 +70,9 @@ class MediaReceiver:
         self._handlers: dict[int, tuple[object, Handler]] = {}  # fd -> (socket, handler)
         self._prompt: _PromptSet | None = None  # sockets read as soon as they are readable
         self._prompt_fds: set[int] = set()
+        # fd -> (inbound srtp_t address, SrtpContext, plain RTP handler, plain RTCP handler,
+        # socket): sockets unprotected in C (set_srtp)
+        self._srtp: dict[int, tuple] = {}
         self.packets = 0  # datagrams read
         self.errors = 0  # handler exceptions and read errors (never raised to the clock)
 
@@ -72,10 +85,26 @@ class MediaReceiver:
         sock.setblocking(False)
         fd = sock.fileno()
         self._handlers[fd] = (sock, handler)
+        self._srtp.pop(fd, None)  # a descriptor reused: never the closed socket's context
         self._epoll.register(fd, select.EPOLLIN)
+
+    def set_srtp(self, sock, context, on_rtp: Handler, on_rtcp: Handler) -> bool:
+        """Unprotect ``sock``'s SRTP/SRTCP with ``context`` (an SrtpContext) in the batched
+        read, handing the plain packets to ``on_rtp``/``on_rtcp``; None: no more (the
+        socket's handler gets every datagram as it arrived).  True when it is done natively;
+        False (nothing changes) with a backend that cannot or a context without native
+        handles."""
+        fd = sock.fileno()
+        self._srtp.pop(fd, None)
+        handles = context.native_handles if context is not None else None
+        if handles is None or not self.io.srtp or fd not in self._handlers:
+            return False
+        self._srtp[fd] = (handles[1], context, on_rtp, on_rtcp, sock)
+        return True
 
     def remove(self, sock) -> None:
         fd = sock.fileno()
+        self._srtp.pop(fd, None)
         if self._handlers.pop(fd, None) is not None:
             epoll = self._epoll
             if fd in self._prompt_fds:
@@ -137,31 +166,77 @@ class MediaReceiver:
                 entries.append(entry)
                 socks.append(entry[0])
                 fds.append(fd)
-        got, errors = self.io.recv_many(socks, fds, self.max_rounds, MAX_DATAGRAM)
+        secure = self._secure_round(socks, fds) if self._srtp else None
+        if secure is not None:
+            got, errors = self.io.recv_many_srtp(socks, fds, [e[0] if e else 0 for e in secure],
+                                                 self.max_rounds, MAX_DATAGRAM)
+        else:
+            got, errors = self.io.recv_many(socks, fds, self.max_rounds, MAX_DATAGRAM)
         self.errors += errors  # ICMP port unreachable from an earlier send, and the like
         batch = self._batch
         nested = True if batch is None else batch.open()
         read = 0
         try:
-            for i, data, addr in got:
-                entry = entries[i]
-                if handlers.get(fds[i]) is not entry:  # removed by a handler before
-                    continue
-                read += 1
-                try:
-                    entry[1](data, addr)
-                except Exception:  # a handler's failure is its own; keep reading the others
-                    self.errors += 1
-                    from twisted.python import log
-                    log.err(None, "MediaReceiver: datagram handler failed")
+            if secure is not None:
+                read = self._hand_out_srtp(got, entries, fds, secure)
+            else:
+                for i, data, addr in got:
+                    entry = entries[i]
+                    if handlers.get(fds[i]) is not entry:  # removed by a handler before
+                        continue
+                    read += 1
+                    try:
+                        entry[1](data, addr)
+                    except Exception:  # a handler's failure is its own; keep reading the others
+                        self._failed()
         finally:
             if not nested:
                 batch.close()
         self.packets += read
         return read
 
+    def _secure_round(self, socks, fds) -> list | None:
+        """Each ready socket's SRTP entry (None: plain), or None when none is encrypted."""
+        srtp = self._srtp
+        secure = [srtp.get(fd) for fd in fds]
+        found = False
+        for j, e in enumerate(secure):
+            if e is not None:
+                if e[4] is socks[j]:
+                    found = True
+                else:
+                    secure[j] = None
+        return secure if found else None
+
+    def _hand_out_srtp(self, got, entries, fds, secure) -> int:
+        handlers, read = self._handlers, 0
+        for i, data, addr, status in got:
+            entry = entries[i]
+            if handlers.get(fds[i]) is not entry:  # removed by a handler before
+                continue
+            read += 1
+            try:
+                if status == 0:  # not SRTP (STUN, DTLS), or a plain socket
+                    entry[1](data, addr)
+                elif status == 1:
+                    secure[i][2](data, addr)
+                elif status == 2:
+                    secure[i][3](data, addr)
+                else:  # refused by libsrtp: dropped and counted as unprotect counts it
+                    secure[i][1].count_drop(-status)
+            except Exception:
+                self._failed()
+        return read
+
+    def _failed(self) -> None:
+        """A handler's failure is its own; the others are still read."""
+        self.errors += 1
+        from twisted.python import log
+        log.err(None, "MediaReceiver: datagram handler failed")
+
     def close(self) -> None:
         self._handlers.clear()
+        self._srtp.clear()
         self._epoll.close()
         if self._prompt is not None:
             self._prompt.close()

@@ -44,14 +44,33 @@ class SecureStream:
         only when the negotiated keys change (a new context restarts the replay window)."""
         self._srtp = context
         names = ("_send_rtp", "_rtp_received", "_rtcp_received")
+        native = self._native_srtp(context)
         if context is None:
             for name in names:
                 self.__dict__.pop(name, None)
             return
         # instance attributes win over the class's methods: the plain path stays untouched
-        self._send_rtp = self._send_srtp
+        self._send_rtp = self._send_srtp_batched if native else self._send_srtp
         self._rtp_received = self._srtp_received
         self._rtcp_received = self._srtcp_received
+
+    def _native_srtp(self, context) -> bool:
+        """With the native batched socket I/O (:mod:`ivr.rtp.mmsg`), SRTP happens in C: the
+        receiver unprotects this session's RTP socket's packets right after ``recvmmsg`` and
+        the media clock's batch protects its packets right before ``sendmmsg`` (libsrtp
+        itself, pylibsrtp's copy).  True when the batch can protect; the receiver is told
+        either way (None: no context, or not natively)."""
+        sock = self._rtp_socket
+        handles = context.native_handles if context is not None else None
+        receiver = getattr(self.clock, "receiver", None)
+        if sock is not None and receiver is not None and hasattr(receiver, "set_srtp"):
+            cls = type(self)
+            receiver.set_srtp(sock, context if handles is not None else None,
+                              cls._rtp_received.__get__(self, cls),
+                              cls._rtcp_received.__get__(self, cls))
+        batch = self._batch
+        return (handles is not None and sock is not None and batch is not None
+                and batch.srtp)
 
     @property
     def encrypted(self) -> bool:
@@ -64,6 +83,20 @@ class SecureStream:
         self._seq = (self._seq + 1) & 0xFFFF
         if data is not None:  # None: counted by the context; the sequence number is spent
             self._transmit(data, len(payload))
+
+    def _send_srtp_batched(self, pt: int, marker: bool, ts: int, payload: bytes) -> None:
+        """_send_srtp when the media clock's batch protects in C (``SendBatch.add_srtp``):
+        while it is open the plain packet joins it with the context; otherwise as before."""
+        batch = self._batch
+        if not batch.active:
+            self._send_srtp(pt, marker, ts, payload)
+            return
+        data = HEADER.pack(0x80, (0x80 if marker else 0) | pt, self._seq, ts, self.ssrc) + payload
+        self._seq = (self._seq + 1) & 0xFFFF
+        self._packets_sent += 1
+        self._octets_sent += len(payload)
+        self._rtcp.sent_since_report = True
+        batch.add_srtp(self._rtp_socket, data, self._remote, self._counters, self._srtp)
 
     def _srtp_received(self, data: bytes, addr) -> None:
         """_rtp_received for SRTP (and SRTCP muxed on the RTP port): unprotect, then the

@@ -48,7 +48,7 @@ import threading
 import pylibsrtp
 from pylibsrtp import _binding
 
-__all__ = ["SrtpContext", "SUITE_PROFILES", "supported_suites"]
+__all__ = ["SrtpContext", "SUITE_PROFILES", "supported_suites", "native_entry_points"]
 
 _P = pylibsrtp.Policy
 _ffi, _lib = _binding.ffi, _binding.lib
@@ -80,6 +80,16 @@ def _key_length(profile: int) -> int:
     """Master key + master salt, in bytes, as libsrtp wants them for ``profile``."""
     return (_lib.srtp_profile_get_master_key_length(profile)
             + _lib.srtp_profile_get_master_salt_length(profile))
+
+
+def native_entry_points() -> tuple[int, int, int, int]:
+    """The addresses of ``srtp_protect``, ``srtp_unprotect``, ``srtp_protect_rtcp`` and
+    ``srtp_unprotect_rtcp`` in pylibsrtp's own copy of libsrtp, for the batched socket
+    extension (``ivr_set_srtp``): every srtp_t is then served by the library that made it,
+    and no second libsrtp is ever linked."""
+    return tuple(int(_ffi.cast("uintptr_t", _ffi.addressof(_lib, name)))
+                 for name in ("srtp_protect", "srtp_unprotect", "srtp_protect_rtcp",
+                              "srtp_unprotect_rtcp"))
 
 
 _SUPPORTED: tuple[str, ...] | None = None
@@ -128,6 +138,7 @@ class SrtpContext:
     that made it (the reactor's)."""
 
     __slots__ = ("suite", "_out", "_in", "_tx", "_rx", "_buf", "_view", "_len", "_fallback",
+                 "tx_address", "rx_address",
                  "auth_failures", "replays", "bad_packets", "protect_errors")
 
     def __init__(self, suite: str, local_key: bytes, remote_key: bytes) -> None:
@@ -144,9 +155,12 @@ class SrtpContext:
         self._in = pylibsrtp.Session(_P(remote_key, _P.SSRC_ANY_INBOUND, srtp_profile=profile))
         handles = (getattr(self._out, "_srtp", None), getattr(self._in, "_srtp", None))
         self._fallback = None in handles
+        self.tx_address = self.rx_address = 0  # the srtp_t addresses (native_handles)
         if not self._fallback:
             self._tx, self._rx = handles[0][0], handles[1][0]  # srtp_t
             self._buf, self._view, self._len = _scratch()
+            self.tx_address = int(_ffi.cast("uintptr_t", self._tx))
+            self.rx_address = int(_ffi.cast("uintptr_t", self._rx))
         self.auth_failures = 0   # wrong key, forged, damaged, or a plain packet
         self.replays = 0         # a packet index seen before, or older than the window
         self.bad_packets = 0     # too short / too long / unparsable as SRTP
@@ -216,6 +230,25 @@ class SrtpContext:
         self._view[0:n] = packet
         self._len[0] = n
         return function(session, self._buf, self._len)
+
+    @property
+    def native_handles(self) -> tuple[int, int] | None:
+        """``(outbound, inbound)`` libsrtp sessions (``srtp_t``) as addresses, for the batched
+        socket extension (:mod:`ivr.rtp.mmsg`), which protects and unprotects in its buffers
+        with the same library (:func:`native_entry_points`); None in the fallback mode.
+        They live as long as this context: whoever holds one holds the context too."""
+        if self._fallback:
+            return None
+        return (self.tx_address, self.rx_address)
+
+    def count_drop(self, status: int) -> None:
+        """Count a received packet that libsrtp refused with ``status`` (its
+        ``srtp_err_status_t``; 1, ``fail``, for one too long to be SRTP), as
+        :meth:`unprotect` counts its own."""
+        self._drop(status)
+
+    def count_protect_error(self) -> None:
+        self.protect_errors += 1
 
     def _drop(self, status: int) -> None:
         if status == _AUTH_FAIL:
