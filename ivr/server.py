@@ -30,11 +30,9 @@ from .api.config_file import load_api_config
 from .api.limits import CappedRequest
 from .api.metrics import Metrics
 from .api.webhooks import WebhookDispatcher
-from .api.farm_calls import FarmCalls
 from .call.call import MediaContext
 from .call.control import CallControl
-from .call.farm_location import SharedLocation
-from .call.node import NodeCdrs, default_node_id
+from .call.node import default_node_id
 from .call.inband import InbandDtmfService
 from .call.media_relay import RtpengineRelay
 from .call.queue_dialer import QueueDialer
@@ -49,7 +47,6 @@ from .media.prompts import PromptCache
 from .media.asr_worker import RecognizerPool
 from .media.tts import TtsEngine
 from .queue import QueueEngine
-from .queue.farm import FarmQueueEngine
 from .rtp.clock import SERVER_PHASES, MediaClock
 from .rtp.ports import PortAllocator
 from .rtp.receiver import MediaReceiver
@@ -61,19 +58,11 @@ from .sip.transport import SipTransport
 from .sip.websocket import SipWebSocketResource
 from .sip.ua import UserAgent
 from .store.cdr import CdrStore
-from .store.farm_secrets import SIP_NONCE, shared_secret
-from .store.node_calls import NodeCalls
-from .store.node_liveness import NodeLiveness
-from .store.outbox import Outbox
-from .store.queue_state import QueueState
-from .store.rate_buckets import FarmShare
-from .store.bans import FarmBans
-from .store.sessions import SessionStore
 from .store.backend import (DatabaseSpecError, describe, load_database_file, open_database,
                             parse_database)
 from .store.db import StoreUnavailable
 from .store.dnd import DndList
-from .store.registrations import RegistrationStore
+from .server_farm import Farm, housekeep as farm_housekeep
 
 log = Logger(namespace="ivr.server")
 
@@ -122,43 +111,6 @@ def sip_security(directory, clock, own_addresses, port: int, location=None,
     invite_auth = InviteAuthenticator(directory, nonces, clock, throttle,
                                       local_hosts=own_addresses, gate=gate, local_port=port)
     return SipSecurity(registrar, invite_auth, throttle)
-
-
-def _share_bans(server, now: float) -> None:
-    """Housekeeping in a farm: write the throttle's journal, hold the farm's bans (one
-    exchange at a time; a journal not written is kept for the next round)."""
-    if server._bans_exchange is not None:
-        return
-    throttle = server.throttle
-    journal = throttle.take_journal()
-
-    def written(rows) -> None:
-        throttle.apply_farm(rows, server.reactor.seconds())
-
-    def failed(failure):
-        throttle.requeue(journal)
-        return failure
-
-    def done(result):
-        server._bans_exchange = None
-        return result
-    d = server._bans_exchange = server.farm_bans.exchange(
-        journal.failures, journal.bans, journal.successes, now=now)
-    d.addCallbacks(written, failed).addBoth(done).addErrback(_log_failure("sharing bans"))
-
-
-def _cleared(nodes: dict) -> None:
-    """Log what :meth:`NodeLiveness.beat` cleared of dead nodes."""
-    for node, cleared in nodes.items():
-        log.info("node {n} is silent: cleared its {c} queued caller(s) and freed {a} agent(s)",
-                 n=node, c=cleared["callers"], a=cleared["agents"])
-
-
-def _log_failure(what: str):
-    def failed(failure) -> None:
-        if not failure.check(StoreUnavailable):  # an outage is logged once, by the database
-            log.warn("{what} failed: {why}", what=what, why=failure.getErrorMessage())
-    return failed
 
 
 class IvrServer:
@@ -259,39 +211,23 @@ class IvrServer:
         self.extensions = directory
         self.db = self._open_database()
         self.node_id = self.node_id or default_node_id(self.advertise, self.transport.port)
-        self.shared_location = None  # PostgreSQL: registrations seen by every node
-        self.liveness = None         # PostgreSQL: heartbeats; a dead node's queue rows cleared
-        self.farm_share = None       # PostgreSQL: rate limits split over the live nodes
-        if self.db.dialect == "postgresql":
-            self.liveness = NodeLiveness(self.db, self.node_id)
-            self.farm_share = FarmShare()
-            cleared = self.liveness.start(reactor.seconds())  # our previous life's queue rows
-            if any(cleared.values()):
-                log.info("node id {n}: cleared {c} caller(s) and {a} agent(s) of its previous "
-                         "run from the queues", n=self.node_id, c=cleared["callers"],
-                         a=cleared["agents"])
-            self.farm_share.refresh(self.liveness, reactor.seconds()).addErrback(
-                _log_failure("counting the live nodes"))
-            self.shared_location = SharedLocation(RegistrationStore(self.db, self.node_id),
-                                                  reactor, self.node_id)
-            log.info("node id {n}: registrations shared through the database", n=self.node_id)
-        # a farm's nodes share the digest nonce secret: a challenge from one node is
-        # answered on any other (Kamailio spreads requests; a node may die in between)
-        nonce_secret = (shared_secret(self.db, SIP_NONCE)
-                        if self.shared_location is not None else None)
+        # PostgreSQL: a farm's nodes share registrations, heartbeats, the rate limits, the
+        # nonce secret, bans, queues and the API's sessions (ivr/server_farm.py)
+        farm = self.farm = (Farm(self.db, self.node_id, reactor)
+                            if self.db.dialect == "postgresql" else None)
+        self.shared_location, self.liveness, self.farm_share = (
+            (farm.location, farm.liveness, farm.share) if farm else (None, None, None))
         security = sip_security(directory, reactor, self._own_addresses(), self.transport.port,
-                                self.shared_location, nonce_secret,
-                                shared_bans=self.shared_location is not None)
-        self.farm_bans, self._bans_exchange = None, None  # PostgreSQL: bans the farm shares
-        if self.shared_location is not None:
-            self.farm_bans = FarmBans.from_settings(self.db, self.node_id, directory.security)
+                                self.shared_location, farm and farm.nonce_secret(),
+                                shared_bans=farm is not None)
+        self.farm_bans = farm.bans(directory.security) if farm else None
+        self._bans_exchange = None  # the farm's bans exchange in flight (server_farm.py)
         self.registrar, self.invite_auth = security.registrar, security.invite_auth
         self.throttle = security.throttle
         self.transport.on_connection_closed.append(self._flow_closed)
         self.cdrs, self.dnd, self.metrics = CdrStore(self.db), DndList(self.db), Metrics()
         # records each leg's CDR as it ends (in a farm, with the node's id: extra.node)
-        self.calls = CallTable(self.cdrs if self.shared_location is None
-                               else NodeCdrs(self.cdrs, self.node_id), self.metrics)
+        self.calls = CallTable(farm.cdrs(self.cdrs) if farm else self.cdrs, self.metrics)
         self.metrics.track_active_calls(lambda: len(self.calls))
         self.media = MediaContext(
             reactor=reactor, media_clock=self.media_clock, ports=self.ports,
@@ -322,11 +258,8 @@ class IvrServer:
         if directory.queues:
             dialer = QueueDialer(self.control, self.calls)
             reach = dict(is_reachable=dialer.is_reachable, is_logged_in=dialer.is_logged_in)
-            if self.shared_location is not None:  # PostgreSQL: one line per queue, farm-wide
-                self.queues = FarmQueueEngine(reactor, dialer, directory.queues.values(),
-                                              shared=QueueState(self.db, self.node_id), **reach)
-            else:
-                self.queues = QueueEngine(reactor, dialer, directory.queues.values(), **reach)
+            engine = farm.queue_engine if farm else QueueEngine  # a farm: one line per queue
+            self.queues = engine(reactor, dialer, directory.queues.values(), **reach)
         secret = self._webhook_secret()
         self.dialplan = DialplanService(reactor, self.dialplans_dir, self.prompts_dir,
                                         self.media, calls=self.calls, webhook_secret=secret,
@@ -346,9 +279,8 @@ class IvrServer:
             default_region=self.dialplan.store.current.settings.default_region))
         if errors:
             raise ConfigInvalid(errors, str(api_file))
-        # PostgreSQL: status webhooks through the database's outbox, sent by any live node
-        outbox = Outbox(self.db, self.node_id) if self.shared_location is not None else None
-        self.webhooks = WebhookDispatcher(secret, reactor, metrics=self.metrics, outbox=outbox)
+        self.webhooks = WebhookDispatcher(secret, reactor, metrics=self.metrics,
+                                          outbox=farm.outbox() if farm else None)
         if self.webhooks.outbox is not None:
             self.webhooks.outbox.start()
         plans = self.dialplan.store  # the Flow Builder edits these files (ivr/dialplan/files.py)
@@ -359,13 +291,8 @@ class IvrServer:
         self.api = make_api(self.control, self.cdrs, self.webhooks, config, reactor,
                             dnd=self.dnd, metrics=self.metrics, throttle=security.throttle,
                             dialplan_files=dialplan_files)
-        if self.shared_location is not None:  # the API sees the farm's sessions and calls
-            api = self.api.api
-            api.sessions.share(SessionStore(self.db, self.node_id))
-            api.farm_calls = FarmCalls(api, NodeCalls(self.db, self.node_id))
-            # per-key and demo limits: this node's share (ivr/store/rate_buckets.py)
-            api.limiter.share = api.demo_limiter.share = self.farm_share
-            api.farm_bans = self.farm_bans  # GET/DELETE /v1/security/bans: the farm's
+        if farm:  # the API sees the farm's sessions, calls and bans, and takes its share
+            farm.share_api(self.api.api, self.farm_bans)
 
     def _on_sip(self, message, source) -> None:
         self.ua.receive(message, source)
@@ -438,15 +365,8 @@ class IvrServer:
         now = self.reactor.seconds()
         self.db.heartbeat()  # PostgreSQL: notice an outage while nothing is written
         self.registrar.expire(now)
-        if self.shared_location is not None:
-            self.shared_location.refresh()  # other nodes' registrations (ivr/call/farm_location.py)
-            self.api.api.sessions.poll_cancels()  # DELETEs of our sessions made on other nodes
-            self.api.api.farm_calls.publish()     # our calls, for GET /v1/calls elsewhere
-            self.liveness.beat(now).addCallbacks(_cleared, _log_failure("heartbeat"))
-            self.farm_share.refresh(self.liveness, now).addErrback(
-                _log_failure("counting the live nodes"))  # rate limits' share
-            _share_bans(self, now)  # bans decided anywhere hold here (ivr/store/bans.py)
-            self.dnd.reload().addErrback(_log_failure("DND reload"))  # other nodes' changes
+        if self.shared_location is not None:  # a farm: other nodes' registrations, bans...
+            farm_housekeep(self, now)
         self.throttle.expire(now)
         if self.queues is not None:
             self.queues.agent_changed()  # registrations come and go

@@ -31,7 +31,7 @@ def test_housekeeping_writes_the_ban_journal_and_holds_the_farms_bans(tmp_path):
     from twisted.internet.defer import Deferred
     from twisted.internet.task import Clock
 
-    from ivr.server import _share_bans
+    from ivr.server_farm import share_bans as _share_bans
     from ivr.sip.throttle import Ban, Throttle
     from ivr.store.bans import FarmBans
     from ivr.store.db import Database
