@@ -264,6 +264,7 @@ class Call:
         except Exception:  # the record and the owner's bookkeeping must still happen
             log.failure("call {cid}: releasing media failed", cid=self.call_id)
         self.digits.close(reason)
+        self.digits._observe = None  # our bound method: no cycle left once ended
         self.signalling.ended(reason)
         waiters, self._ended_waiters = self._ended_waiters, []
         for d in waiters:
@@ -273,3 +274,4 @@ class Call:
                 hook(self)
             except Exception:
                 log.failure("call end hook failed")
+        self.on_end = []  # told once: the owners' bound methods are not kept in a cycle

@@ -41,6 +41,14 @@ log = Logger(namespace="ivr.call.media")
 _UNSET = object()
 
 
+def _ignore_digit(digit: str, mode: str) -> None:
+    """A digit reported after the leg was released (nothing listens any more)."""
+
+
+def _ignore_timeout() -> None:
+    """A media timeout reported after the leg was released."""
+
+
 class MediaLeg:
     def __init__(self, ctx, on_digit: Callable[[str, str], object],
                  on_timeout: Callable[[], None]) -> None:
@@ -336,4 +344,9 @@ class MediaLeg:
             inband.close()
         if self.rtp is not None:
             self.stats = self.rtp.stats()
-            self.rtp.close()
+            self.rtp.close()  # which drops its callbacks to us
+        # The call's bound methods: without them the ended call is freed by reference
+        # counting, not left in a cycle for the garbage collector.
+        self.on_event = None
+        self._on_digit = _ignore_digit
+        self._on_timeout = _ignore_timeout

@@ -8,6 +8,7 @@ call's digit buffer and reports the session's end to the call, the one owner of 
 from __future__ import annotations
 
 import time
+import weakref
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -34,7 +35,10 @@ def _why(exc: SdpError) -> str:
 
 class SignallingLeg:
     def __init__(self, call, session) -> None:
-        self.call = call
+        # The call owns this leg and holds it; the leg refers back to the call weakly, so
+        # an ended call is freed by reference counting, not by the cyclic collector (the
+        # session drops us, its listener, once it has told us it ended).
+        self._call = weakref.ref(call)
         self.session = session  # ivr.sip.session.InviteSession (None until an outbound dial)
         media = call.media
         media.on_event = call.log_event
@@ -45,6 +49,10 @@ class SignallingLeg:
             media.encryption = inbound_policy(session, media.encryption)
         self._answer_d: defer.Deferred | None = None
         self._refer_waiter: defer.Deferred | None = None
+
+    @property
+    def call(self):
+        return self._call()
 
     # -- what the leg sends ------------------------------------------------------------
     def answer(self) -> defer.Deferred:

@@ -601,7 +601,16 @@ class RtpSession(Forwarding, SecureStream):
         self.stop_playback("session closed")
         for d in self._dtmf_out.clear():
             d.errback(SessionClosed("session closed"))
-        return defer.maybeDeferred(self._ports.release, self._pair)
+        released = defer.maybeDeferred(self._ports.release, self._pair)
+        # Drop what refers back to us (the owner's callbacks, the ports' protocols), so a
+        # closed session is freed by reference counting, not by the cyclic collector.
+        self._dtmf_callbacks, self._timeout_callbacks = [], []
+        self._audio_listeners, self._payload_listeners = [], []
+        for port in (self._pair.rtp, self._pair.rtcp):
+            protocol = getattr(port, "protocol", None)
+            if isinstance(protocol, _Port):
+                protocol.session = protocol.transport = None
+        return released
 
 
 def _fit(frame) -> np.ndarray:

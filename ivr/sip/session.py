@@ -146,9 +146,11 @@ class InviteSession(UasSide, UacSide, InDialog):
             self.dialog.terminate()
         self._stop_2xx()
         self._stop_reliable()
+        self.reliable = None  # its callbacks are our bound methods (a cycle once ended)
         self._accept_after_prack.clear()
         if self._refresh is not None:
-            self._refresh.stop()
+            refresh, self._refresh = self._refresh, None
+            refresh.stop()
         if self._reinvite_retry is not None and self._reinvite_retry.active():
             self._reinvite_retry.cancel()
         self.ua.forget_session(self)
@@ -156,8 +158,12 @@ class InviteSession(UasSide, UacSide, InDialog):
             self._notify(reason)
 
     def _notify(self, reason: str) -> None:
-        if self.listener is not None:
-            self.listener.on_terminated(self, reason)
+        """Tell the listener the session ended, and drop it: it is told nothing more, and
+        a listener that refers back to us (a call leg) is then freed by reference
+        counting, not left in a cycle for the garbage collector."""
+        listener, self.listener = self.listener, None
+        if listener is not None:
+            listener.on_terminated(self, reason)
 
     def _retry_after(self) -> int:
         """Retry-After of our 500 to an INVITE that came too early (14.2): 0-10 s."""

@@ -32,6 +32,10 @@ EXPIRED = "session-timer-expired"
 REFRESH_FAILED = "session-timer-refresh-failed"
 
 
+def _stopped(name) -> None:
+    """A stopped refresh's timers: none is left to fire."""
+
+
 class SessionRefresh:
     def __init__(self, session) -> None:
         self.session = session
@@ -77,8 +81,11 @@ class SessionRefresh:
                      cid=self.session.call_id, e=exc)
 
     def stop(self) -> None:
+        """The session ended: no timer runs again, and the slots no longer hold our bound
+        method (so the ended session and this are freed by reference counting)."""
         self._run(self.machine.stop())
         self.slots.cancel_all()
+        self.slots.on_fired = _stopped
 
     def _fired(self, name) -> None:
         self._run(self.machine.timer_fired(name))

@@ -134,8 +134,9 @@ class UacSide:
         if self.final_status is None:
             self.final_status, self.final_reason = status, reason
         self._end(f"failed-{status}", notify=False)
-        if self.listener is not None:
-            self.listener.on_failed(self, status, reason)
+        listener, self.listener = self.listener, None  # told once (see _notify)
+        if listener is not None:
+            listener.on_failed(self, status, reason)
 
     # -- a new INVITE after a challenge or a 422 ----------------------------------------------
     def _retry_with_credentials(self, challenge: Response) -> None:

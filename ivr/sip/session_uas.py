@@ -74,6 +74,7 @@ class UasSide:
         self._answer_invite(make_response(self.invite, status, reason,
                                           to_tag=self.dialog.local_tag, extra=extra))
         self._end(f"rejected-{status}", notify=False)
+        self.listener = None  # the listener rejected: nothing more to tell it (_notify)
 
     def _hang_up_unanswered(self, reason: str) -> None:
         self._answer_invite(make_response(self.invite, 480, to_tag=self.dialog.local_tag))
