@@ -4,6 +4,8 @@
 SIP.js over the server's own ``/sip`` WebSocket; it needs no endpoint here.
 ``/agent`` (``web/agent.html`` and ``web/agent.js``) is the agent softphone: an extension
 registered from a browser tab over the same ``/sip``, taking queue and ring-group calls.
+Both scripts import ``/webphone.js`` (``web/webphone.js``): the SIP.js user agent, the level
+meter, DTMF and the keypad they share.
 
 The browser never sees an API key: ``POST /demo/api/click-to-call`` runs inside the
 server with the configured agent (``demo_agent``) and is rate limited per visitor IP
@@ -106,6 +108,15 @@ def demo_routes(app, api) -> None:
         request.setHeader(b"Content-Type", b"text/javascript; charset=utf-8")
         request.setHeader(b"Cache-Control", b"public, max-age=300")
         return agent_script
+
+    phone_script = _asset("webphone.js")
+
+    @app.route("/webphone.js", methods=["GET"])
+    def webphone_script(request):
+        # what agent.js and webrtc.js share: the SIP.js user agent, level meter, keypad
+        request.setHeader(b"Content-Type", b"text/javascript; charset=utf-8")
+        request.setHeader(b"Cache-Control", b"public, max-age=300")
+        return phone_script
 
     @app.route("/demo/api/click-to-call", methods=["POST"])
     def demo_call(request):

@@ -2,7 +2,8 @@
  * ivr agent softphone: an extension registered from a browser tab with SIP.js over
  * WebSocket (digest auth, as any phone), taking the calls the server places to it (queues,
  * ring groups, click-to-call) with the microphone.  No build step: SIP.js is vendored from
- * npm by ./scripts/setup and served at /vendor/.
+ * npm by ./scripts/setup and served at /vendor/; the user agent, level meter, digits and
+ * keypad are webphone.js's, shared with the WebRTC demo.
  *
  * window.agent = {
  *   state,                     "unregistered" | "registered" | "ringing" | "connected"
@@ -18,11 +19,9 @@
  * }                              (-100 for silence or no call)
  */
 import * as SIP from "/vendor/sip.js/lib/index.js";
+import { SILENCE_DBFS, keypad, levelMeter, sendDtmf, userAgent } from "/webphone.js";
 
-const SILENCE_DBFS = -100;
-const DIGITS = /^[0-9*#A-Da-d]+$/;
 const EXTENSION = /^[A-Za-z0-9+._-]{1,32}$/;
-const KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#"];
 const LABELS = { unregistered: "Signed out", registered: "Ready for calls",
                  ringing: "Incoming call", connected: "On a call" };
 
@@ -67,38 +66,6 @@ function setState(state, detail) {
 function idleState() {
   return registerer && registerer.state === SIP.RegistererState.Registered
     ? "registered" : "unregistered";
-}
-
-/* RMS of the remote stream over the last second, from an AnalyserNode read every 100 ms. */
-function levelMeter(stream) {
-  const ctx = new AudioContext();
-  const analyser = ctx.createAnalyser();
-  analyser.fftSize = 2048;
-  ctx.createMediaStreamSource(stream).connect(analyser);
-  const buf = new Float32Array(analyser.fftSize);
-  const windows = [];  // [sum of squares, samples] per 100 ms
-  const timer = setInterval(() => {
-    analyser.getFloatTimeDomainData(buf);
-    let sum = 0;
-    for (const x of buf) sum += x * x;
-    windows.push([sum, buf.length]);
-    if (windows.length > 10) windows.shift();
-  }, 100);
-  const wake = () => ctx.resume().catch(() => {});
-  if (ctx.state === "suspended") {  // no user gesture yet (auto-answer): the first one
-    wake();
-    document.addEventListener("pointerdown", wake, { once: true });
-    document.addEventListener("keydown", wake, { once: true });
-  }
-  return {
-    level() {
-      let sum = 0, n = 0;
-      for (const [s, k] of windows) { sum += s; n += k; }
-      if (!n || sum <= 0) return SILENCE_DBFS;
-      return Math.max(SILENCE_DBFS, 10 * Math.log10(sum / n));
-    },
-    stop() { clearInterval(timer); ctx.close().catch(() => {}); },
-  };
 }
 
 function describe(identity) {
@@ -180,13 +147,7 @@ function hangup() {
 }
 
 function sendDigits(digits) {
-  const str = String(digits || "");
-  if (agent.state !== "connected" || !session || !DIGITS.test(str)) return false;
-  const sdh = session.sessionDescriptionHandler;
-  // insertDTMF replaces tones still queued: keep them in front of the new ones.
-  const sender = sdh.peerConnection && sdh.peerConnection.getSenders().find((s) => s.dtmf);
-  const queued = sender ? sender.dtmf.toneBuffer : "";
-  return sdh.sendDtmf(queued + str.toUpperCase(), { duration: 160, interToneGap: 80 });
+  return agent.state === "connected" && sendDtmf(session, digits);
 }
 
 /* ---- registration ------------------------------------------------------------------ */
@@ -204,7 +165,6 @@ async function register(ext, password) {
   await unregister();
   agent.lastError = "";
   ui.status.textContent = "Signing in\u2026";
-  const wsScheme = location.protocol === "https:" ? "wss" : "ws";
   const domain = params.get("domain") || location.hostname;
   const uri = SIP.UserAgent.makeURI(`sip:${user}@${domain}`);
   if (!uri) {
@@ -212,13 +172,10 @@ async function register(ext, password) {
     setState("unregistered", agent.lastError);
     return agent.state;
   }
-  const mine = new SIP.UserAgent({
+  const mine = userAgent({
     uri,
     authorizationUsername: user,
     authorizationPassword: secret,
-    transportOptions: { server: `${wsScheme}://${location.host}/sip`, keepAliveInterval: 25 },
-    sessionDescriptionHandlerFactoryOptions: { iceGatheringTimeout: 500 },
-    logLevel: "error",
     delegate: {
       onInvite,
       onDisconnect: () => {
@@ -228,7 +185,7 @@ async function register(ext, password) {
         setState("unregistered", agent.lastError);
       },
     },
-  });
+  }, { keepAliveInterval: 25 });
   ua = mine;
   try {
     await mine.start();
@@ -286,13 +243,7 @@ async function unregister() {
 
 /* ---- the page ---------------------------------------------------------------------- */
 
-for (const key of KEYS) {
-  const button = document.createElement("button");
-  button.textContent = key;
-  button.type = "button";
-  button.addEventListener("click", () => sendDigits(key));
-  ui.keypad.appendChild(button);
-}
+keypad(ui.keypad, sendDigits);
 ui.form.addEventListener("submit", (e) => {
   e.preventDefault();
   if (agent.state === "unregistered") register();

@@ -1,6 +1,7 @@
 /*
  * ivr "Call from your browser": an anonymous WebRTC call with SIP.js over WebSocket.
- * No build step: SIP.js is vendored from npm by ./scripts/setup and served at /vendor/.
+ * No build step: SIP.js is vendored from npm by ./scripts/setup and served at /vendor/;
+ * the user agent, level meter, digits and keypad are webphone.js's, shared with agent.js.
  *
  * The browser registers nothing: it calls sip:NUMBER@<this host> over ws(s)://<this host>/sip
  * and the server's dialplans route NUMBER as for any caller.
@@ -14,11 +15,9 @@
  * }                          (-100 for silence or no call)
  */
 import * as SIP from "/vendor/sip.js/lib/index.js";
+import { SILENCE_DBFS, keypad, levelMeter, sendDtmf, userAgent } from "/webphone.js";
 
-const SILENCE_DBFS = -100;
-const DIGITS = /^[0-9*#A-Da-d]+$/;
 const TARGET = /^[A-Za-z0-9+*#._-]{1,64}$/;
-const KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#"];
 
 const $ = (id) => document.getElementById(id);
 const ui = { to: $("ivr-to"), call: $("ivr-call"), hangup: $("ivr-hangup"),
@@ -49,40 +48,6 @@ function setState(state, detail) {
   for (const key of ui.keypad.querySelectorAll("button")) key.disabled = state !== "connected";
 }
 
-/* RMS of the remote stream over the last second, from an AnalyserNode read every 100 ms. */
-function levelMeter(stream) {
-  const ctx = new AudioContext();
-  const analyser = ctx.createAnalyser();
-  analyser.fftSize = 2048;
-  ctx.createMediaStreamSource(stream).connect(analyser);
-  const buf = new Float32Array(analyser.fftSize);
-  const windows = [];  // [sum of squares, samples] per 100 ms
-  const timer = setInterval(() => {
-    analyser.getFloatTimeDomainData(buf);
-    let sum = 0;
-    for (const x of buf) sum += x * x;
-    windows.push([sum, buf.length]);
-    if (windows.length > 10) windows.shift();
-  }, 100);
-  // Without a user gesture yet (autostart) Chrome keeps the context suspended: the first
-  // click or key on the page starts it.
-  const wake = () => ctx.resume().catch(() => {});
-  if (ctx.state === "suspended") {
-    wake();
-    document.addEventListener("pointerdown", wake, { once: true });
-    document.addEventListener("keydown", wake, { once: true });
-  }
-  return {
-    level() {
-      let sum = 0, n = 0;
-      for (const [s, k] of windows) { sum += s; n += k; }
-      if (!n || sum <= 0) return SILENCE_DBFS;
-      return Math.max(SILENCE_DBFS, 10 * Math.log10(sum / n));
-    },
-    stop() { clearInterval(timer); ctx.close().catch(() => {}); },
-  };
-}
-
 function ended(detail, after) {
   if (meter) { meter.stop(); meter = null; }
   ui.audio.srcObject = null;
@@ -108,15 +73,10 @@ async function call(number) {
   if (ivr.state === "connecting" || ivr.state === "connected") return false;
   const to = String(number || "").trim();
   if (!TARGET.test(to)) { setState("ended", "not a number we can call"); return false; }
-  const wsScheme = location.protocol === "https:" ? "wss" : "ws";
   const target = SIP.UserAgent.makeURI(`sip:${to}@${location.hostname}`);
   if (!target) { setState("ended", "not a number we can call"); return false; }
   setState("connecting");
-  ua = new SIP.UserAgent({
-    transportOptions: { server: `${wsScheme}://${location.host}/sip` },
-    logLevel: "error",
-    sessionDescriptionHandlerFactoryOptions: { iceGatheringTimeout: 500 },
-  });
+  ua = userAgent();
   try {
     await ua.start();
   } catch (e) {
@@ -146,13 +106,7 @@ async function call(number) {
 }
 
 function sendDigits(digits) {
-  const str = String(digits || "");
-  if (ivr.state !== "connected" || !session || !DIGITS.test(str)) return false;
-  const sdh = session.sessionDescriptionHandler;
-  // insertDTMF replaces tones still queued: keep them in front of the new ones.
-  const sender = sdh.peerConnection && sdh.peerConnection.getSenders().find((s) => s.dtmf);
-  const queued = sender ? sender.dtmf.toneBuffer : "";
-  return sdh.sendDtmf(queued + str.toUpperCase(), { duration: 160, interToneGap: 80 });
+  return ivr.state === "connected" && sendDtmf(session, digits);
 }
 
 function hangup() {
@@ -167,12 +121,7 @@ function hangup() {
   return true;
 }
 
-for (const key of KEYS) {
-  const button = document.createElement("button");
-  button.textContent = key;
-  button.addEventListener("click", () => sendDigits(key));
-  ui.keypad.appendChild(button);
-}
+keypad(ui.keypad, sendDigits);
 ui.call.addEventListener("click", () => call(ui.to.value));
 ui.hangup.addEventListener("click", hangup);
 window.addEventListener("pagehide", hangup);
