@@ -31,7 +31,8 @@ import numpy as np
 from ivr.rtp.bencode import decode, encode
 
 from . import b3_bridge, common, rtp_probe
-from .b2_ivr import _sleep_until
+from .b3_common import (ScenarioUas, calls_broken, finish, level_head, measured_calls,
+                        per_packet, relay_figures, scenario, timing_broken)
 
 TARGETS = {"cpu_us_per_relayed_packet": "<= 10", "added_latency_per_relay_p99_ms": "<= 1",
            "jitter_out_minus_in_p99_ms": "<= 1"}
@@ -95,28 +96,6 @@ class Rtpengine:
         self.log.close()
 
 
-class ReinvitedUas(common.SippUas):
-    """B3's far end (``-rtp_echo`` on core 1) with a scenario that takes the re-INVITE."""
-
-    def __init__(self, work: Path, core: str, tag: str = "uas") -> None:  # noqa: D107
-        self.work = work / f"sipp-{tag}"
-        self.work.mkdir(parents=True, exist_ok=True)
-        self.port = common.free_port()
-        self.media_port = common.free_range(4, 20000, 29000)[0]
-        cmd = common.pinned(core, [
-            common.require("sipp"), "-sf", str(common.SCENARIOS / "uas_echo_reinvited.xml"),
-            "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", str(self.port),
-            "-mp", str(self.media_port), "-rtp_echo", "-nostdin", "-max_socket", "4096",
-            "-trace_stat", "-stf", str(self.work / "stat.csv"), "-fd", "1",
-            "-trace_err", "-error_file", str(self.work / "errors.log")])
-        self.out = open(self.work / "output.txt", "wb")
-        self.proc = subprocess.Popen(cmd, cwd=self.work, stdout=self.out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
-        time.sleep(0.3)
-        if self.proc.poll() is not None:
-            raise common.BenchError(f"sipp uas exited: {(self.work / 'output.txt').read_text()[-1500:]}")
-
-
 def server_config(work: Path, ng_port: int) -> Path:
     """bench/config with ``media_relay`` pointing at the run's rtpengine."""
     out = work / "config"
@@ -126,14 +105,6 @@ def server_config(work: Path, ng_port: int) -> Path:
     return out
 
 
-def scenario(work: Path, seconds: float) -> Path:
-    pcap = rtp_probe.write_relay_pcap(work / "relay.pcap", seconds)
-    xml = (common.SCENARIOS / "uac_relay_reinvited.xml").read_text().replace("RELAY_PCAP", str(pcap))
-    path = work / "uac_relay_reinvited.xml"
-    path.write_text(xml)
-    return path
-
-
 def analyse(whole, uas_media_port: int, relay: tuple[int, int], server: tuple[int, int],
             w0: float, w1: float, ours=None) -> dict:
     """B3's figures for the relay whose ports are ``relay`` (rtpengine's range), and the
@@ -141,7 +112,6 @@ def analyse(whole, uas_media_port: int, relay: tuple[int, int], server: tuple[in
     upper bound).  ``ours``: rtpengine's ports for this run's calls (from the server's
     ``media_relay`` log lines); packets in the range on other ports are another process's
     (the box is shared, other benchmarks use ranges that overlap) and are skipped, counted."""
-    lo, hi = relay
     srv_mask = lambda q: ((q.sport >= server[0]) & (q.sport <= server[1])) | (  # noqa: E731
         (q.dport >= server[0]) & (q.dport <= server[1]))
     srv = whole.where(srv_mask(whole) & (whole.t >= w0) & (whole.t <= w1))
@@ -150,60 +120,34 @@ def analyse(whole, uas_media_port: int, relay: tuple[int, int], server: tuple[in
         keep = np.isin(whole.sport, list(ours)) | np.isin(whole.dport, list(ours))
         foreign = int((~keep & ~srv_mask(whole)).sum())
         whole = whole.where(keep)
-    uas_leg = (whole.sport == uas_media_port) | (whole.dport == uas_media_port)
-    in_range = lambda ports: (ports >= lo) & (ports <= hi)  # noqa: E731
-    p = whole.where(~uas_leg)
-    into, out = p.where(in_range(p.dport) & ~in_range(p.sport)), p.where(in_range(p.sport))
-    in_window = lambda q: q.where((q.t >= w0) & (q.t <= w1))  # noqa: E731
-    to_uas = in_window(whole.where((whole.dport == uas_media_port) & in_range(whole.sport)))
-    from_uas = in_window(whole.where((whole.sport == uas_media_port) & in_range(whole.dport)))
-    win_in, win_out = in_window(into), in_window(out)
-    min_pk = max(10, int((w1 - w0) / 0.02 * 0.5))
-    timing_out = rtp_probe.analyse(win_out, min_packets=min_pk)
-    timing_in = rtp_probe.analyse(win_in, min_packets=min_pk, by="dport")
-    rtt = rtp_probe.relay_latency(into, out)
-    return {"relayed_packets_in_window": 2 * len(win_in),
-            "server_rtp_packets_in_window": len(srv), "foreign_packets_skipped": foreign,
-            "round_trip_through_both_relays": rtt,
-            "added_latency_per_relay_p99_ms": round(rtt["p99_ms"] / 2, 2) if rtt.get("matched") else None,
-            "jitter_into_server_p99_ms": timing_in.get("jitter_ms", {}).get("p99"),
-            "jitter_out_of_server_p99_ms": timing_out.get("jitter_ms", {}).get("p99"),
-            "timing_out": timing_out,
-            "per_relay": b3_bridge.per_relay(win_in, to_uas, from_uas, win_out, min_pk)}
+    return {"server_rtp_packets_in_window": len(srv), "foreign_packets_skipped": foreign,
+            **relay_figures(whole, uas_media_port, *relay, w0, w1)}
 
 
 def run_level(work: Path, pairs: int, duration_s: float) -> dict:
     """B3 at ``pairs`` bridged calls with their media at rtpengine."""
     work = work / f"b3r-{pairs}"
     work.mkdir(parents=True, exist_ok=True)
-    xml = scenario(work, duration_s + 5)
-    rate = max(20.0, pairs / 10.0)
-    ramp = pairs / rate
+    xml = scenario(work, duration_s + 5, "uac_relay_reinvited.xml")
     rtpe = Rtpengine(work / "rtpengine", pairs * 8 + 100)
     uas = server = None
     try:
-        uas = ReinvitedUas(work, common.DRIVER_CORE, "far-uas")
+        # B3's far end with a scenario that takes the re-INVITE
+        uas = ScenarioUas(work, common.DRIVER_CORE, "far-uas", "uas_echo_reinvited.xml")
         server = common.start_server(work / "server", uas_port=uas.port, rtp_ports=pairs * 8 + 400,
                                      config=server_config(work / "server", rtpe.ng_port))
         lo, hi = server.rtp_range
         rlo, rhi = rtpe.range
         cap = common.Capture(work / "legs.pcap", f"udp portrange {lo}-{hi} or udp portrange {rlo}-{rhi}")
-        t0 = time.time()
-        sipp = common.Sipp(work, server.sip, xml, tag="uac", service="bridge", calls=pairs,
-                           rate=rate, limit=pairs, duration_ms=duration_s * 1000,
-                           timeout=duration_s + ramp + 90)
-        w0, w1 = t0 + ramp + 2.0, t0 + duration_s - 0.5
-        w1 = max(w1, w0 + 2.0)
-        _sleep_until(w0)
-        try:  # asked before the CPU window opens
-            calls_at_rtpengine = len(rtpe.ng("list", limit=100000).get(b"calls", []))
-        except OSError:
-            calls_at_rtpengine = None
-        cpu_server = common.CpuWindow(server.pid).start()
-        cpu_rtpe = common.CpuWindow(rtpe.pid).start()
-        _sleep_until(w1)
-        fig_server, fig_rtpe = cpu_server.stop(), cpu_rtpe.stop()
-        run = sipp.wait()
+
+        def calls_at_rtpengine():  # asked before the CPU window opens
+            try:
+                return len(rtpe.ng("list", limit=100000).get(b"calls", []))
+            except OSError:
+                return None
+        win = measured_calls(work, server.sip, xml, service="bridge", calls=pairs,
+                             duration_s=duration_s, pids=[server.pid, rtpe.pid],
+                             before=calls_at_rtpengine)
         cap_info = cap.stop()
         server_log = server.log()
     finally:
@@ -215,45 +159,28 @@ def run_level(work: Path, pairs: int, duration_s: float) -> dict:
     ours = {int(port) for port in re.findall(
         r"media_relay engine='rtpengine' to='[^']*:(\d+)'", server_log)}
     figures = analyse(rtp_probe.read_pcap(work / "legs.pcap"), uas.media_port, rtpe.range,
-                      server.rtp_range, w0, w1, ours)
+                      server.rtp_range, win.w0, win.w1, ours)
     relayed = figures["relayed_packets_in_window"]
-    cpu_s = fig_server["cpu_s"] + fig_rtpe["cpu_s"]
-    per = lambda s: round(s * 1e6 / relayed, 2) if relayed else None  # noqa: E731
-    level = {"pairs": pairs, "duration_s": duration_s, "window_s": round(w1 - w0, 1),
-             "successful": run.stat("SuccessfulCall(C)"), "failed": run.stat("FailedCall(C)"),
-             "sipp_rc": run.returncode, "server_cpu": fig_server, "rtpengine_cpu": fig_rtpe,
-             **cap_info,
+    fig_server, fig_rtpe = win.cpu
+    level = {**level_head(pairs, duration_s, win), "server_cpu": fig_server,
+             "rtpengine_cpu": fig_rtpe, **cap_info,
              "anchored_legs_logged": server_log.count("media_relay engine='rtpengine'"),
              "fallbacks_logged": server_log.count("rtpengine not used")
              + server_log.count("media_relay_refused"),
-             "calls_at_rtpengine_in_window": calls_at_rtpengine,
-             "cpu_us_per_relayed_packet": per(cpu_s),
-             "server_cpu_us_per_relayed_packet": per(fig_server["cpu_s"]),
-             "rtpengine_cpu_us_per_relayed_packet": per(fig_rtpe["cpu_s"]),
+             "calls_at_rtpengine_in_window": win.before,
+             "cpu_us_per_relayed_packet": per_packet(fig_server["cpu_s"] + fig_rtpe["cpu_s"], relayed),
+             "server_cpu_us_per_relayed_packet": per_packet(fig_server["cpu_s"], relayed),
+             "rtpengine_cpu_us_per_relayed_packet": per_packet(fig_rtpe["cpu_s"], relayed),
              **figures}
-    t = level["timing_out"]
-    broken = []
-    if level["failed"] or level["successful"] < pairs:
-        broken.append("calls")
+    broken = calls_broken(level)
     if level["anchored_legs_logged"] < 2 * pairs:
         broken.append("not every call anchored at rtpengine")
-    if not t.get("streams"):
-        broken.append("no RTP captured")
-    else:
-        if t["interval_dev_ms"]["p99"] > 2.0:
-            broken.append("interval p99")
-        if t["max_gap_ms"] > 40.0:
-            broken.append("max gap")
-        if t["streams_with_seq_errors"]:
-            broken.append("sequence errors")
+    broken += timing_broken(level["timing_out"])
     if (fig_server["cpu_percent"] or 0) + (fig_rtpe["cpu_percent"] or 0) >= 80.0:
         broken.append("server + rtpengine cpu")
     if not level["round_trip_through_both_relays"].get("matched"):
         broken.append("no relayed packet came back")
-    level["verdict"], level["passed"] = broken, not broken
-    if run.errors and broken:
-        level["sipp_errors_tail"] = run.errors[-600:]
-    return level
+    return finish(level, broken, win.run)
 
 
 def _jitter_added(level: dict):

@@ -19,19 +19,17 @@ included, so the keys are read from the captured SDP: the server never logs them
 every captured packet is decrypted with libsrtp: caller -> server with ``CALLER_KEY``,
 server -> caller with the key of the server's answer, server -> uas and its echo with the
 key of the server's offer.  The decrypted packets go through B3's own analysis
-(``b3_bridge.per_relay``, ``rtp_probe``).  Rounds alternate plain and SRTP B3 levels at the
+(``b3_common.relay_figures``, ``rtp_probe``).  Rounds alternate plain and SRTP B3 levels at the
 same number of pairs; the headline is the server's CPU per relayed packet, SRTP minus plain.
 """
 from __future__ import annotations
 
 import base64
-import os
 import re
 import shutil
 import statistics
 import struct
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -40,7 +38,8 @@ import numpy as np
 from ivr.rtp.srtp import SrtpContext
 
 from . import b3_bridge, common, rtp_probe
-from .b2_ivr import _sleep_until
+from .b3_common import (ScenarioUas, calls_broken, caller_xml, finish, level_head,
+                        measured_calls, per_packet, relay_figures)
 
 TARGETS = {"added_cpu_us_per_relayed_packet": "-", "undecryptable_packets": "0"}
 SUITE = "AES_CM_128_HMAC_SHA1_80"
@@ -78,7 +77,7 @@ def scenario(work: Path, seconds: float) -> Path:
     plain = rtp_probe.write_relay_pcap(work / "relay.pcap", seconds)
     pcap = write_srtp_pcap(plain, work / "relay-srtp.pcap")
     inline = base64.b64encode(CALLER_KEY).decode()
-    xml = (common.SCENARIOS / "uac_relay.xml").read_text().replace("RELAY_PCAP", str(pcap))
+    xml = caller_xml("uac_relay.xml", pcap)
     offer = "m=audio [media_port] RTP/AVP 0 101"
     if offer not in xml:
         raise common.BenchError("uac_relay.xml's m= line changed: update b3_srtp.scenario")
@@ -103,51 +102,13 @@ def server_config(work: Path) -> Path:
 
 def start_server(work: Path, *, uas_port: int, rtp_ports: int, timeout: float = 90.0) -> common.Server:
     """``common.start_server`` with ``server_config``."""
-    work.mkdir(parents=True, exist_ok=True)
-    sip_port, http_port = common.free_port(), common.free_port()
-    rtp = common.free_range(rtp_ports)
-    log_path = work / "server.log"
-    cmd = common.pinned(common.SERVER_CORE, [
-        sys.executable, "-m", "ivr.cli", "serve", "--sip", f"127.0.0.1:{sip_port}",
-        "--http", f"127.0.0.1:{http_port}", "--rtp-ports", f"{rtp[0]}-{rtp[1]}",
-        "--dialplans", str(common.prepare_dialplans(work, uas_port)),
-        "--prompts", str(common.ROOT / "prompts"), "--data", str(work / "data"),
-        "--config", str(server_config(work)), "--media-timeout", "600", "--drain-timeout", "5"])
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, cwd=common.ROOT, env=env)
-    server = common.Server(proc, sip_port, http_port, rtp, work, log_path)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if "server ready" in server.log():
-            return server
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    server.stop()
-    raise common.BenchError(f"ivr serve did not start:\n{server.log()[-3000:]}")
+    return common.start_server(work, uas_port=uas_port, rtp_ports=rtp_ports, timeout=timeout,
+                               config=server_config(work))
 
 
-class SrtpEchoUas(common.SippUas):
+def srtp_echo_uas(work: Path, core: str, tag: str = "srtp-uas") -> ScenarioUas:
     """SIPp ``-rtp_echo`` answering with ``uas_srtp_echo.xml`` (the server's own key)."""
-
-    def __init__(self, work: Path, core: str, tag: str = "srtp-uas") -> None:
-        self.work = work / f"sipp-{tag}"
-        self.work.mkdir(parents=True, exist_ok=True)
-        self.port = common.free_port()
-        self.media_port = common.free_range(4, 20000, 29000)[0]
-        cmd = common.pinned(core, [
-            common.require("sipp"), "-sf", str(common.SCENARIOS / "uas_srtp_echo.xml"),
-            "-i", "127.0.0.1", "-mi", "127.0.0.1", "-p", str(self.port), "-mp", str(self.media_port),
-            "-rtp_echo", "-nostdin", "-max_socket", "4096", "-trace_err",
-            "-error_file", str(self.work / "errors.log"),
-            "-trace_stat", "-stf", str(self.work / "stat.csv"), "-fd", "1"])
-        self.out = open(self.work / "output.txt", "wb")
-        self.proc = subprocess.Popen(cmd, cwd=self.work, stdout=self.out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
-        time.sleep(0.3)
-        if self.proc.poll() is not None:
-            raise common.BenchError(f"sipp uas exited: {(self.work / 'output.txt').read_text()[-1500:]}")
+    return ScenarioUas(work, core, tag, "uas_srtp_echo.xml")
 
 
 class WholeCapture(common.Capture):
@@ -272,24 +233,14 @@ def run_level(work: Path, pairs: int, duration_s: float) -> dict:
     work = work / f"b3s-{pairs}"
     work.mkdir(parents=True, exist_ok=True)
     xml = scenario(work, duration_s + 5)
-    rate = max(20.0, pairs / 10.0)
-    ramp = pairs / rate
-    uas = SrtpEchoUas(work, common.DRIVER_CORE)
+    uas = srtp_echo_uas(work, common.DRIVER_CORE)
     server = start_server(work / "server", uas_port=uas.port, rtp_ports=pairs * 8 + 400)
     try:
         lo, hi = server.rtp_range
         cap = WholeCapture(work / "both.pcap", f"udp portrange {lo}-{hi} or udp port "
                                                 f"{server.sip_port} or udp port {uas.port}")
-        t0 = time.time()
-        sipp = common.Sipp(work, server.sip, xml, tag="uac", service="bridge", calls=pairs,
-                           rate=rate, limit=pairs, duration_ms=duration_s * 1000,
-                           timeout=duration_s + ramp + 90)
-        w0, w1 = t0 + ramp + 2.0, max(t0 + duration_s - 0.5, t0 + ramp + 4.0)
-        _sleep_until(w0)
-        cpu = common.CpuWindow(server.pid).start()
-        _sleep_until(w1)
-        cpu_fig = cpu.stop()
-        run = sipp.wait()
+        win = measured_calls(work, server.sip, xml, service="bridge", calls=pairs,
+                             duration_s=duration_s, pids=[server.pid])
         cap_info = cap.stop()
     finally:
         server.stop()
@@ -298,45 +249,22 @@ def run_level(work: Path, pairs: int, duration_s: float) -> dict:
     whole, counts = decrypt_capture(work / "both.pcap", lo, hi, uas.media_port)
     plain_keys = set(rtp_probe.read_pcap(work / "relay.pcap").key.tolist())
     wire = counts.pop("wire")
-    in_range = lambda ports: (ports >= lo) & (ports <= hi)  # noqa: E731
-    in_window = lambda q: q.where((q.t >= w0) & (q.t <= w1))  # noqa: E731
-    uas_leg = (whole.sport == uas.media_port) | (whole.dport == uas.media_port)
-    p = whole.where(~uas_leg)
-    into, out = p.where(in_range(p.dport) & ~in_range(p.sport)), p.where(in_range(p.sport))
-    to_uas = in_window(whole.where(whole.dport == uas.media_port))
-    from_uas = in_window(whole.where(whole.sport == uas.media_port))
-    win_in, win_out = in_window(into), in_window(out)
-    relayed = 2 * len(win_in)
-    rtt = rtp_probe.relay_latency(into, out)
-    min_pk = max(10, int((w1 - w0) / 0.02 * 0.5))
-    timing_out = rtp_probe.analyse(win_out, min_packets=min_pk)
-    timing_in = rtp_probe.analyse(win_in, min_packets=min_pk, by="dport")
-    level = {"pairs": pairs, "duration_s": duration_s, "window_s": round(w1 - w0, 1), "srtp": SUITE,
-             "successful": run.stat("SuccessfulCall(C)"), "failed": run.stat("FailedCall(C)"),
-             "sipp_rc": run.returncode, "server_cpu": cpu_fig, **cap_info, **counts,
+    figures = relay_figures(whole, uas.media_port, lo, hi, win.w0, win.w1)
+    cpu_fig = win.cpu[0]
+    level = {**level_head(pairs, duration_s, win), "srtp": SUITE,
+             "server_cpu": cpu_fig, **cap_info, **counts,
              "plain_payloads_on_the_wire": len(wire & plain_keys),
-             "insecure_key_uses_logged": insecure_logged,
-             "relayed_packets_in_window": relayed,
-             "cpu_us_per_relayed_packet": round(cpu_fig["cpu_s"] * 1e6 / relayed, 2) if relayed else None,
-             "round_trip_through_both_relays": rtt,
-             "added_latency_per_relay_p99_ms": round(rtt["p99_ms"] / 2, 2) if rtt.get("matched") else None,
-             "jitter_into_server_p99_ms": timing_in.get("jitter_ms", {}).get("p99"),
-             "jitter_out_of_server_p99_ms": timing_out.get("jitter_ms", {}).get("p99"),
-             "timing_out": timing_out,
-             "per_relay": b3_bridge.per_relay(win_in, to_uas, from_uas, win_out, min_pk)}
-    broken = []
-    if level["failed"] or level["successful"] < pairs:
-        broken.append("calls")
+             "insecure_key_uses_logged": insecure_logged, **figures,
+             "cpu_us_per_relayed_packet": per_packet(cpu_fig["cpu_s"],
+                                                     figures["relayed_packets_in_window"])}
+    broken = calls_broken(level)
     if counts["undecryptable"] or counts["without_key"]:
         broken.append("undecryptable packets")
     if level["plain_payloads_on_the_wire"]:
         broken.append("plain payloads on the wire")
-    if not rtt.get("matched"):
+    if not level["round_trip_through_both_relays"].get("matched"):
         broken.append("no relayed packet came back")
-    level["verdict"], level["passed"] = broken, not broken
-    if run.errors and broken:
-        level["sipp_errors_tail"] = run.errors[-600:]
-    return level
+    return finish(level, broken, win.run)
 
 
 # --------------------------------------------------------------------------- the benchmark
