@@ -64,7 +64,8 @@ class PcmSource:
         self.samples = arr
         self.loop = loop
         self._pos = 0  # absolute sample position over all loops
-        self._encoded_cache: dict | None = None
+        self._encoded_with: Callable | None = None  # the encoder of _encoded_bytes
+        self._encoded_bytes = b""
         self._total = None if loop == 0 else len(arr) * loop
         if len(arr) == 0:
             self._total = 0
@@ -96,22 +97,27 @@ class PcmSource:
     def read_encoded(self, encode: Callable) -> bytes | None:
         """The next frame already G.711-encoded with ``encode`` (same frames as
         ``read_frame``): a slice of the prompt encoded once, not an encode per frame."""
-        total = self._total
-        if total is not None and self._pos >= total:
+        pos, total = self._pos, self._total
+        if total is not None and pos >= total:
             return None
-        encoded = self._encoded_cache.get(encode) if self._encoded_cache else None
-        if encoded is None:
-            encoded = _encoded(self.samples, encode)
-            self._encoded_cache = {encode: encoded}
+        if encode is self._encoded_with:  # every frame but a codec change's first
+            encoded = self._encoded_bytes
+        else:
+            encoded = self._encoded_bytes = _encoded(self.samples, encode)
+            self._encoded_with = encode
             self._pad = encode(np.zeros(1, dtype=np.int16)).tobytes()
         n = len(encoded)
-        want = FRAME_SAMPLES if total is None else min(FRAME_SAMPLES, total - self._pos)
-        start = self._pos % n
-        if start + want <= n:
-            chunk = encoded[start:start + want]
+        start = pos % n
+        if total is None or total - pos >= FRAME_SAMPLES:
+            want = FRAME_SAMPLES
+        else:
+            want = total - pos
+        self._pos = pos + want
+        end = start + want
+        if end <= n:
+            chunk = encoded[start:end]
         else:  # wraps the loop point
-            chunk = encoded[start:] + encoded[:want - (n - start)]
-        self._pos += want
+            chunk = encoded[start:] + encoded[:end - n]
         if want < FRAME_SAMPLES:
             chunk += self._pad * (FRAME_SAMPLES - want)
         return chunk

@@ -349,7 +349,10 @@ class RtpSession(Forwarding, SecureStream):
             frame = self._next_audio_frame()
             if frame is _ENDED:
                 return self._finish_tick
-            self._send_audio(frame)
+            if type(frame) is bytes and self._packetizer is None:  # a prompt's encoded frame
+                self._send_rtp(self._pt, self._marker_next, self._ts, frame)
+            else:
+                self._send_audio(frame)
         self._marker_next = False
 
     def _finish_tick(self) -> None:
@@ -421,6 +424,14 @@ class RtpSession(Forwarding, SecureStream):
     def _send_rtp(self, pt: int, marker: bool, ts: int, payload: bytes) -> None:
         data = _HEADER.pack(0x80, (0x80 if marker else 0) | pt, self._seq, ts, self.ssrc) + payload
         self._seq = (self._seq + 1) & 0xFFFF
+        batch = self._batch
+        if batch is not None and batch.active and self._rtp_socket is not None:
+            # _transmit's media-clock case inline: once per packet of every stream
+            self._packets_sent += 1
+            self._octets_sent += len(payload)
+            self._rtcp.sent_since_report = True
+            batch.add(self._rtp_socket, data, self._remote, self._counters)
+            return
         self._transmit(data, len(payload))
 
     def _transmit(self, data: bytes, payload_octets: int) -> None:
@@ -517,11 +528,14 @@ class RtpSession(Forwarding, SecureStream):
             fwd = self._fwd
             if fwd is not None and self._forward(fwd, decoder, ssrc, timestamp, marker, payload):
                 return  # sent on arrival (fastpath.py)
+            if (not self._payload_listeners and not self._audio_listeners
+                    and len(payload) == FRAME_SAMPLES and not self._reframer.pending):
+                return  # nobody reads the audio, and feed() would hand this frame on whole
             # Any packet time in, 20 ms frames out (framing.py): every sample once, in order.
             frames = self._reframer.feed(payload, decoder, _PAD.get(decoder, 0), marker)
             if not frames:
                 return
-            burst = frames_per_packet(len(payload))
+            burst = frames_per_packet(len(payload)) if self._payload_listeners else 1
             for frame, decoder in frames:
                 if self._payload_listeners:
                     _notify(self._payload_listeners, EncodedFrame(frame, decoder, burst))

@@ -40,6 +40,8 @@ _VERDICTS = {(a, d, r, s): PacketVerdict(a, d, r, s)
              for a in (True, False) for d in (True, False) for r in (True, False)
              for s in (True, False)}
 _REJECTED = _VERDICTS[(False, False, False, False)]
+_ACCEPTED = _VERDICTS[(True, False, False, False)]
+_WINDOW_MASK = (1 << WINDOW) - 1
 
 
 def _signed32(value: int) -> int:
@@ -69,12 +71,32 @@ class ReceiveStats:
         self.expected_prior = 0
         self._window = 1  # bit i set = (extended max - i) was received
         self._jitter = 0.0
-        self._last_transit: tuple[float, int] | None = None
+        self._last_arrival: float | None = None  # of the last packet in _jitter (A.8's transit)
+        self._last_ts = 0
         self._started = True
 
     def update(self, ssrc: int, seq: int, timestamp: int, arrival: float,
                payload_octets: int = 0) -> PacketVerdict:
         """Account one received packet; returns what was concluded about it."""
+        if ssrc == self.ssrc and self._started:
+            # The common case first, inline: the next packets of the stream in order (a
+            # gap is a loss).  Same arithmetic as below and in _update_jitter.
+            max_seq = self.max_seq
+            udelta = (seq - max_seq) & 0xFFFF
+            if 0 < udelta < MAX_DROPOUT:
+                if seq < max_seq:
+                    self.cycles += SEQ_MOD
+                self.max_seq = seq
+                self._window = ((self._window << udelta) | 1) & _WINDOW_MASK
+                self.received += 1
+                self.octets += payload_octets
+                last_arrival = self._last_arrival
+                if last_arrival is not None:
+                    d = ((arrival - last_arrival) * self.clock_rate
+                         - (((timestamp - self._last_ts + 0x80000000) & 0xFFFFFFFF) - 0x80000000))
+                    self._jitter += (abs(d) - self._jitter) / 16.0
+                self._last_arrival, self._last_ts = arrival, timestamp
+                return _ACCEPTED
         restarted = False
         if not self._started or ssrc != self.ssrc:
             self.ssrc = ssrc
@@ -89,7 +111,7 @@ class ReceiveStats:
                 if seq < self.max_seq:
                     self.cycles += SEQ_MOD
                 self.max_seq = seq
-                self._window = ((self._window << udelta) | 1) & ((1 << WINDOW) - 1)
+                self._window = ((self._window << udelta) | 1) & _WINDOW_MASK
             elif udelta == 0:
                 dup = True
             elif udelta <= SEQ_MOD - MAX_MISORDER:
@@ -120,11 +142,10 @@ class ReceiveStats:
 
     # ---------------------------------------------------------------- A.8 jitter
     def _update_jitter(self, timestamp: int, arrival: float) -> None:
-        if self._last_transit is not None:
-            last_arrival, last_ts = self._last_transit
-            d = (arrival - last_arrival) * self.clock_rate - _signed32(timestamp - last_ts)
+        if self._last_arrival is not None:
+            d = (arrival - self._last_arrival) * self.clock_rate - _signed32(timestamp - self._last_ts)
             self._jitter += (abs(d) - self._jitter) / 16.0
-        self._last_transit = (arrival, timestamp)
+        self._last_arrival, self._last_ts = arrival, timestamp
 
     # ---------------------------------------------------------------- A.3 loss
     @property
