@@ -14,6 +14,10 @@ plain, SRTP, ...) so a machine that changes speed mid-run hurts both alike; each
 the median of its rounds.  The headline is the difference, µs per packet (one packet = one
 protect + one unprotect).  Also timed: libsrtp alone, protect + unprotect of a 20 ms PCMU
 packet, per suite.  Writes ``bench/results/b7_srtp.json``.
+
+With the native socket I/O (the default) SRTP happens inside the batches, in C (protect in
+the send buffer before ``sendmmsg``, unprotect after ``recvmmsg``: ``srtp_in_batch`` in
+each round); ``IVR_MEDIA_IO=pure`` times the per-packet Python path instead.
 """
 from __future__ import annotations
 
@@ -88,7 +92,9 @@ def one_round(pairs: int, periods: int, warmup: int, srtp: str | None) -> dict:
     dropped = sum(s.get("srtp_auth_failures", 0) + s.get("srtp_replays", 0)
                   + s.get("srtp_bad_packets", 0) for s in stats)
     measured = 2 * pairs * periods  # packets sent (and received) in the timed periods
-    return {"srtp": srtp, "cpu_s": round(cpu, 4), "packets": measured,
+    return {"srtp": srtp, "media_io": media.batch.io.name,
+            "srtp_in_batch": bool(srtp) and media.batch.srtp, "cpu_s": round(cpu, 4),
+            "packets": measured,
             "us_per_packet": round(cpu * 1e6 / measured, 3), "sent_total": sent,
             "received_total": received, "srtp_dropped": dropped}
 

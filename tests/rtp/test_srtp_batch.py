@@ -257,3 +257,25 @@ def test_a_packet_libsrtp_refuses_is_not_sent_and_counts_in_its_context(media_io
         assert media_io.name == "pure" and got == [rtp(3)]
     sock.close()
     dest.close()
+
+
+def test_what_sendmmsg_did_not_take_goes_by_sendto_protected(media_io):
+    """A datagram the C side could not send (here: an address it cannot pack) is sent by
+    Python's sendto: the protected bytes, never the plain ones."""
+    batch = SendBatch(media_io)
+    sock, dest = udp(), udp()
+    ctx = SrtpContext(SUITE, KEY_A, KEY_B)
+    counters = {"send_errors": 0}
+    batch.open()
+    if batch.srtp:
+        batch.add_srtp(sock, rtp(1), ("localhost", dest.getsockname()[1]), counters, ctx)
+    else:
+        batch.add(sock, ctx.protect(rtp(1)), ("localhost", dest.getsockname()[1]), counters)
+    batch.add(sock, rtp(2), dest.getsockname(), counters)
+    batch.close()
+    want = SrtpContext(SUITE, KEY_A, KEY_B).protect(rtp(1))
+    assert sorted(drain(dest)) == sorted([want, rtp(2)])
+    assert counters["send_errors"] == 0 and ctx.protect_errors == 0
+    assert batch.srtp is (media_io.name == "native")
+    sock.close()
+    dest.close()
