@@ -95,6 +95,7 @@ def worker(argv: list[str]) -> int:
     first, last = _TickProbe(), _TickProbe()
     clock.register(first)
     tone = _tone()
+    tone.setflags(write=False)  # frozen, as the server's prompt and TTS caches hand them out
     sessions = []
     t_setup = time.perf_counter()
     for _ in range(args.streams):
@@ -422,5 +423,88 @@ def _dirty() -> list[str]:
     return [l.strip() for l in out.splitlines() if l.strip()]
 
 
+# =========================================================================== in process
+
+def inprocess(streams: int = 1000, periods: int = 150, receive: bool = False,
+              null_send: bool = False, warmup: int = 20) -> dict:
+    """The media clock's CPU per stream and 20 ms period, without the reactor, dumpcap or a
+    second process: N sessions as the server builds them (``PortAllocator`` with a
+    ``MediaReceiver``, the four-phase clock) on a ``task.Clock``, each playing the frozen
+    looping tone to one discard socket; each period the clock is advanced by its four
+    firings and only those are timed (``time.process_time``).  ``receive``: a peer socket
+    sends every session one 20 ms PCMU packet per period first (read and accounted in the
+    firings).  ``null_send``: the firings' packets are handed to a backend that drops them,
+    so the figure is the Python work alone.  Deterministic apart from the machine: an A/B
+    check between commits (run old and new alternately and compare medians)."""
+    import struct
+
+    from twisted.internet import task
+
+    from ivr.media.player import PcmSource
+    from ivr.rtp.clock import SERVER_PHASES, MediaClock
+    from ivr.rtp.ports import PortAllocator
+    from ivr.rtp.receiver import MediaReceiver
+    from ivr.rtp.session import RtpSession
+
+    class _Drop:
+        name = "drop"
+
+        def send_many(self, socks, datas, addrs):
+            return []
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 2 * streams + 256
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard) if hard > 0 else want, hard))
+    clock = task.Clock()
+    receiver = MediaReceiver()
+    media = MediaClock(clock, phases=SERVER_PHASES, receiver=receiver,
+                       **({"io": _Drop()} if null_send else {}))
+    low, high = common.free_range(streams * 2 + 40)
+    ports = PortAllocator(low, high, receiver=receiver)
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # overflows: dropped, no ICMP
+    tone = _tone()
+    tone.setflags(write=False)
+    sessions = []
+    for _ in range(streams):
+        s = RtpSession(clock, media, "127.0.0.1", ports=ports, media_timeout=30.0)
+        s.set_remote("127.0.0.1", sink.getsockname()[1], 0, "PCMU", telephone_event_pt=101)
+        s.play(PcmSource(tone, loop=0)).addErrback(lambda _f: None)
+        sessions.append(s)
+    header = struct.Struct("!BBHII")
+    payload = bytes(range(160))
+    step = media.interval / media.phases
+    per_period = []
+    for k in range(warmup + periods):
+        if receive:
+            for i, s in enumerate(sessions):  # the sink is each session's far end: no re-latch
+                sink.sendto(header.pack(0x80, 0, k & 0xFFFF, (k * 160) & 0xFFFFFFFF, i) + payload,
+                            ("127.0.0.1", s.local_port))
+        t = time.process_time()
+        for _ in range(media.phases):
+            clock.advance(step)
+        if k >= warmup:
+            per_period.append(time.process_time() - t)
+    stats = [s.stats() for s in sessions]
+    for s in sessions:
+        s.close()
+    receiver.close()
+    sink.close()
+    us = sorted(x * 1e6 / streams for x in per_period)
+    return {"streams": streams, "periods": periods, "receive": receive, "null_send": null_send,
+            "socket_io": "drop" if null_send else media.batch.io.name,
+            "us_per_stream_period": {"mean": _r(sum(us) / len(us)), "p10": _r(us[len(us) // 10]),
+                                     "p50": _r(us[len(us) // 2])},
+            "packets_sent": sum(x["packets_sent"] for x in stats),
+            "packets_received": sum(x["packets_received"] for x in stats)}
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--inprocess"]:  # [N [PERIODS]] [receive] [null]
+        nums = [int(a) for a in sys.argv[2:] if a.isdigit()]
+        print(json.dumps(inprocess(*nums[:2], receive="receive" in sys.argv,
+                                   null_send="null" in sys.argv)))
+        sys.exit(0)
     sys.exit(worker(sys.argv[1:]))

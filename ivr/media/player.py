@@ -7,6 +7,7 @@ with a small, bounded delay that returns to nominal after a stall.
 """
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict, deque
 from typing import Callable, Iterable, Protocol
 
@@ -25,23 +26,30 @@ class Source(Protocol):
 
 # Encoded copies of read-only prompt arrays (the TTS and prompt caches hand out frozen
 # arrays shared by every call playing them): each prompt is G.711-encoded once per codec
-# instead of once per frame per call.  Keyed by the array's id with the array kept alive.
-_ENCODED: "OrderedDict[tuple[int, object], tuple[np.ndarray, bytes]]" = OrderedDict()
+# instead of once per frame per call, and cut once into its whole 160-octet frames, which
+# every call then sends as they are (no slice per frame per call).  Keyed by the array's id
+# with the array kept alive.
+_ENCODED: "OrderedDict[tuple[int, object], tuple[np.ndarray, bytes, tuple]]" = OrderedDict()
 _ENCODED_MAX = 256
+_NO_FRAMES: tuple = ()
 
 
-def _encoded(samples: np.ndarray, encode: Callable) -> bytes:
+def _encoded(samples: np.ndarray, encode: Callable) -> tuple[bytes, tuple]:
+    """The encoded prompt, and its whole frames at multiples of 160 (empty unless shared)."""
     key = (id(samples), encode)
     hit = _ENCODED.get(key)
     if hit is not None and hit[0] is samples:
         _ENCODED.move_to_end(key)
-        return hit[1]
+        return hit[1], hit[2]
     data = encode(samples).tobytes()
-    if not samples.flags.writeable:
-        _ENCODED[key] = (samples, data)
-        if len(_ENCODED) > _ENCODED_MAX:
-            _ENCODED.popitem(last=False)
-    return data
+    if samples.flags.writeable:
+        return data, _NO_FRAMES
+    frames = tuple(data[i:i + FRAME_SAMPLES]
+                   for i in range(0, len(data) - FRAME_SAMPLES + 1, FRAME_SAMPLES))
+    _ENCODED[key] = (samples, data, frames)
+    if len(_ENCODED) > _ENCODED_MAX:
+        _ENCODED.popitem(last=False)
+    return data, frames
 
 
 class PcmSource:
@@ -66,6 +74,9 @@ class PcmSource:
         self._pos = 0  # absolute sample position over all loops
         self._encoded_with: Callable | None = None  # the encoder of _encoded_bytes
         self._encoded_bytes = b""
+        self._n = max(1, len(arr))
+        self._frames: tuple = _NO_FRAMES  # the shared prompt's whole frames (_use_frames)
+        self._frames_until = 0  # read_encoded hands out _frames while _pos is below this
         self._total = None if loop == 0 else len(arr) * loop
         if len(arr) == 0:
             self._total = 0
@@ -97,15 +108,22 @@ class PcmSource:
     def read_encoded(self, encode: Callable) -> bytes | None:
         """The next frame already G.711-encoded with ``encode`` (same frames as
         ``read_frame``): a slice of the prompt encoded once, not an encode per frame."""
-        pos, total = self._pos, self._total
+        pos = self._pos
+        if pos < self._frames_until and encode is self._encoded_with:
+            # A whole frame on a frame boundary of a shared prompt: handed out as it is.
+            self._pos = pos + FRAME_SAMPLES
+            return self._frames[pos % self._n // FRAME_SAMPLES]
+        total = self._total
         if total is not None and pos >= total:
             return None
-        if encode is self._encoded_with:  # every frame but a codec change's first
-            encoded = self._encoded_bytes
-        else:
-            encoded = self._encoded_bytes = _encoded(self.samples, encode)
+        if encode is not self._encoded_with:  # the first frame, or the codec changed
+            self._encoded_bytes, frames = _encoded(self.samples, encode)
             self._encoded_with = encode
             self._pad = encode(np.zeros(1, dtype=np.int16)).tobytes()
+            if self._use_frames(frames) and pos < self._frames_until:
+                self._pos = pos + FRAME_SAMPLES
+                return frames[pos % self._n // FRAME_SAMPLES]
+        encoded = self._encoded_bytes
         n = len(encoded)
         start = pos % n
         if total is None or total - pos >= FRAME_SAMPLES:
@@ -121,6 +139,21 @@ class PcmSource:
         if want < FRAME_SAMPLES:
             chunk += self._pad * (FRAME_SAMPLES - want)
         return chunk
+
+    def _use_frames(self, frames: tuple) -> bool:
+        """Where read_encoded can hand out ``frames`` (whole frames at multiples of 160 of
+        the prompt): every position of a prompt of whole frames, or, played once, every
+        frame but a short last one.  A prompt looped at another length straddles its loop
+        point at positions off the frame grid, so it keeps slicing."""
+        n = len(self.samples)
+        self._frames, self._frames_until = frames, 0
+        if not frames or self._pos % FRAME_SAMPLES:
+            return False
+        if n % FRAME_SAMPLES == 0:
+            self._frames_until = sys.maxsize if self._total is None else self._total
+        elif self.loop == 1:
+            self._frames_until = n - FRAME_SAMPLES + 1
+        return self._frames_until > 0
 
 
 class SilenceSource:
