@@ -26,7 +26,7 @@ PURE = [
     "ivr.sip", "ivr.sip.action_timers", "ivr.sip.address", "ivr.sip.auth",
     "ivr.sip.authenticator", "ivr.sip.capabilities", "ivr.sip.connection_limits",
     "ivr.sip.dialog", "ivr.sip.directory", "ivr.sip.e164", "ivr.sip.headers",
-    "ivr.sip.limit_log", "ivr.sip.message", "ivr.sip.path", "ivr.sip.prack",
+    "ivr.sip.lexical", "ivr.sip.limit_log", "ivr.sip.message", "ivr.sip.path", "ivr.sip.prack",
     "ivr.sip.prack_uas",
     "ivr.sip.registrar", "ivr.sip.retransmit", "ivr.sip.session_listener",
     "ivr.sip.session_table", "ivr.sip.session_timer", "ivr.sip.throttle", "ivr.sip.timers",

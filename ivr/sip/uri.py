@@ -10,21 +10,34 @@ follow RFC 5118 (including its tolerated ``:::`` ABNF bug, section 4.10).
 from __future__ import annotations
 
 import functools
-import ipaddress
 import re
 from dataclasses import dataclass, replace
 from urllib.parse import unquote
 
+# The basic rules live in .lexical; they are re-exported here, where the rest of the
+# code (and its tests) has always imported them from.
+from .lexical import (  # noqa: F401
+    _PARAM_VALUE_RE,
+    _TOKEN_CHARS,
+    SipSyntaxError,
+    _check_host,
+    _format_params,
+    _ipv6,
+    _parse_header_params,
+    _parse_port,
+    _scan_header_params,
+    _skip_lws,
+    is_digits,
+    is_ip_address,
+    is_token,
+    param,
+    quote_string,
+    read_quoted,
+    unquote_string,
+    with_param,
+)
 
-class SipSyntaxError(ValueError):
-    """The peer sent something that does not follow the SIP grammar."""
-
-
-_TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?"
-_HOSTNAME_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*\.?")
-_IPV4_RE = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}")
 _ESC = r"%[0-9A-Fa-f]{2}"
 _UNRESERVED = r"A-Za-z0-9\-_.!~*'()"
 # user = 1*( unreserved / escaped / user-unreserved ); '#' is not legal but widely sent
@@ -33,16 +46,10 @@ _USER_RE = re.compile(rf"(?:[{_UNRESERVED}&=+$,;?/#]|{_ESC})+")
 _PASSWORD_RE = re.compile(rf"(?:[{_UNRESERVED}&=+$,]|{_ESC})*")
 _PARAMCHARS_RE = re.compile(rf"(?:[{_UNRESERVED}\[\]/:&+$]|{_ESC})+")
 _HNV_RE = re.compile(rf"(?:[{_UNRESERVED}\[\]/?:+$]|{_ESC})*")
-_DIGITS_RE = re.compile(r"[0-9]+")
 _OPAQUE_BAD = frozenset(' \t\r\n<>"\\^`{|}')
 #: A character a URI may not hold: _OPAQUE_BAD, controls and anything outside ASCII
 #: (the regex form of the check in parse_uri; tests keep the two in agreement).
 _URI_BAD_RE = re.compile(r'[^\x21-\x7e]|[<>"\\^`{|}]')
-#: token (RFC 3261 25.1) as a regex: _TOKEN_CHARS, one or more.
-_TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
-#: A header parameter's token value, which may also hold ':' (IPv6 in received=).
-_PARAM_VALUE_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~:]+")
-
 #: Largest value of a 32-bit unsigned scalar (CSeq, Expires: RFC 3261 8.1.1.5, 20.19).
 MAX_UINT32 = 2**32 - 1
 MAGIC_COOKIE = "z9hG4bK"
@@ -83,66 +90,10 @@ def _memoised(parse):
     return memo
 
 
-def is_token(text: str) -> bool:
-    return _TOKEN_RE.fullmatch(text) is not None
-
-
-def is_digits(text: str) -> bool:
-    """ASCII digits only (``str.isdigit`` also accepts '²' and other Unicode digits)."""
-    return _DIGITS_RE.fullmatch(text) is not None
-
-
 def is_rfc3261_branch(branch: str | None) -> bool:
     """True when ``branch`` carries the magic cookie *and* an identifier after it
     (RFC 3261 8.1.1.7).  Otherwise RFC 2543 transaction matching applies (17.2.3)."""
     return branch is not None and branch.startswith(MAGIC_COOKIE) and len(branch) > len(MAGIC_COOKIE)
-
-
-def _ipv6(inner: str) -> bool:
-    try:
-        ipaddress.IPv6Address(inner)
-        return True
-    except ValueError:
-        pass
-    # RFC 5118 4.10: tolerate the RFC 3261 ABNF bug that allows "2001:db8:::192.0.2.1".
-    if ":::" in inner and inner.count(":::") == 1 and "::" not in inner.replace(":::", ""):
-        try:
-            ipaddress.IPv6Address(inner.replace(":::", "::"))
-            return True
-        except ValueError:
-            return False
-    return False
-
-
-def is_ip_address(text: str) -> bool:
-    """IPv4, IPv6 or an IPv6 reference ``[...]`` (received= per RFC 5118 4.5)."""
-    if text.startswith("[") and text.endswith("]"):
-        return _ipv6(text[1:-1])
-    if _IPV4_RE.fullmatch(text):
-        return all(int(part) <= 255 for part in text.split("."))
-    return ":" in text and _ipv6(text)
-
-
-def _check_host(host: str) -> str:
-    if host.startswith("["):
-        if not host.endswith("]") or not _ipv6(host[1:-1]):
-            raise SipSyntaxError(f"bad IPv6 reference {host!r}")
-        return host
-    if _IPV4_RE.fullmatch(host):
-        if any(int(part) > 255 for part in host.split(".")):
-            raise SipSyntaxError(f"bad IPv4 address {host!r}")
-        return host
-    if ":" in host:
-        raise SipSyntaxError(f"IPv6 address {host!r} must be enclosed in [ ] (RFC 5118 4.2)")
-    if not _HOSTNAME_RE.fullmatch(host):
-        raise SipSyntaxError(f"bad host {host!r}")
-    return host
-
-
-def _parse_port(text: str, context: str) -> int:
-    if not is_digits(text) or int(text) > 65535:
-        raise SipSyntaxError(f"bad port in {context!r}")
-    return int(text)
 
 
 def _parse_params(text: str) -> tuple[tuple[str, str | None], ...]:
@@ -161,25 +112,6 @@ def _check_uri_headers(text: str) -> None:
         name, sep, value = item.partition("=")
         if not sep or not name or not _HNV_RE.fullmatch(name) or not _HNV_RE.fullmatch(value):
             raise SipSyntaxError(f"bad URI header {item!r}")
-
-
-def _format_params(params: tuple[tuple[str, str | None], ...]) -> str:
-    return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params)
-
-
-def param(params: tuple[tuple[str, str | None], ...], name: str, default=None):
-    lower = name.lower()
-    for key, value in params:
-        if key.lower() == lower:
-            return value if value is not None else ""
-    return default
-
-
-def with_param(params, name: str, value: str | None):
-    lower = name.lower()
-    out = [(k, v) for k, v in params if k.lower() != lower]
-    out.append((name, value))
-    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -291,105 +223,7 @@ def parse_uri(text: str) -> SipUri | AbsoluteUri:
     return SipUri(lower, user, password, _check_host(host), port, params, headers)
 
 
-# -- quoted strings and name-addr ---------------------------------------------------
-
-
-def read_quoted(text: str, start: int) -> tuple[str, int]:
-    """Read the quoted string starting at ``text[start] == '"'``; return (raw inner, end index)."""
-    i = start + 1
-    while i < len(text):
-        ch = text[i]
-        if ch == "\\":
-            if i + 1 >= len(text) or text[i + 1] in "\r\n":
-                raise SipSyntaxError("bad quoted-pair")
-            i += 2
-            continue
-        if ch == '"':
-            return text[start + 1 : i], i + 1
-        i += 1
-    raise SipSyntaxError("unterminated quoted string")
-
-
-def unquote_string(raw: str) -> str:
-    return re.sub(r"\\(.)", r"\1", raw, flags=re.S)
-
-
-def quote_string(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _skip_lws(text: str, i: int) -> int:
-    while i < len(text) and text[i] in " \t":
-        i += 1
-    return i
-
-
-def _parse_header_params(text: str) -> tuple[tuple[str, str | None], ...]:
-    """``;tag=x;expires=3`` with LWS tolerated around ``;`` and ``=``; quoted values allowed."""
-    if text[:1] == ";" and " " not in text and "\t" not in text and '"' not in text:
-        # No LWS and no quoted string (nearly every header): split instead of scanning
-        # character by character.  The same checks; anything they refuse is parsed
-        # again below, which raises with its exact complaint.
-        fast = []
-        for part in text[1:].split(";"):
-            name, sep, value = part.partition("=")
-            if not is_token(name):
-                break
-            if not sep:
-                fast.append((name, None))
-                continue
-            if not value:
-                break
-            if value[:1] == "[" and value[-1:] == "]":
-                if not _ipv6(value[1:-1]):
-                    break
-            elif _PARAM_VALUE_RE.fullmatch(value) is None:
-                break
-            fast.append((name, value))
-        else:
-            return tuple(fast)
-    return _scan_header_params(text)
-
-
-def _scan_header_params(text: str) -> tuple[tuple[str, str | None], ...]:
-    """The general case of :func:`_parse_header_params`, one character at a time."""
-    params = []
-    i = 0
-    n = len(text)
-    while True:
-        i = _skip_lws(text, i)
-        if i >= n:
-            break
-        if text[i] != ";":
-            raise SipSyntaxError(f"unexpected {text[i:]!r} in parameters")
-        i = _skip_lws(text, i + 1)
-        start = i
-        while i < n and text[i] not in "=; \t":
-            i += 1
-        name = text[start:i]
-        if not is_token(name):
-            raise SipSyntaxError(f"bad parameter name {name!r}")
-        i = _skip_lws(text, i)
-        value = None
-        if i < n and text[i] == "=":
-            i = _skip_lws(text, i + 1)
-            if i < n and text[i] == '"':
-                raw, i = read_quoted(text, i)
-                value = '"' + raw + '"'
-            else:
-                start = i
-                while i < n and text[i] not in "; \t":
-                    i += 1
-                value = text[start:i]
-                if not value:
-                    raise SipSyntaxError(f"empty value for parameter {name!r}")
-                if value.startswith("[") and value.endswith("]"):
-                    if not _ipv6(value[1:-1]):  # IPv6 reference (RFC 5118 4.5)
-                        raise SipSyntaxError(f"bad IPv6 reference in parameter {name!r}")
-                elif _PARAM_VALUE_RE.fullmatch(value) is None:
-                    raise SipSyntaxError(f"bad value for parameter {name!r}")
-        params.append((name, value))
-    return tuple(params)
+# -- name-addr -------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
