@@ -23,7 +23,7 @@ PURE = [
     # SIP: messages, addresses and numbers, validation, the transaction, dialog, INVITE
     # session table, PRACK and session-timer machines, digest auth, the registrar's and the
     # limits' bookkeeping
-    "ivr.sip", "ivr.sip.action_timers", "ivr.sip.address", "ivr.sip.auth",
+    "ivr.sip", "ivr.sip.action_timers", "ivr.sip.address", "ivr.sip.addressing", "ivr.sip.auth",
     "ivr.sip.authenticator", "ivr.sip.capabilities", "ivr.sip.connection_limits",
     "ivr.sip.dialog", "ivr.sip.directory", "ivr.sip.e164", "ivr.sip.headers",
     "ivr.sip.lexical", "ivr.sip.limit_log", "ivr.sip.message", "ivr.sip.path", "ivr.sip.prack",

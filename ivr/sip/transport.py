@@ -9,8 +9,9 @@ sent-by address.  Malformed requests are answered (400, 505, 513) from whatever 
 read; malformed responses and garbage are dropped.  Nothing raised while handling a
 message escapes into the reactor.
 
-UDP: datagrams are read whole up to 65,535 bytes (RFC 3261 18.1.1 lets a message be
-that large; Twisted's default read of 8,192 bytes cut larger INVITEs short).
+UDP (:mod:`.udp`): datagrams are read whole up to 65,535 bytes (RFC 3261 18.1.1 lets a
+message be that large; Twisted's default read of 8,192 bytes cut larger INVITEs short).
+Where a message came from and where its answer goes is :mod:`.addressing`'s.
 
 TCP: connections are reused in both directions (keyed by the peer's address), closed
 after ``idle_timeout`` seconds without traffic, and closed on a framing error or when a
@@ -41,15 +42,9 @@ Contact's or Via's ``abc.invalid``); with none open the request gets a local 503
 """
 from __future__ import annotations
 
-import errno
-import functools
-import ipaddress
 import resource
-import socket
-from dataclasses import dataclass, field
 from typing import Callable
 
-from twisted.internet import abstract, error, protocol
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
@@ -66,94 +61,26 @@ from .message import (
     serialize,
 )
 from .uri import SipSyntaxError
+# Where messages come from and go (pure) and the datagram side, re-exported: the rest of
+# the code and the tests import them from here.
+from .addressing import (  # noqa: F401
+    Destination,
+    Source,
+    _same_host,
+    reconnect_destination,
+    response_destination,
+    stamp_via,
+)
+from .udp import (  # noqa: F401
+    MAX_UDP_DATAGRAM,
+    UDP_RECEIVE_BUFFER,
+    UdpProtocol,
+    _ip_family,
+    grow_receive_buffer,
+    send_datagram,
+)
 
 log = Logger(namespace="ivr.sip.transport")
-
-MAX_UDP_DATAGRAM = 65535  # RFC 3261 18.1.1: the largest message UDP can carry
-UDP_RECEIVE_BUFFER = 1 << 20  # room for 16 maximum-size datagrams (or ~400 typical ones)
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where a message came from (or where a response goes)."""
-
-    transport: str  # "UDP", "TCP", "TLS", "WS" or "WSS"
-    host: str
-    port: int
-    connection: object = field(default=None, compare=False, hash=False, repr=False)
-
-    @property
-    def reliable(self) -> bool:
-        return self.transport != "UDP"
-
-
-@dataclass(frozen=True)
-class Destination:
-    transport: str
-    host: str
-    port: int
-
-    @property
-    def reliable(self) -> bool:
-        return self.transport != "UDP"
-
-
-@functools.lru_cache(maxsize=1024)
-def _same_host(a: str, b: str) -> bool:
-    """Whether two host texts are the same IP address (pure, so its answers are kept:
-    a phone's sent-by and its source address repeat on every request)."""
-    try:
-        return ipaddress.ip_address(a.strip("[]")) == ipaddress.ip_address(b.strip("[]"))
-    except ValueError:
-        return False
-
-
-def stamp_via(request: Request, source: Source) -> None:
-    """Add ``received`` / fill ``rport`` on the top Via (RFC 3261 18.2.1, RFC 3581 4)."""
-    raw = request.headers.get("Via")
-    if raw is None:
-        return
-    via = request.top_via
-    changed = via
-    rport = via.param("rport")
-    if rport is not None and rport == "":
-        changed = changed.with_param("rport", str(source.port))
-        changed = changed.with_param("received", source.host)
-    elif not _same_host(via.host, source.host):
-        changed = changed.with_param("received", source.host)
-    if changed is not via:
-        request.headers.pop_first("Via")
-        request.headers.prepend("Via", str(changed))
-
-
-@functools.lru_cache(maxsize=1024)
-def _ip_family(host: str) -> int | None:
-    """AF_INET / AF_INET6 for an IP literal (by Twisted's own tests), None for anything else."""
-    if abstract.isIPAddress(host):
-        return socket.AF_INET
-    if abstract.isIPv6Address(host):
-        return socket.AF_INET6
-    return None
-
-
-def reconnect_destination(response: Response, default_port: int = 5060) -> tuple[str, int]:
-    """Where a response goes over a reliable transport once the request's connection is
-    gone (18.2.2): ``received`` (else the sent-by host) and the sent-by port, which is the
-    peer's listening port (not the ephemeral port the closed connection came from)."""
-    via = response.top_via
-    host = (via.param("received") or via.host_no_brackets).strip("[]")
-    return host, via.port or default_port
-
-
-def response_destination(response: Response, default_port: int = 5060) -> tuple[str, int]:
-    """Where an unreliable response goes, from its top Via (18.2.2 and RFC 3581 4)."""
-    via = response.top_via
-    host = via.param("maddr") or via.param("received") or via.host_no_brackets
-    host = host.strip("[]")
-    rport = via.param("rport")
-    if rport:
-        return host, int(rport)
-    return host, via.port or default_port
 
 
 class SipTransport:
@@ -175,7 +102,7 @@ class SipTransport:
         self._inbound: ConnectionTable[StreamConnection] = ConnectionTable(
             tcp_limits, busy=lambda conn: conn.in_message)
         self.limit_log = LimitLog(reactor, log)
-        self._udp = _UdpProtocol(self)
+        self._udp = UdpProtocol(self)
         self._udp_port = None
         self._tcp_port = None
         self.tls = tls or TlsSettings()  # listener (if any) and whom outbound TLS trusts
@@ -199,14 +126,14 @@ class SipTransport:
         from twisted.internet.error import CannotListenError
         wanted = self.port
         for attempt in range(10):
-            self._udp = _UdpProtocol(self)  # a fresh one: a stopped port may still hold the last
+            self._udp = UdpProtocol(self)  # a fresh one: a stopped port may still hold the last
             self._udp_port = self.reactor.listenUDP(wanted, self._udp, interface=self.host,
                                                     maxPacketSize=MAX_UDP_DATAGRAM)
             self.port = self._udp_port.getHost().port
             try:
                 self._tcp_port = self.reactor.listenTCP(self.port, StreamFactory(self),
                                                         interface=self.host)
-                _grow_receive_buffer(self._udp_port)
+                grow_receive_buffer(self._udp_port)
                 self._check_file_limit()
                 break
             except CannotListenError:
@@ -343,27 +270,7 @@ class SipTransport:
             self._send_stream(dest.transport, data, dest.host, dest.port, request)
 
     def _send_udp(self, data: bytes, addr: tuple[str, int]) -> None:
-        """``Port.write(data, addr)``, without its three address checks per datagram
-        when ``addr`` is an IP literal of the socket's family (remembered per host).
-        Anything else (a host name, the wrong family) goes through ``Port.write``, which
-        raises as it always did; send errors are mapped as ``Port.write`` maps them."""
-        port = self._udp.transport
-        sock = getattr(port, "socket", None)
-        if sock is None or _ip_family(addr[0]) != port.addressFamily:
-            port.write(data, addr)
-            return
-        while True:
-            try:
-                sock.sendto(data, addr)
-                return
-            except OSError as exc:
-                if exc.errno == errno.EINTR:
-                    continue
-                if exc.errno == errno.EMSGSIZE:
-                    raise error.MessageLengthError("message too long") from None
-                if exc.errno == errno.ECONNREFUSED:
-                    return  # Port.write ignores it on an unconnected socket too
-                raise
+        send_datagram(self._udp.transport, data, addr)
 
     def _send_stream(self, kind: str, data: bytes, host: str, port: int,
                      request: Request | None = None) -> None:
@@ -529,29 +436,6 @@ class SipTransport:
                      "lower --sip-tcp-max-connections", soft=soft, cap=cap or "unlimited")
 
 
-def _grow_receive_buffer(port) -> None:
-    """Let the UDP socket queue a burst of large datagrams (the kernel caps the size at
-    net.core.rmem_max; a smaller buffer is only slower to fill, not wrong)."""
-    sock = getattr(port, "socket", None)
-    if sock is None:
-        return
-    try:
-        if sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < UDP_RECEIVE_BUFFER:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
-    except OSError as exc:
-        log.info("could not grow the SIP/UDP receive buffer: {e}", e=exc)
-
-
 def _short(reason: str) -> str:
     reason = "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in reason)
     return reason[:100] or "Bad Request"
-
-
-class _UdpProtocol(protocol.DatagramProtocol):
-    noisy = False
-
-    def __init__(self, owner: SipTransport) -> None:
-        self.owner = owner
-
-    def datagramReceived(self, data, addr):
-        self.owner.handle_datagram(data, addr)
