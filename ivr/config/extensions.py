@@ -9,8 +9,6 @@ holding their password (``password_env``) or carry the carrier-realm HA1.
 """
 from __future__ import annotations
 
-from ivr.errors import SourceError
-
 import ipaddress
 import os
 import re
@@ -24,6 +22,8 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ivr.sip.uri import SipSyntaxError, SipUri, parse_uri
 
+# The line-numbered YAML reader, re-exported: callers import ConfigError from here.
+from .reader import _NULL, ConfigError, _addresses, _Reader  # noqa: F401
 from .webrtc import WebrtcVisitorSettings, parse_webrtc
 from .media_relay import MediaRelaySettings, parse_media_relay
 
@@ -32,9 +32,6 @@ DEFAULT_PATH = Path("config") / "extensions.yaml"
 HA1_KEYS = {"ha1_sha256": "SHA-256", "ha1_md5": "MD5"}
 _HEX_LEN = {"SHA-256": 64, "MD5": 32}
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*\Z")
-_NULL = "tag:yaml.org,2002:null"
-_BOOL = "tag:yaml.org,2002:bool"
-_INT = "tag:yaml.org,2002:int"
 _EMPTY: Mapping = MappingProxyType({})
 #: ``media_encryption`` values (ivr.sdp.crypto.MediaEncryption): SRTP only, either, plain only.
 MEDIA_ENCRYPTION = ("required", "optional", "off")
@@ -42,9 +39,6 @@ MEDIA_ENCRYPTION = ("required", "optional", "off")
 #: TLS, plain RTP when it offers plain; we offer plain (a phone that insists on SRTP needs
 #: ``required``).
 DEFAULT_MEDIA_ENCRYPTION = "optional"
-
-
-ConfigError = SourceError  # file:line:col: message
 
 
 @dataclass(frozen=True)
@@ -144,96 +138,6 @@ class ExtensionsConfig:
 
 
 # -- reading ---------------------------------------------------------------------------------
-
-class _Reader:
-    def __init__(self, file: str, environ: Mapping[str, str]):
-        self.file = file
-        self.environ = environ
-        self.errors: list[ConfigError] = []
-
-    def error(self, node: Node, message: str) -> None:
-        self.errors.append(ConfigError(self.file, node.start_mark.line + 1,
-                                       node.start_mark.column + 1, message))
-
-    def mapping(self, node: Node, what: str, allowed: tuple[str, ...] | None = None
-                ) -> dict[str, tuple[Node, Node]]:
-        if node is None or (isinstance(node, ScalarNode) and node.tag == _NULL):
-            return {}
-        if not isinstance(node, MappingNode):
-            self.error(node, f"{what} must be a mapping")
-            return {}
-        out: dict[str, tuple[Node, Node]] = {}
-        for knode, vnode in node.value:
-            if not isinstance(knode, ScalarNode) or knode.tag == _NULL:
-                self.error(knode, f"keys in {what} must be strings")
-                continue
-            key = knode.value
-            if key in out:
-                self.error(knode, f"duplicate key '{key}' in {what} "
-                                  f"(first at line {out[key][0].start_mark.line + 1})")
-                continue
-            if allowed is not None and key not in allowed:
-                if key == "password":
-                    self.error(knode, f"plaintext 'password' is not allowed in {what}: run "
-                                      "`ivr passwd USER --realm REALM` and paste its ha1_* lines")
-                else:
-                    self.error(knode, f"unknown key '{key}' in {what}")
-                continue
-            out[key] = (knode, vnode)
-        return out
-
-    def string(self, node: Node, what: str, regex: re.Pattern | None = None) -> str | None:
-        if not isinstance(node, ScalarNode) or node.tag == _NULL or node.value == "":
-            self.error(node, f"{what} must be a non-empty string")
-            return None
-        if regex is not None and not regex.match(node.value):
-            self.error(node, f"{what} {node.value!r} is not valid")
-            return None
-        return node.value
-
-    def integer(self, node: Node, what: str, minimum: int, maximum: int) -> int | None:
-        if not isinstance(node, ScalarNode) or node.tag != _INT:
-            self.error(node, f"{what} must be a whole number")
-            return None
-        try:
-            value = int(node.value.replace("_", ""), 0)
-        except ValueError:
-            self.error(node, f"{what} must be a whole number")
-            return None
-        if not minimum <= value <= maximum:
-            self.error(node, f"{what} must be between {minimum} and {maximum}")
-            return None
-        return value
-
-    def boolean(self, node: Node, what: str) -> bool | None:
-        if not isinstance(node, ScalarNode) or node.tag != _BOOL:
-            self.error(node, f"{what} must be true or false")
-            return None
-        return node.value.lower() in ("true", "yes", "on")
-
-    def strings(self, node: Node, what: str, regex: re.Pattern | None = None) -> tuple[str, ...]:
-        if isinstance(node, ScalarNode) and node.tag != _NULL:
-            items = [node]
-        elif isinstance(node, SequenceNode):
-            items = node.value
-        else:
-            self.error(node, f"{what} must be a list")
-            return ()
-        out = (self.string(item, f"item of {what}", regex) for item in items)
-        return tuple(s for s in out if s is not None)
-
-
-def _addresses(r: _Reader, node: Node, what: str) -> tuple[str, ...]:
-    """A list of IP addresses (not networks, not names), each in its canonical text."""
-    out = []
-    items = node.value if isinstance(node, SequenceNode) else [node]
-    for text, item in zip(r.strings(node, what), items):
-        try:
-            out.append(str(ipaddress.ip_address(text.strip("[]"))))
-        except ValueError:
-            r.error(item, f"{what}: {text!r} is not an IP address")
-    return tuple(dict.fromkeys(out))
-
 
 def _ha1(r: _Reader, fields: dict, what: str) -> dict[str, str]:
     out = {}
