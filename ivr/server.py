@@ -8,7 +8,6 @@ Retry-After) and exits once the calls in progress have ended (or after
 from __future__ import annotations
 
 import gc
-import json
 import os
 import signal
 import socket
@@ -22,7 +21,7 @@ from twisted.internet import defer
 from twisted.internet.error import CannotListenError
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
-from twisted.web import resource, server as web_server, static
+from twisted.web import server as web_server
 
 from .api.app import make_api
 from .api.config import ApiConfig
@@ -63,6 +62,7 @@ from .store.backend import (DatabaseSpecError, describe, load_database_file, ope
 from .store.db import StoreUnavailable
 from .store.dnd import DndList
 from .server_farm import Farm, housekeep as farm_housekeep
+from .server_http import VENDOR_DIR, _Health, _Root, _Vendor  # noqa: F401  (re-exported)
 
 log = Logger(namespace="ivr.server")
 
@@ -420,66 +420,6 @@ class IvrServer:
             self.reactor.callLater(0.5, self.reactor.stop)
         else:
             self.reactor.callLater(0.2, self._check_drained)
-
-
-class _Root(resource.Resource):
-    """``/health`` and ``/sip`` (SIP over WebSocket) here; everything else (``/v1``,
-    ``/metrics``, ``/demo``) to the API."""
-
-    def __init__(self, api, health, sip=None) -> None:
-        super().__init__()
-        self.api = api
-        self.health = health
-        self.sip = sip
-
-    def getChild(self, name, request):
-        if name == b"health":
-            return self.health
-        if name == b"sip" and self.sip is not None and not request.postpath:
-            return self.sip
-        if name == b"vendor" and VENDOR_DIR.is_dir():
-            return _Vendor(str(VENDOR_DIR))
-        request.postpath.insert(0, name)
-        request.prepath.pop()
-        return self.api
-
-
-#: Browser libraries vendored from npm by ./scripts/setup (not in git), served at /vendor/.
-VENDOR_DIR = Path(__file__).resolve().parent / "api" / "web" / "vendor"
-
-
-class _Vendor(static.File):
-    """The vendored browser libraries: files only, no directory listings."""
-
-    def directoryListing(self):
-        return resource.NoResource()
-
-
-class _Health(resource.Resource):
-    isLeaf = True
-
-    def __init__(self, server: IvrServer) -> None:
-        super().__init__()
-        self.server = server
-
-    def render(self, request):
-        if request.method in (b"GET", b"HEAD"):
-            return super().render(request)
-        # twisted.web's own answer would be an HTML 405, or a 501 for a method it knows no
-        # render_ for: a 5xx to a client's request (issue #13).  JSON like the API's.
-        request.setResponseCode(405)
-        request.setHeader(b"allow", b"GET, HEAD")
-        request.setHeader(b"content-type", b"application/json")
-        return json.dumps({"error": {"code": "method_not_allowed",
-                                     "message": "method not allowed"}}).encode()
-
-    def render_GET(self, request):
-        request.setHeader(b"content-type", b"application/json")
-        body = {"status": "draining" if self.server._stopping else "ok",
-                "calls": len(self.server.calls),
-                "late_ticks": self.server.media_clock.late_ticks,
-                "database": "ok" if self.server.db.available else "unavailable"}
-        return json.dumps(body).encode()
 
 
 def extension_contexts(directory) -> dict[str, str]:
