@@ -100,6 +100,8 @@ class _Port(DatagramProtocol):
 
 
 class RtpSession(Forwarding, SecureStream):
+    _packets_at_report = 0  # _packets_sent when the last RTCP report was built (_send_rtcp)
+
     def __init__(self, reactor, media_clock, host: str = "127.0.0.1", ports=None,
                  media_timeout: float = 30.0, rtcp_interval: float = 5.0, cname: str | None = None,
                  rng: random.Random | None = None, dtmf_end_timeout: float = 0.5,
@@ -469,8 +471,8 @@ class RtpSession(Forwarding, SecureStream):
             self._webrtc_housekeeping(now)
         for digit in self._dtmf_rx.poll(now):
             self._deliver_dtmf(digit.digit)
-        if (self.media_timeout and self._receiving() and not self._timed_out
-                and now - self._rx_reference >= self.media_timeout):
+        if (self.media_timeout and not self._timed_out
+                and now - self._rx_reference >= self.media_timeout and self._receiving()):
             self._timed_out = True
             self._counters["media_timeouts"] += 1
             self._media_gone()
@@ -559,6 +561,10 @@ class RtpSession(Forwarding, SecureStream):
     def _send_rtcp(self, now: float, bye: bool = False) -> None:
         if self._rtcp.remote is None or (self._ice is not None and self._remote is None):
             return
+        if self._packets_sent != self._packets_at_report:
+            # RTP went out since the last report: an SR (counted here, not per packet)
+            self._rtcp.sent_since_report = True
+        self._packets_at_report = self._packets_sent
         data = self._rtcp.compound(now, self._rx, self._ts, self._packets_sent,
                                    self._octets_sent, bye=bye)
         if self._srtp is not None:
