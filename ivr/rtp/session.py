@@ -431,7 +431,6 @@ class RtpSession(Forwarding, SecureStream):
             # _transmit's media-clock case inline: once per packet of every stream
             self._packets_sent += 1
             self._octets_sent += len(payload)
-            self._rtcp.sent_since_report = True
             batch.add(self._rtp_socket, data, self._remote, self._counters)
             return
         self._transmit(data, len(payload))
