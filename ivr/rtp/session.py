@@ -101,6 +101,7 @@ class _Port(DatagramProtocol):
 
 class RtpSession(Forwarding, SecureStream):
     _packets_at_report = 0  # _packets_sent when the last RTCP report was built (_send_rtcp)
+    _dtmf_open = False  # an RFC 4733 event may be open: housekeeping polls its end timeout
 
     def __init__(self, reactor, media_clock, host: str = "127.0.0.1", ports=None,
                  media_timeout: float = 30.0, rtcp_interval: float = 5.0, cname: str | None = None,
@@ -468,8 +469,10 @@ class RtpSession(Forwarding, SecureStream):
     def _housekeeping(self, now: float) -> None:
         if self._ice is not None:
             self._webrtc_housekeeping(now)
-        for digit in self._dtmf_rx.poll(now):
-            self._deliver_dtmf(digit.digit)
+        if self._dtmf_open:  # only a stream that received telephone-events has one to end
+            for digit in self._dtmf_rx.poll(now):
+                self._deliver_dtmf(digit.digit)
+            self._dtmf_open = self._dtmf_rx.state == "in-event"
         if (self.media_timeout and not self._timed_out
                 and now - self._rx_reference >= self.media_timeout and self._receiving()):
             self._timed_out = True
@@ -522,6 +525,7 @@ class RtpSession(Forwarding, SecureStream):
         if not verdict.accepted or verdict.duplicate:
             return
         if pt == self._te_pt:
+            self._dtmf_open = True
             for digit in self._dtmf_rx.feed(timestamp, seq, payload, now):
                 self._deliver_dtmf(digit.digit)
         elif payload and pt in self._decoders:
