@@ -94,8 +94,7 @@ class SecureStream:
         data = HEADER.pack(0x80, (0x80 if marker else 0) | pt, self._seq, ts, self.ssrc) + payload
         self._seq = (self._seq + 1) & 0xFFFF
         self._packets_sent += 1
-        self._octets_sent += len(payload)
-        self._rtcp.sent_since_report = True
+        self._octets_sent += len(payload)  # _send_rtcp tells SR from RR by the counter
         batch.add_srtp(self._rtp_socket, data, self._remote, self._counters, self._srtp)
 
     def _srtp_received(self, data: bytes, addr) -> None:

@@ -18,7 +18,7 @@ from ivr.media import g711
 from ivr.media.player import PcmSource
 from ivr.rtp import mmsg
 from ivr.rtp.clock import MediaClock
-from ivr.rtp.ports import PortAllocator
+from ivr.rtp.ports import PortAllocator, PortsExhausted
 from ivr.rtp.receiver import MediaReceiver
 from ivr.rtp.sendbatch import SendBatch
 from ivr.rtp.session import RtpSession
@@ -76,12 +76,22 @@ class Harness:
         self.io = SpyIO(io)
         self.rx = MediaReceiver(io=self.io)
         self.mc = MediaClock(self.clock, receiver=self.rx, io=self.io)
-        low = 20000 + 2 * random.randrange(10000)
-        self.ports = PortAllocator(low, low + 40, receiver=self.rx)
+        self.ports = self._range()
+
+    def _range(self):
+        # below the kernel's ephemeral range (32768-60999), where port-0 sockets of other
+        # processes land; whatever seeded the global random
+        low = 20000 + 2 * random.SystemRandom().randrange(6000)
+        return PortAllocator(low, low + 200, receiver=self.rx)
 
     def session(self, seed):
-        return RtpSession(self.clock, self.mc, ports=self.ports, rng=random.Random(seed),
-                          media_timeout=0)
+        for _ in range(4):  # another process on a shared machine may hold a whole range
+            try:
+                return RtpSession(self.clock, self.mc, ports=self.ports,
+                                  rng=random.Random(seed), media_timeout=0)
+            except PortsExhausted:
+                self.ports = self._range()
+        raise AssertionError("no free port range")
 
     def run(self, periods):
         for _ in range(periods):
