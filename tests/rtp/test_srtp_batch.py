@@ -12,12 +12,15 @@ import struct
 
 import numpy as np
 import pytest
+from aioice import stun
 from twisted.internet import task
 
 from ivr.media import g711
 from ivr.media.player import PcmSource
 from ivr.rtp import mmsg
 from ivr.rtp.clock import MediaClock
+from ivr.rtp.dtls import DtlsEndpoint, DtlsRole, DtlsState, parse_fingerprint
+from ivr.rtp.ice import IceCredentials, IceLiteAgent
 from ivr.rtp.ports import PortAllocator, PortsExhausted
 from ivr.rtp.receiver import MediaReceiver
 from ivr.rtp.sendbatch import SendBatch
@@ -289,3 +292,49 @@ def test_what_sendmmsg_did_not_take_goes_by_sendto_protected(media_io):
     assert batch.srtp is (media_io.name == "native")
     sock.close()
     dest.close()
+
+
+def test_a_webrtc_stream_over_the_batches_demuxes_stun_and_dtls_and_decrypts_srtp(media_io):
+    """ICE, DTLS and SRTP on one real socket read by the receiver: STUN and DTLS reach the
+    session's demultiplexer as they arrived, SRTP is decrypted (natively with the native
+    backend) and a consent check after keying is still answered."""
+    from tests.rtp.test_webrtc_session import OURS, THEIRS, Browser  # its certificates
+
+    h = Harness(media_io)
+    h.clock.advance(1000)
+    session = h.session(5)
+    creds = IceCredentials.new()
+    session.set_webrtc(IceLiteAgent(creds, "brws", now=h.clock.seconds()),
+                       DtlsEndpoint(OURS, DtlsRole.SERVER, parse_fingerprint(THEIRS.sdp_fingerprint)))
+    session.set_remote("0.0.0.0", 9, 0, "PCMU", rtcp_mux=True)
+    heard = []
+    session.add_audio_listener(heard.append)
+    browser, sock = Browser(creds), udp()
+    dest = ("127.0.0.1", session.local_port)
+
+    def exchange(datagrams):
+        for d in datagrams:
+            sock.sendto(d, dest)
+        h.run(1)
+        return drain(sock)
+
+    replies = exchange([browser.check()])
+    assert stun.parse_message(replies[0]).message_class == stun.Class.RESPONSE
+    flight = browser.dtls.start()
+    for _ in range(10):
+        flight = [x for d in exchange(flight) if 20 <= d[0] < 64 for x in browser.dtls.receive(d)]
+        if not flight:
+            break
+    assert browser.dtls.state is DtlsState.CONNECTED and session.encrypted
+    browser.srtp = SrtpContext.from_keys(browser.dtls.keys)
+    payload = g711.ulaw_encode(TONE[:160]).tobytes()
+    packets = [browser.srtp.protect(rtp(seq, seq * 160, payload=payload)) for seq in range(1, 6)]
+    got = exchange(packets + [browser.check()])
+    assert len(heard) == 5 and heard[0].tobytes() == g711.ulaw_decode(payload[:160]).tobytes()
+    stun_replies = [d for d in got if d[0] < 4]
+    media = [browser.srtp.unprotect(d) for d in got if 128 <= d[0] < 192 and not 192 <= d[1] <= 223]
+    assert len(stun_replies) == 1 and media and all(m is not None for m in media)
+    assert session.stats()["srtp_auth_failures"] == 0
+    assert bool(h.io.calls.get("recv_many_srtp")) is (media_io.name == "native")
+    session.close()
+    sock.close()
