@@ -6,7 +6,12 @@ at it (latching, statistics, reframing, RFC 4733); a packet that fails (wrong ke
 replayed, plain) is dropped and counted in the context.  The encrypting versions of the send
 and receive methods are bound over the plain ones on the instance while a context is set, so
 a plain session makes no encryption check per packet; both send through the session's one
-``_transmit``.
+``_transmit``.  With the native batched socket I/O (:mod:`ivr.rtp.mmsg`) the per-packet
+work moves into C: during a media-clock firing the session adds its plain packet and its
+context to the clock's batch, which protects it in the send buffer (``SendBatch.add_srtp``),
+and the receiver unprotects the RTP socket's packets right after ``recvmmsg``
+(``MediaReceiver.set_srtp``), handing the plain ones to the plain handlers; the methods here
+remain for the pure backend and for what is sent or read outside those batches.
 
 WebRTC (``set_webrtc``, an :class:`~ivr.rtp.ice.IceLiteAgent` and a
 :class:`~ivr.rtp.dtls.DtlsEndpoint`): the RTP port is demultiplexed by first byte (RFC 7983):
