@@ -37,7 +37,7 @@ if __package__ in (None, ""):  # run as a script: make ``bench`` and ``ivr`` imp
 
 from bench import common, rtp_probe  # noqa: E402
 
-TARGETS = {"streams": ">= 1000 concurrent outbound streams, every one meeting the criteria"}
+TARGETS = {"streams": ">= 4000 concurrent outbound streams, every one meeting the criteria"}
 CRITERIA = {"per_stream_interval_dev_p99_ms": "<= 2", "frames_skipped": "== 0",
             "intervals_over_40ms": "== 0", "sequence_errors": "== 0",
             "streams_captured": "== N, each with >= 95% of the window's packets"}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import common
 
-TARGETS = {"setup_rate_cps": ">= 400", "invite_to_200_p99_ms": "< 100 at the held step",
+TARGETS = {"setup_rate_cps": ">= 1000", "invite_to_200_p99_ms": "< 100 at the held step",
            "failed_calls": "0"}
 P99_LIMIT_MS = 100.0
 

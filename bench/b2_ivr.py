@@ -8,7 +8,7 @@ from pathlib import Path
 
 from . import common, rtp_probe
 
-TARGETS = {"concurrent_ivr_calls": ">= 1000"}
+TARGETS = {"concurrent_ivr_calls": ">= 2000"}
 CRITERIA = {"digits_recognised_percent": "== 100", "interval_dev_p99_ms": "<= 2",
             "max_gap_ms": "<= 40", "streams_with_seq_errors": "== 0", "server_cpu_percent": "< 80"}
 DIGITS_AT_S = 1.8  # the scenario's digits end this long after the 200 (0.8 + 0.5 + 0.5 s)

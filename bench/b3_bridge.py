@@ -20,7 +20,8 @@ from . import common, rtp_probe
 from .b3_common import (calls_broken, finish, level_head, measured_calls, per_packet,
                         relay_figures, scenario, timing_broken)
 
-TARGETS = {"cpu_us_per_relayed_packet": "<= 10", "bridged_calls": ">= 500"}
+TARGETS = {"cpu_us_per_relayed_packet": "<= 10", "bridged_calls": ">= 1000",
+           "added_latency_per_relay_p99_ms": "<= 1", "echo_added_delay_p99_ms": "<= 20"}
 
 
 def run_level(work: Path, pairs: int, duration_s: float) -> dict:

@@ -8,7 +8,7 @@ from pathlib import Path
 from . import common
 from .b2_ivr import DIGITS_AT_S, server_wait_prerender
 
-TARGETS = {"rss_per_call_kb": "<= 50", "idle_growth": "flat over the run"}
+TARGETS = {"rss_per_call_kb": "<= 30", "idle_growth": "flat over the run"}
 
 
 def run(work: Path, mode: str, context: dict) -> dict:
