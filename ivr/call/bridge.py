@@ -13,7 +13,12 @@ received as 20 ms frames (``RtpSession`` re-frames every packet), several at onc
 says how many its packet brought (``EncodedFrame.burst``) and the queue keeps that many more,
 less one, so a long packet is relayed whole.  The other leg packs the frames into the packet
 time its own peer asked for: same codec and same packet time relay the payload bytes exactly.  Digits from one side are re-sent to the other as
-RFC 4733 events when that side negotiated telephone-event.  When either leg ends, the
+RFC 4733 events when that side negotiated telephone-event; when it did not, the first side's
+in-band detector is paused for the bridge (``MediaLeg.want_inband``: its tones reach the
+other side in the audio, and nothing in a bridge consumes its digits), so a bridge between
+two phones without telephone-event does no DTMF detection.  A re-INVITE that adds
+telephone-event during the bridge does not restart it (the bridge is hooked again only on a
+transfer or when media comes back from rtpengine).  When either leg ends, the
 other is hung up and the bridge's Deferred fires with the reason.  A blind transfer
 replaces one leg with another (:meth:`Bridge.replace`); the bridge and its Deferred live on.
 
@@ -45,6 +50,12 @@ MAX_FRAMES = 6  # 120 ms
 TARGET_FRAMES = 2  # at a read, at most this many are waiting (40 ms); older ones are dropped
 _SILENCE = np.zeros(160, dtype=np.int16)
 _SILENCE.setflags(write=False)
+
+
+def _takes_events(leg) -> bool:
+    """Whether ``leg`` negotiated telephone-event (digits can be re-sent to it)."""
+    negotiated = leg.negotiated
+    return negotiated is not None and negotiated.telephone_event_pt is not None
 
 
 class RelaySource:
@@ -130,6 +141,8 @@ class Bridge:
             other_rtp.forward_to(rtp, source, source.push)
             digit_cb = self._digit_forwarder(leg)
             other.add_digit_listener(digit_cb)
+            # other's in-band digits matter only if they can be re-sent to leg as RFC 4733
+            other.media.want_inband(_takes_events(leg))
             self._hooks.append((other, other_rtp, source.push, digit_cb))
 
     def media_elsewhere(self) -> None:
@@ -146,12 +159,13 @@ class Bridge:
             rtp.stop_forwarding()
             rtp.remove_payload_listener(push)
             other.remove_digit_listener(digit_cb)
+            if not other.ended:
+                other.media.want_inband(True)
         self._hooks = []
 
     def _digit_forwarder(self, leg):
         def forward(digit: str) -> None:
-            negotiated = leg.negotiated
-            if negotiated is not None and negotiated.telephone_event_pt is not None and leg.rtp:
+            if _takes_events(leg) and leg.rtp:
                 leg.rtp.send_dtmf(digit).addErrback(lambda f: None)
         return forward
 

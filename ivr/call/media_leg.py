@@ -60,6 +60,7 @@ class MediaLeg:
         self.local_sdp = None  # the SessionDescription we sent last (offer or answer)
         self.session_id = secrets.randbelow(2**31)
         self._inband = None
+        self._inband_wanted = True  # False while a bridge needs none of our digits
         self.stats: dict = {}  # the RTP session's counters, kept when it is released
         self.released_by: str | None = None  # the call's end reason, once released
         #: SRTP policy (required | optional | off): the server's default until the leg's
@@ -168,7 +169,8 @@ class MediaLeg:
 
     def apply(self, negotiated) -> None:
         """Send to where ``negotiated`` says, in its codec and direction; detect in-band
-        DTMF exactly when no telephone-event was negotiated."""
+        DTMF exactly when no telephone-event was negotiated (and a bridge has not said the
+        digits are not wanted: :meth:`want_inband`)."""
         self.negotiated = negotiated
         rtp = self.ensure_rtp()
         self._key(rtp, negotiated.srtp)  # before set_remote: no packet goes out unkeyed
@@ -177,7 +179,25 @@ class MediaLeg:
                        ptime=negotiated.ptime, rtcp_port=negotiated.rtcp_port,
                        rtcp_ip=negotiated.rtcp_ip, rtcp_mux=negotiated.rtcp_mux)
         rtp.set_direction(negotiated.direction.value)
-        if negotiated.telephone_event_pt is None and self.ctx.inband is not None:
+        self._update_inband()
+
+    def want_inband(self, wanted: bool) -> None:
+        """Whether anything needs this leg's in-band digits.  A bridge says no while the
+        other leg takes no RFC 4733 events: the tones cross the bridge in the audio anyway,
+        no digit would be re-sent, and detecting them costs the relay a decoded copy of every
+        packet and the detector's pass (a third of a PCMU-only bridge's relay time,
+        bench/README.md).  Detection resumes when the bridge lets go."""
+        self._inband_wanted = wanted
+        self._update_inband()
+
+    def _update_inband(self) -> None:
+        """Detect in-band DTMF exactly while no telephone-event was negotiated and the
+        digits are wanted."""
+        negotiated, rtp = self.negotiated, self.rtp
+        if negotiated is None or rtp is None or self.released_by is not None:
+            return  # nothing to listen to, or released (its channel closed for good)
+        if (negotiated.telephone_event_pt is None and self.ctx.inband is not None
+                and self._inband_wanted):
             if self._inband is None:
                 self._inband = self.ctx.inband.open(lambda d: self._on_digit(d, "inband"))
                 rtp.add_audio_listener(self._inband)
