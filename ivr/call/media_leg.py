@@ -185,8 +185,8 @@ class MediaLeg:
         """Whether anything needs this leg's in-band digits.  A bridge says no while the
         other leg takes no RFC 4733 events: the tones cross the bridge in the audio anyway,
         no digit would be re-sent, and detecting them costs the relay a decoded copy of every
-        packet and the detector's pass (a third of a PCMU-only bridge's relay time,
-        bench/README.md).  Detection resumes when the bridge lets go."""
+        packet and the detector's pass (a third of the relay's Python time where a bridge
+        does need them, bench/README.md, B3).  Detection resumes when the bridge lets go."""
         self._inband_wanted = wanted
         self._update_inband()
 
