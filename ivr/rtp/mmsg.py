@@ -225,10 +225,9 @@ class NativeIO(PurePythonIO):
     def recv_many(self, socks, fds, n: int, bufsize: int = MAX_DATAGRAM):
         if bufsize > self.bufsize:
             return PurePythonIO.recv_many(self, socks, fds, n, bufsize)
-        lib, ffi = self._lib, self._ffi
+        lib = self._lib
         out, errors, start, total = [], 0, 0, len(fds)
-        bv, av, stride, size = self._bufview, self._addrview, self.stride, self.bufsize
-        unpacked = self._unpacked
+        size = self.bufsize
         while start < total:
             rest = fds[start:] if start else fds
             got = lib.ivr_recv_many(len(rest), rest, n, self.slots, size, self._buf,
@@ -236,17 +235,7 @@ class NativeIO(PurePythonIO):
                                     self._done, self._errors)
             errors += self._errors[0]
             if got:
-                index = ffi.unpack(self._index, got)
-                lens = ffi.unpack(self._lens, got)
-                alens = ffi.unpack(self._addrlens, got)
-                for s in range(got):
-                    o = s * stride
-                    raw = av[o:o + alens[s]]
-                    addr = unpacked.get(raw)
-                    if addr is None:
-                        addr = self._unpack(raw)
-                    o = s * size
-                    out.append((start + index[s], bv[o:o + min(lens[s], bufsize)], addr))
+                self._collect(out, got, start, bufsize, None)
             done = self._done[0]
             if done == 0:  # cannot happen with n <= slots; never loop forever
                 break
@@ -262,9 +251,8 @@ class NativeIO(PurePythonIO):
         the data is what arrived)."""
         lib, ffi = self._lib, self._ffi
         out, errors, start, total = [], 0, 0, len(fds)
-        bv, av, stride, size = self._bufview, self._addrview, self.stride, self.bufsize
+        size = self.bufsize
         bufsize = min(bufsize, size)
-        unpacked = self._unpacked
         while start < total:
             rest, rest_ctxs = (fds[start:], ctxs[start:]) if start else (fds, ctxs)
             got = lib.ivr_recv_many_srtp(len(rest), rest, rest_ctxs, n, self.slots, size,
@@ -273,24 +261,31 @@ class NativeIO(PurePythonIO):
                                          self._errors)
             errors += self._errors[0]
             if got:
-                index = ffi.unpack(self._index, got)
-                lens = ffi.unpack(self._lens, got)
-                alens = ffi.unpack(self._addrlens, got)
-                status = ffi.unpack(self._status, got)
-                for s in range(got):
-                    o = s * stride
-                    raw = av[o:o + alens[s]]
-                    addr = unpacked.get(raw)
-                    if addr is None:
-                        addr = self._unpack(raw)
-                    o = s * size
-                    out.append((start + index[s], bv[o:o + min(lens[s], bufsize)], addr,
-                                status[s]))
+                self._collect(out, got, start, bufsize, ffi.unpack(self._status, got))
             done = self._done[0]
             if done == 0:
                 break
             start += done
         return out, errors
+
+    def _collect(self, out: list, got: int, start: int, bufsize: int, status) -> None:
+        """Append the ``got`` datagrams the last native read left in the slots to ``out`` as
+        ``(index, data, addr)``, or with each one's ``status`` appended when given."""
+        ffi, bv, av = self._ffi, self._bufview, self._addrview
+        stride, size, unpacked = self.stride, self.bufsize, self._unpacked
+        index = ffi.unpack(self._index, got)
+        lens = ffi.unpack(self._lens, got)
+        alens = ffi.unpack(self._addrlens, got)
+        for s in range(got):
+            o = s * stride
+            raw = av[o:o + alens[s]]
+            addr = unpacked.get(raw)
+            if addr is None:
+                addr = self._unpack(raw)
+            o = s * size
+            data = bv[o:o + min(lens[s], bufsize)]
+            out.append((start + index[s], data, addr) if status is None
+                       else (start + index[s], data, addr, status[s]))
 
     def _unpack(self, raw: bytes):
         family = _AF.unpack_from(raw)[0] if len(raw) >= 2 else -1
