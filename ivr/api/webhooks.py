@@ -307,7 +307,10 @@ class OutboxDelivery:
 
     def _store_problem(self, failure, what: str) -> None:
         """The database refused or is away: the rows stay and are claimed again later
-        (their lease runs out), so nothing is lost; logged once per outage."""
+        (their lease runs out), so nothing is lost.  A database outage is the store's to log
+        (once, when it starts); any other problem is logged once until a claim succeeds."""
+        if getattr(failure.value, "outage", False):
+            return None
         if not self._problem_logged:
             self._problem_logged = True
             log.warning("webhook outbox: %s failed: %s", what, failure.getErrorMessage())

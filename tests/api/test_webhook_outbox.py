@@ -92,3 +92,36 @@ def test_an_event_sent_after_the_calls_final_event_is_delivered(backend):
     clock.advance(1.0)
     assert [(e["id"], e["event"]) for e in rx.events("c9")] == [
         ("c9:1", "answered"), ("c9:2", "completed"), ("c9:3", "recording-ready")]
+
+
+class FailingOutbox:
+    """An outbox whose every claim fails with ``error``."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def claim(self, now, limit):
+        from twisted.internet.defer import fail
+        return fail(self.error)
+
+    def purge(self, before):
+        from twisted.internet.defer import succeed
+        return succeed(None)
+
+
+def test_a_database_outage_is_left_to_the_store_to_log_other_problems_are_logged_once(caplog):
+    from ivr.api.webhooks import OutboxDelivery
+    from ivr.store.db import StoreUnavailable
+    clock = task.Clock()
+    dispatcher = WebhookDispatcher(SECRET, clock, Receiver(clock).post)
+    caplog.set_level("WARNING", logger="ivr.api.webhooks")
+    away = OutboxDelivery(FailingOutbox(StoreUnavailable("the database is unreachable")),
+                          dispatcher)
+    for _ in range(3):
+        away.poll()
+    assert caplog.records == []          # the store logs the outage, once, not every poll
+    broken = OutboxDelivery(FailingOutbox(RuntimeError("relation missing")), dispatcher)
+    for _ in range(3):
+        broken.poll()
+    assert [r.getMessage() for r in caplog.records] == [
+        "webhook outbox: claiming webhooks failed: relation missing"]
