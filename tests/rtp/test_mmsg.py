@@ -3,7 +3,6 @@ contract on real 127.0.0.1 / ::1 sockets (each test runs both ways: conftest.py)
 loader falls back to the pure one, with its reason logged once."""
 from __future__ import annotations
 
-import socket
 import sys
 
 import pytest
@@ -11,24 +10,7 @@ from twisted.logger import formatEvent
 from twisted.python import log
 
 from ivr.rtp import mmsg
-
-
-def udp(host="127.0.0.1"):
-    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind((host, 0))
-    s.setblocking(False)
-    return s
-
-
-def drain(sock):
-    out = []
-    while True:
-        try:
-            out.append(sock.recvfrom(65536))
-        except BlockingIOError:
-            return out
-
-
+from tests.rtp.sockets import drain, udp
 def test_media_io_is_the_backend_under_test(media_io):
     assert mmsg.default() is media_io
     assert media_io.name in ("native", "pure")

@@ -6,7 +6,6 @@ counters stay exact: a packet that could not be sent counts in its send_errors. 
 from __future__ import annotations
 
 import random
-import socket
 
 from twisted.internet import task
 
@@ -16,6 +15,7 @@ from ivr.rtp.ports import PortAllocator
 from ivr.rtp.receiver import MediaReceiver
 from ivr.rtp.sendbatch import SendBatch
 from ivr.rtp.session import RtpSession
+from tests.rtp.sockets import drain, udp
 
 
 class SpyIO:
@@ -33,24 +33,6 @@ class SpyIO:
     def recv_many(self, socks, fds, n, bufsize=2048):
         self.reads.append(len(socks))
         return self.io.recv_many(socks, fds, n, bufsize)
-
-
-def sink():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    s.setblocking(False)
-    return s
-
-
-def drain(sock):
-    out = []
-    while True:
-        try:
-            out.append(sock.recvfrom(4096))
-        except BlockingIOError:
-            return out
-
-
 def setup(media_io, n, phases=1):
     clock = task.Clock()
     spy = SpyIO(media_io)
@@ -65,7 +47,7 @@ def setup(media_io, n, phases=1):
 
 def test_each_phase_sends_its_streams_packets_in_one_call_and_every_packet_arrives(media_io):
     clock, spy, rx, mc, sessions = setup(media_io, 6, phases=2)
-    out = sink()
+    out = udp()
     for s in sessions:
         s.set_remote("127.0.0.1", out.getsockname()[1], 0, "PCMU")
     for _ in range(10):
@@ -88,7 +70,7 @@ def test_each_phase_sends_its_streams_packets_in_one_call_and_every_packet_arriv
 
 def test_a_packet_that_cannot_leave_counts_in_its_own_sessions_send_errors(media_io):
     clock, spy, rx, mc, sessions = setup(media_io, 3)
-    out = sink()
+    out = udp()
     for s in sessions:
         s.set_remote("127.0.0.1", out.getsockname()[1], 0, "PCMU")
     broken = sessions[1]
@@ -107,11 +89,11 @@ def test_a_packet_that_cannot_leave_counts_in_its_own_sessions_send_errors(media
 def test_the_receiver_reads_every_ready_socket_in_one_call(media_io):
     spy = SpyIO(media_io)
     rx = MediaReceiver(io=spy)
-    socks = [sink() for _ in range(5)]
+    socks = [udp() for _ in range(5)]
     got = []
     for i, s in enumerate(socks):
         rx.add(s, lambda data, addr, i=i: got.append((i, data)))
-    sender = sink()
+    sender = udp()
     for i, s in enumerate(socks):
         for k in range(2):
             sender.sendto(bytes([i, k]), s.getsockname())
@@ -127,8 +109,8 @@ def test_what_handlers_send_during_a_read_leaves_in_one_call_after_it(media_io):
     rx = MediaReceiver(io=spy)
     batch = SendBatch(spy)
     rx.use_batch(batch)
-    out = sink()
-    relays = [sink() for _ in range(3)]
+    out = udp()
+    relays = [udp() for _ in range(3)]
     counters = {"send_errors": 0}
     seen_active = []
 
@@ -140,7 +122,7 @@ def test_what_handlers_send_during_a_read_leaves_in_one_call_after_it(media_io):
 
     for s in relays:
         rx.add(s, relay(s))
-    sender = sink()
+    sender = udp()
     for s in relays:
         sender.sendto(b"p", s.getsockname())
     assert rx.poll() == 3
@@ -151,7 +133,7 @@ def test_what_handlers_send_during_a_read_leaves_in_one_call_after_it(media_io):
 
 def test_a_handler_removing_a_socket_drops_its_datagrams_not_yet_handed_out(media_io):
     rx = MediaReceiver(io=media_io)
-    a, b, sender = sink(), sink(), sink()
+    a, b, sender = udp(), udp(), udp()
     got = []
 
     def first(data, addr):
@@ -176,7 +158,7 @@ def test_a_failing_backend_still_sends_each_packet_once(media_io):
             raise RuntimeError("boom")
 
     batch = SendBatch(Broken())
-    a, out = sink(), sink()
+    a, out = udp(), udp()
     counters = {"send_errors": 0}
     assert batch.open() is False and batch.open() is True
     for k in range(3):

@@ -7,7 +7,6 @@ media clock on task.Clock; the tests taking ``media_io`` run native and pure."""
 from __future__ import annotations
 
 import random
-import socket
 import struct
 
 import numpy as np
@@ -27,6 +26,8 @@ from ivr.rtp.sendbatch import SendBatch
 from ivr.rtp.session import RtpSession
 from ivr.rtp.srtp import SrtpContext
 from tests.rtp.conftest import backend
+from tests.rtp.sockets import drain_data as drain
+from tests.rtp.sockets import udp
 
 pytestmark = pytest.mark.parametrize("media_io", ["native", "pure"], indirect=True)
 
@@ -51,24 +52,6 @@ class SpyIO:
             self.calls[name] = self.calls.get(name, 0) + 1
             return method(*args, **kwargs)
         return spied
-
-
-def udp():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    s.setblocking(False)
-    return s
-
-
-def drain(sock):
-    out = []
-    while True:
-        try:
-            out.append(sock.recvfrom(4096)[0])
-        except BlockingIOError:
-            return out
-
-
 def rtp(seq: int, ts: int = 0, ssrc: int = 0x1234, payload: bytes = b"\xff" * 160) -> bytes:
     return struct.pack("!BBHII", 0x80, 0, seq, ts, ssrc) + payload
 
