@@ -14,7 +14,6 @@ import socket
 import sys
 from pathlib import Path
 
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from twisted.internet import defer
@@ -62,6 +61,7 @@ from .store.backend import (DatabaseSpecError, describe, load_database_file, ope
 from .store.db import StoreUnavailable
 from .store.dnd import DndList
 from .server_farm import Farm, housekeep as farm_housekeep
+from .sip.security import sip_security
 from .server_http import VENDOR_DIR, _Health, _Root, _Vendor  # noqa: F401  (re-exported)
 
 log = Logger(namespace="ivr.server")
@@ -81,37 +81,6 @@ def primary_address() -> str:
         return "127.0.0.1"
     finally:
         s.close()
-
-
-@dataclass(frozen=True)
-class SipSecurity:
-    """Who may register and call: the registrar, the INVITE authenticator and the
-    failure throttle they share (bans)."""
-    registrar: object
-    invite_auth: object
-    throttle: object
-
-
-def sip_security(directory, clock, own_addresses, port: int, location=None,
-                 nonce_secret: bytes | None = None, shared_bans: bool = False) -> SipSecurity:
-    """The registrar, INVITE authentication and failure bans over ``directory`` (the
-    extensions configuration), sharing one nonce secret (random, or the farm's) and one
-    throttle (``shared_bans``: a farm's, whose journal housekeeping writes through)."""
-    from .sip.auth import NonceManager
-    from .sip.authenticator import InviteAuthenticator
-    from .sip.registrar import DigestGate, LocationService, Registrar
-    from .sip.throttle import Throttle
-    nonces = NonceManager(nonce_secret or os.urandom(32))
-    throttle = Throttle.from_settings(directory.security,
-                                      log=Logger(namespace="ivr.sip.throttle").info,
-                                      shared=shared_bans)
-    # the gate never counts failures from registered addresses; a farm's is shared
-    location = location if location is not None else LocationService()
-    gate = DigestGate(directory, nonces, throttle, location)
-    registrar = Registrar(directory, nonces, location, clock, throttle, gate)
-    invite_auth = InviteAuthenticator(directory, nonces, clock, throttle,
-                                      local_hosts=own_addresses, gate=gate, local_port=port)
-    return SipSecurity(registrar, invite_auth, throttle)
 
 
 class IvrServer:
