@@ -108,20 +108,32 @@ def server_config(work: Path, ng_port: int) -> Path:
 def analyse(whole, uas_media_port: int, relay: tuple[int, int], server: tuple[int, int],
             w0: float, w1: float, ours=None) -> dict:
     """B3's figures for the relay whose ports are ``relay`` (rtpengine's range), and the
-    packets that still crossed the server's RTP ports in the window (any process's: an
-    upper bound).  ``ours``: rtpengine's ports for this run's calls (from the server's
-    ``media_relay`` log lines); packets in the range on other ports are another process's
-    (the box is shared, other benchmarks use ranges that overlap) and are skipped, counted."""
-    srv_mask = lambda q: ((q.sport >= server[0]) & (q.sport <= server[1])) | (  # noqa: E731
-        (q.dport >= server[0]) & (q.dport <= server[1]))
-    srv = whole.where(srv_mask(whole) & (whole.t >= w0) & (whole.t <= w1))
+    packets of this run that still crossed the server's RTP ports in the window.  The box is
+    shared and the server's range lies among the ephemeral ports, so a packet on a server
+    port counts only when its other end is one of the run's parties: the far end's media
+    port, rtpengine's range, or a port that exchanged packets with rtpengine (a caller);
+    the rest are another process's and are skipped, counted.  ``ours``: rtpengine's ports
+    for this run's calls (from the server's ``media_relay`` log lines); packets in the
+    relay range on other ports are another process's too, skipped and counted."""
+    in_server = lambda ports: (ports >= server[0]) & (ports <= server[1])  # noqa: E731
+    in_relay = lambda ports: (ports >= relay[0]) & (ports <= relay[1])  # noqa: E731
+    srv_mask = in_server(whole.sport) | in_server(whole.dport)
     foreign = 0
     if ours is not None:
         keep = np.isin(whole.sport, list(ours)) | np.isin(whole.dport, list(ours))
-        foreign = int((~keep & ~srv_mask(whole)).sum())
-        whole = whole.where(keep)
-    return {"server_rtp_packets_in_window": len(srv), "foreign_packets_skipped": foreign,
-            **relay_figures(whole, uas_media_port, *relay, w0, w1)}
+        foreign = int((~keep & ~srv_mask).sum())
+        whole = whole.where(keep | srv_mask)
+        srv_mask = in_server(whole.sport) | in_server(whole.dport)
+    callers = np.union1d(whole.sport[in_relay(whole.dport) & ~in_relay(whole.sport)],
+                         whole.dport[in_relay(whole.sport) & ~in_relay(whole.dport)])
+    party = lambda ports: (ports == uas_media_port) | in_relay(ports) | np.isin(ports, callers)  # noqa: E731
+    other = np.where(in_server(whole.sport), whole.dport, whole.sport)
+    srv = srv_mask & (whole.t >= w0) & (whole.t <= w1)
+    stray = srv & ~party(other)
+    relayed = whole.where(~srv_mask)
+    return {"server_rtp_packets_in_window": int((srv & ~stray).sum()),
+            "foreign_packets_skipped": foreign + int(stray.sum()),
+            **relay_figures(relayed, uas_media_port, *relay, w0, w1)}
 
 
 def run_level(work: Path, pairs: int, duration_s: float) -> dict:

@@ -67,6 +67,26 @@ def test_another_processs_packets_in_the_relay_range_are_skipped():
     assert clean["per_relay"]["caller_to_uas"]["matched"] == 200
 
 
+def test_another_processs_packets_on_a_server_port_are_skipped_not_counted():
+    """The server's range lies among the ephemeral ports: a test elsewhere on the box
+    talking between two ephemeral ports, one of them inside it, is not the run's traffic;
+    the caller (it talked to rtpengine) and the far end reaching a server port are."""
+    ours = _capture(stray=2)
+    extra = [(12.0 + i * 0.02, 45000, SERVER + 7) for i in range(50)]      # ephemeral -> server port
+    extra += [(12.5, UAS, SERVER + 1)]                                       # the far end: counted
+    t = np.array([r[0] for r in extra])
+    n = len(extra)
+    theirs = Packets(t, np.array([r[1] for r in extra]), np.array([r[2] for r in extra]),
+                     np.zeros(n, np.int64), np.arange(n), np.zeros(n, np.int64),
+                     np.ones(n, np.int64), np.full(n, 9, np.uint64), np.full(n, 160))
+    both = Packets(*(np.concatenate([getattr(ours, f), getattr(theirs, f)])
+                     for f in ours.__dataclass_fields__))
+    for known in (None, {RELAY_A, RELAY_B}):
+        fig = b3_rtpengine.analyse(both, UAS, (31000, 31099), (40000, 40099), 9.0, 20.0, known)
+        assert fig["server_rtp_packets_in_window"] == 3       # the caller's 2 and the far end's 1
+        assert fig["foreign_packets_skipped"] == 50
+        assert fig["relayed_packets_in_window"] == 400
+
 def test_tiny_b3r_run_anchors_every_call_at_rtpengine(tmp_path):
     out = b3_rtpengine.run(tmp_path, "quick", {"seconds": 5.0, "b3r_pairs": [1]})
     figures = out["figures"]
