@@ -78,7 +78,9 @@ def test_bridge_media_goes_through_rtpengine(tmp_path, server_factory):
         (plans / "bridge.yaml").write_text(
             "routes:\n  - name: bridge\n    flow: bridge\n"
             f"flows:\n  bridge:\n    - dial: {{to: \"sip:echo@127.0.0.1:{uas_port}\", timeout: 10}}\n")
-        server_rtp = random.randrange(30000, 59000, 2)
+        # below Linux's ephemeral ports (32768-60999): no other process's socket lands in
+        # the range, so every packet the capture finds there is the server's
+        server_rtp = random.randrange(29200, 32300, 2)
         server_rtp = (server_rtp, server_rtp + 400)
         server = server_factory(dialplans=plans, config=config,
                                 extra=["--rtp-ports", f"{server_rtp[0]}-{server_rtp[1]}"])
