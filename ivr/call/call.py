@@ -12,6 +12,7 @@ place a leg ends (:meth:`Call._end`), which releases every part and tells the ow
 """
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -128,7 +129,10 @@ class Call:
     # -- path log ----------------------------------------------------------------------
     def log_event(self, event: str, **fields) -> None:
         detail = " ".join(f"{k}={v!r}" for k, v in fields.items())
-        self.path.append(f"{event} {detail}".strip())
+        # interned: most lines ("step flow='main' verb='say' at=...") are the same in every
+        # call, so thousands of calls share one copy (an interned string is still freed
+        # with its last reference)
+        self.path.append(sys.intern(f"{event} {detail}".strip()))
         if event in ("gathered", "menu_choice") and fields.get("digits"):
             self.gathered.append(str(fields["digits"]))
         log.info("call {cid} {event} {detail}", cid=self.call_id, event=event, detail=detail)

@@ -11,7 +11,6 @@ into the buffer, and last to the playback it barges in on.
 """
 from __future__ import annotations
 
-from collections import deque
 from typing import Callable
 
 from twisted.internet import defer
@@ -26,7 +25,7 @@ class DigitBuffer:
     def __init__(self, clock, observe: Callable[[str, str], None] | None = None) -> None:
         self.clock = clock  # IReactorTime: next_digit's timeout
         self._observe = observe
-        self._digits: deque[str] = deque()
+        self._digits: list[str] = []  # a few keys at most: a list (an empty deque holds a 600-byte block)
         self._waiter: defer.Deferred | None = None
         self._timer = None
         self._listeners: list[Callable[[str], None]] = []
@@ -70,7 +69,7 @@ class DigitBuffer:
         """The oldest buffered digit, else the next one to arrive, else None after
         ``timeout`` seconds; fails with CallEnded once closed and empty."""
         if self._digits:
-            return defer.succeed(self._digits.popleft())
+            return defer.succeed(self._digits.pop(0))
         if self.closed:
             return defer.fail(CallEnded(self.closed_reason))
         d = defer.Deferred()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -172,7 +172,7 @@ class DtmfSendQueue:
 
     def __init__(self, gap_ticks: int = 3) -> None:
         self.gap_ticks = max(0, gap_ticks)
-        self._queue: deque = deque()
+        self._queue: list = []  # a few events at most: a list (an empty deque holds a 600-byte block)
         self._packets: list[DtmfPacket] | None = None  # the event being sent
         self._index = 0
         self._event_ts = 0
@@ -199,7 +199,7 @@ class DtmfSendQueue:
                 return None
             if not self._queue:
                 return None
-            code, duration_ms, self._done = self._queue.popleft()
+            code, duration_ms, self._done = self._queue.pop(0)
             self._packets = list(DtmfSender(code, duration_ms=duration_ms))
             self._index = 0
             self._event_ts = timestamp
