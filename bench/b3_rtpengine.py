@@ -122,8 +122,8 @@ def analyse(whole, uas_media_port: int, relay: tuple[int, int], server: tuple[in
     if ours is not None:
         keep = np.isin(whole.sport, list(ours)) | np.isin(whole.dport, list(ours))
         foreign = int((~keep & ~srv_mask).sum())
-        whole = whole.where(keep | srv_mask)
-        srv_mask = in_server(whole.sport) | in_server(whole.dport)
+        kept = keep | srv_mask
+        whole, srv_mask = whole.where(kept), srv_mask[kept]
     callers = np.union1d(whole.sport[in_relay(whole.dport) & ~in_relay(whole.sport)],
                          whole.dport[in_relay(whole.sport) & ~in_relay(whole.dport)])
     party = lambda ports: (ports == uas_media_port) | in_relay(ports) | np.isin(ports, callers)  # noqa: E731

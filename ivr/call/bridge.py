@@ -58,14 +58,6 @@ def _takes_events(leg) -> bool:
     return negotiated is not None and negotiated.telephone_event_pt is not None
 
 
-def _want_inband(leg, wanted: bool) -> None:
-    """Tell ``leg``'s media leg whether its in-band digits are wanted (a leg without one,
-    such as a stand-in that only relays packets, has no detector to pause)."""
-    media = getattr(leg, "media", None)
-    if media is not None:
-        media.want_inband(wanted)
-
-
 class RelaySource:
     """A never-ending playback source fed by the other leg's audio listener."""
 
@@ -150,7 +142,7 @@ class Bridge:
             digit_cb = self._digit_forwarder(leg)
             other.add_digit_listener(digit_cb)
             # other's in-band digits matter only if they can be re-sent to leg as RFC 4733
-            _want_inband(other, _takes_events(leg))
+            other.want_inband(_takes_events(leg))
             self._hooks.append((other, other_rtp, source.push, digit_cb))
 
     def media_elsewhere(self) -> None:
@@ -168,7 +160,7 @@ class Bridge:
             rtp.remove_payload_listener(push)
             other.remove_digit_listener(digit_cb)
             if not other.ended:
-                _want_inband(other, True)
+                other.want_inband(True)
         self._hooks = []
 
     def _digit_forwarder(self, leg):

@@ -115,6 +115,10 @@ class Call:
     def negotiated(self):
         return self.media.negotiated
 
+    def want_inband(self, wanted: bool) -> None:
+        """Whether anything needs this leg's in-band digits (a bridge: MediaLeg.want_inband)."""
+        self.media.want_inband(wanted)
+
     @property
     def rtp_stats(self) -> dict:
         return self.media.stats

@@ -96,6 +96,9 @@ class Leg:
     def _ensure_rtp(self):
         return self.media.ensure_rtp()
 
+    def want_inband(self, wanted):
+        self.media.want_inband(wanted)
+
     def log_event(self, event, **fields):
         self.events.append(event)
 

@@ -73,6 +73,9 @@ class FakeLeg:
 
     remove_digit_listener = add_digit_listener
 
+    def want_inband(self, wanted):
+        pass  # no media leg, so no in-band detector to pause
+
     def hangup(self, reason):
         self.ended = True
 
