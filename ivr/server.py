@@ -61,7 +61,7 @@ from .store.backend import (DatabaseSpecError, describe, load_database_file, ope
 from .store.db import StoreUnavailable
 from .store.dnd import DndList
 from .server_farm import Farm, housekeep as farm_housekeep
-from .sip.security import sip_security
+from .server_security import sip_security
 from .server_http import VENDOR_DIR, _Health, _Root, _Vendor  # noqa: F401  (re-exported)
 
 log = Logger(namespace="ivr.server")

@@ -5,7 +5,7 @@ from twisted.internet.task import Clock
 from twisted.logger import formatEvent, globalLogPublisher
 
 from ivr.server import IvrServer
-from ivr.sip.security import sip_security
+from ivr.server_security import sip_security
 
 from .test_throttle_bans import PHONE, STRANGER, TRUNK, CallerKind, Server, yaml_text
 

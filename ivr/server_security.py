@@ -1,6 +1,7 @@
-"""Who may register and call: the registrar, INVITE authentication and the failure throttle,
-built together over the extensions configuration so that they share one nonce secret and one
-throttle (bans)."""
+"""``ivr serve``'s wiring of who may register and call: the registrar, INVITE authentication
+and the failure throttle, built together over the extensions configuration so that they share
+one nonce secret and one throttle (bans).  Wiring, like ``server_farm.py`` and
+``server_http.py``: the sip modules it joins stay free of it."""
 from __future__ import annotations
 
 import os
@@ -8,10 +9,10 @@ from dataclasses import dataclass
 
 from twisted.logger import Logger
 
-from .auth import NonceManager
-from .authenticator import InviteAuthenticator
-from .registrar import DigestGate, LocationService, Registrar
-from .throttle import Throttle
+from .sip.auth import NonceManager
+from .sip.authenticator import InviteAuthenticator
+from .sip.registrar import DigestGate, LocationService, Registrar
+from .sip.throttle import Throttle
 
 __all__ = ["SipSecurity", "sip_security"]
 
