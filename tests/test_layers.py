@@ -6,8 +6,9 @@ bottom (a package or a top-level module of ``ivr``):
 
 * ``cli``: the command line;
 * ``local``: the terminal phone and ``ivr say`` (they run an in-process server);
-* ``server``, ``server_farm`` and ``server_http``: wiring only (a farm's parts in
-  ``server_farm``, the HTTP resources in front of the API in ``server_http``);
+* ``server``, ``server_farm``, ``server_http`` and ``server_security``: wiring only (a farm's
+  parts in ``server_farm``, the HTTP resources in front of the API in ``server_http``, the
+  registrar and INVITE authentication in ``server_security``);
 * ``api`` and ``dialplan`` (the API may use the dialplans, not the reverse);
 * ``call``: legs, bridges, call control, the telephony interface;
 * ``config``: the validated extensions configuration;
@@ -26,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1] / "ivr"
 LAYERS = (
     ("cli",),
     ("local",),
-    ("server", "server_farm", "server_http"),
+    ("server", "server_farm", "server_http", "server_security"),
     ("api", "dialplan"),
     ("call",),
     ("config",),
@@ -35,7 +36,7 @@ LAYERS = (
 )
 # Arrows allowed inside one layer (importer, imported).
 SIDEWAYS = {("api", "dialplan"), ("rtp", "media"), ("server", "server_farm"),
-            ("server", "server_http")}
+            ("server", "server_http"), ("server", "server_security")}
 # The one cycle the design has: a step's schema names the steps it may contain.
 ALLOWED_CYCLES = [{"ivr.dialplan.schema", "ivr.dialplan.steps"}]
 
